@@ -1,0 +1,70 @@
+# Fraud Lab — `make help` lists the targets. Python work goes through .venv and the `fraudlab` CLI.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+MODEL ?= logistic_regression
+DAY ?= 2018-08-08
+PYTEST_ARGS ?=
+
+.PHONY: help install demo test test-fast mlflow serve simulate validate features train replay report bench clean clean-data
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml requirements.lock
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first, exactly pinned: a looser spec pulls a multi-GB CUDA build (see STACK.md).
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet --constraint requirements.lock --editable '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the package, pinned (≈ 5 min the first time)
+
+demo: $(STAMP) ## The whole system locally: data → features → 3 models → champion → MLServer → replay → report
+	$(BIN)/fraudlab demo
+
+test: $(STAMP) ## Run every test (unit, data, integration with real MLflow and MLServer)
+	@$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests"; exit 1; fi; exit $$rc
+
+test-fast: $(STAMP) ## Run the tests not marked slow
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+mlflow: $(STAMP) ## Run a local MLflow server on 127.0.0.1:5000 (foreground)
+	$(BIN)/fraudlab mlflow
+
+serve: $(STAMP) ## Serve models:/fraud-detector@champion with MLServer on 127.0.0.1:8080 (needs `make mlflow`)
+	$(BIN)/fraudlab serve
+
+simulate: $(STAMP) ## Simulate the handbook's transactions into data/raw
+	$(BIN)/fraudlab simulate
+
+validate: $(STAMP) ## Check data/raw against the data contract; quarantine bad rows
+	$(BIN)/fraudlab validate
+
+features: $(STAMP) ## Compute the 15 features into data/features
+	$(BIN)/fraudlab features
+
+train: $(STAMP) ## Train MODEL=logistic_regression|random_forest|mlp and register it (needs `make mlflow`)
+	$(BIN)/fraudlab train --model $(MODEL)
+
+replay: $(STAMP) ## Replay DAY=2018-08-08 against the server; check skew and latency
+	$(BIN)/fraudlab replay --day $(DAY)
+
+report: $(STAMP) ## Write the HTML report for the replayed DAY
+	$(BIN)/fraudlab report --day $(DAY)
+
+bench: $(STAMP) ## Throughput and latency benchmarks (ratios against simple references)
+	$(BIN)/python -m reference_app.bench
+
+clean-data: ## Delete data/ (datasets, local MLflow state, reports)
+	rm -rf data
+
+clean: clean-data ## Delete data/ and .venv
+	rm -rf $(VENV)

@@ -1,0 +1,256 @@
+"""`fraudlab`: thin typer commands that Make targets and containers call.
+
+Every option also reads its `FRAUD_*` environment variable through `Settings`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from .config import Settings
+
+app = typer.Typer(help="Fraud Lab: the fraud-detection system of the course 'ML systems on Kubernetes'.", no_args_is_help=True, pretty_exceptions_enable=False)
+# Wide enough for the summary table when output goes to a file or CI log.
+console = Console(width=None if sys.stdout.isatty() else 140)
+
+DataDir = Annotated[Optional[str], typer.Option("--data-dir", help="Dataset root (FRAUD_DATA_DIR).")]
+
+
+def _settings(**overrides) -> Settings:
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _fail(message: str, code: int = 1) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+@app.command()
+def simulate(
+    data_dir: DataDir = None,
+    customers: Annotated[Optional[int], typer.Option(help="Number of customers (default 5 000).")] = None,
+    terminals: Annotated[Optional[int], typer.Option(help="Number of terminals (default 10 000).")] = None,
+    days: Annotated[Optional[int], typer.Option(help="Number of days (default 183).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed (default 0).")] = None,
+    force: Annotated[bool, typer.Option(help="Simulate even if the same dataset exists.")] = False,
+) -> None:
+    """Simulate transactions (Fraud Detection Handbook, ch. 3.2) into Parquet files, one per day."""
+    from .pipeline import simulate_step
+
+    s = _settings(data_dir=data_dir, n_customers=customers, n_terminals=terminals, nb_days=days, seed=seed)
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("simulating", total=3)
+        manifest, reused = simulate_step(s, force=force, progress=lambda stage: bar.update(task, advance=1, description=f"simulated {stage}"))
+    console.print(f"{'reused' if reused else 'wrote'} {s.raw_dir}: {manifest['rows']:,} transactions, {manifest['frauds']:,} frauds, {len(manifest['files'])} files, digest {manifest['digest'][:12]}")
+
+
+@app.command()
+def validate(
+    data_dir: DataDir = None,
+    input_dir: Annotated[Optional[str], typer.Option("--input", help="Directory of Parquet or pandas-pickle files (default: <data-dir>/raw).")] = None,
+    max_quarantine: Annotated[float, typer.Option(help="Largest share of quarantined rows that still exits 0.")] = 0.0,
+    force: Annotated[bool, typer.Option(help="Validate even if the input has not changed.")] = False,
+) -> None:
+    """Check raw transactions against the data contract; quarantine the rows that break it.
+
+    Exit status: 0 when the quarantined share is at most --max-quarantine, 1 when above,
+    2 when the input cannot be read.
+    """
+    from .data.store import DatasetError, list_files
+    from .pipeline import validate_step
+
+    s = _settings(data_dir=data_dir)
+    try:
+        n_files = len(list_files(input_dir or s.raw_dir))
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task("validating", total=n_files)
+            manifest, reused = validate_step(s, source=input_dir, force=force, progress=lambda name: bar.update(task, advance=1, description=f"validated {name}"))
+    except DatasetError as err:
+        _fail(str(err), 2)
+    q = manifest["quarantined_rows"]
+    total = manifest["input_rows"]
+    console.print(f"{'reused' if reused else 'validated'} {total:,} rows from {manifest['input_files']} files: {manifest['rows']:,} valid → {s.validated_dir}, {q:,} quarantined → {s.quarantine_dir}")
+    for reason, count in sorted(manifest["quarantine_reasons"].items(), key=lambda kv: -kv[1]):
+        console.print(f"  {count:>8,}  {reason}")
+    share = q / total if total else 0.0
+    if share > max_quarantine:
+        _fail(f"{share:.3%} of rows quarantined, above --max-quarantine {max_quarantine:.3%}; inspect {s.quarantine_dir}/quarantine.parquet", 1)
+
+
+@app.command()
+def features(data_dir: DataDir = None, force: Annotated[bool, typer.Option(help="Recompute even if up to date.")] = False) -> None:
+    """Compute the handbook's 15 features (ch. 3.4) for the validated transactions."""
+    from .data.store import DatasetError
+    from .pipeline import features_step
+
+    s = _settings(data_dir=data_dir)
+    try:
+        manifest, reused = features_step(s, force=force)
+    except DatasetError as err:
+        _fail(str(err), 2)
+    console.print(f"{'reused' if reused else 'wrote'} {s.features_dir}: {manifest['rows']:,} rows, digest {manifest['digest'][:12]}")
+
+
+def _train_and_register(s: Settings, model: str, device: str, frame=None, manifest=None) -> dict:
+    """Train one model, log it to MLflow, register it and decide its alias (or reuse a finished run)."""
+    from . import tracking
+    from .data import store
+    from .training.promotion import QualityGate
+    from .training.train import train
+
+    tracking.configure(s.mlflow_tracking_uri, s.experiment)
+    manifest = manifest or store.read_manifest(s.features_dir)
+    if manifest is None:
+        raise store.DatasetError(f"{s.features_dir} has no manifest: run `fraudlab features` first")
+    key = {
+        "data_digest": manifest["digest"],
+        "model_type": model,
+        "protocol": f"{s.train_start}/{s.delta_train}/{s.delta_delay}/{s.delta_test}/k{s.top_k}/seed{s.seed}",
+        "code_digest": tracking.code_digest(),
+    }
+    found = tracking.find_finished_run(s.experiment, key)
+    if found:
+        return {**found, "reused": True, "decision": None}
+    if frame is None:
+        frame = store.read_dataset(s.features_dir)
+    result = train(frame, model, s.train_start, s.delta_train, s.delta_delay, s.delta_test, s.top_k, s.seed, device)
+    run_id, version = tracking.log_training_run(result, s.model_name, manifest["digest"], {k: key[k] for k in ("protocol", "code_digest")})
+    decision = tracking.promote(result, s.model_name, version, QualityGate(s.gate_min_auc, s.gate_min_ap))
+    return {"run_id": run_id, "version": version, "metrics": result.metrics, "device": result.device, "reused": False, "decision": decision}
+
+
+@app.command("train")
+def train_cmd(
+    model: Annotated[str, typer.Option(help="logistic_regression, random_forest or mlp.")] = "logistic_regression",
+    device: Annotated[str, typer.Option(help="auto (CUDA when present), cuda or cpu.")] = "auto",
+    data_dir: DataDir = None,
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow URL (FRAUD_MLFLOW_TRACKING_URI).")] = None,
+) -> None:
+    """Train on the handbook's protocol, log to MLflow, register `fraud-detector`, set its alias."""
+    from .data.store import DatasetError
+    from .training.models import MODEL_TYPES
+
+    if model not in MODEL_TYPES:
+        _fail(f"unknown model {model!r}; choose one of {', '.join(MODEL_TYPES)}", 2)
+    s = _settings(data_dir=data_dir, mlflow_tracking_uri=tracking_uri)
+    try:
+        out = _train_and_register(s, model, device)
+    except DatasetError as err:
+        _fail(str(err), 2)
+    m = out["metrics"]
+    console.print(f"{model}: AUC {m['auc_roc']:.4f}  AP {m['average_precision']:.4f}  CP@{s.top_k} {m['card_precision_top_k']:.4f} (perfect {m['card_precision_top_k_perfect']:.4f})  device {out['device']}")
+    if out["reused"]:
+        console.print(f"reused run {out['run_id']} (version {out['version']}): data and code unchanged")
+    else:
+        d = out["decision"]
+        console.print(f"registered {s.model_name} version {out['version']} → alias {d.alias}: {d.reason}")
+
+
+@app.command()
+def mlflow(
+    port: Annotated[Optional[int], typer.Option(help="Port (FRAUD_MLFLOW_PORT, default 5000).")] = None,
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    data_dir: DataDir = None,
+) -> None:
+    """Run a local MLflow server in the foreground (SQLite store and artifacts under <data-dir>/state)."""
+    from .localstack import mlflow_command
+
+    s = _settings(data_dir=data_dir)
+    cmd, env = mlflow_command(s, port or s.mlflow_port, host)
+    console.print(f"MLflow on http://{host}:{port or s.mlflow_port} (Ctrl-C to stop)")
+    os.environ.update(env)
+    os.execv(cmd[0], cmd)
+
+
+@app.command()
+def serve(config_dir: Annotated[Optional[Path], typer.Option(help="Where to write MLServer's settings.")] = None) -> None:
+    """Run MLServer with the fraud runtime (V2 inference protocol) in the foreground."""
+    import shutil
+
+    from .serving.launcher import write_mlserver_config
+
+    s = Settings()
+    folder = write_mlserver_config(s, config_dir or Path(s.state_dir) / "mlserver")
+    mlserver_bin = shutil.which("mlserver", path=str(Path(sys.executable).parent)) or "mlserver"
+    os.execv(mlserver_bin, [mlserver_bin, "start", str(folder)])
+
+
+@app.command()
+def replay(
+    day: Annotated[str, typer.Option(help="Day to replay, YYYY-MM-DD.")] = "2018-08-08",
+    url: Annotated[Optional[str], typer.Option(help="Inference base URL (FRAUD_INFERENCE_URL).")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Send a day's transactions to the model server; check served = offline scores; time requests."""
+    from .serving.replay import ReplayError, replay_day
+
+    s = _settings(data_dir=data_dir, inference_url=url)
+    try:
+        r = replay_day(s, dt.date.fromisoformat(day))
+    except ReplayError as err:
+        _fail(str(err))
+    console.print(f"replayed {r['transactions']:,} transactions in {r['requests']} requests to version {r['model_version']}: p50 {r['latency_ms_p50']:.1f} ms, p99 {r['latency_ms_p99']:.1f} ms; max |served − offline| = {r['max_abs_diff']:.2e}")
+    if not r["skew_ok"]:
+        _fail(f"training/serving skew {r['max_abs_diff']:.2e} above {r['skew_tolerance']:.0e}; see {r['scores_path']}")
+
+
+@app.command()
+def report(day: Annotated[str, typer.Option(help="Replayed day, YYYY-MM-DD.")] = "2018-08-08", data_dir: DataDir = None) -> None:
+    """Write the HTML report and JSON summary for a replayed day (run `fraudlab replay` first)."""
+    from .monitoring.report import write_report
+
+    s = _settings(data_dir=data_dir)
+    path = Path(s.reports_dir) / f"replay-{day}.json"
+    if not path.exists():
+        _fail(f"{path} not found: run `fraudlab replay --day {day}` first", 2)
+    out = write_report(s, {}, json.loads(path.read_text()))
+    console.print(f"report: {out['report_html']}\nsummary: {out['summary_json']}")
+
+
+@app.command()
+def demo(
+    data_dir: DataDir = None,
+    customers: Annotated[Optional[int], typer.Option(help="Customers (default: handbook scale, 5 000).")] = None,
+    terminals: Annotated[Optional[int], typer.Option(help="Terminals (default 10 000).")] = None,
+    days: Annotated[Optional[int], typer.Option(help="Days (default 183).")] = None,
+    replay_day: Annotated[str, typer.Option("--replay-day", help="Test day to replay.")] = "2018-08-08",
+) -> None:
+    """The whole system locally: data → features → 3 models → champion → MLServer → replay → report."""
+    from .demo import NoChampionError, run_demo
+
+    s = _settings(data_dir=data_dir, n_customers=customers, n_terminals=terminals, nb_days=days)
+    from .data.store import DatasetError
+    from .localstack import ServerError
+    from .serving.replay import ReplayError
+
+    try:
+        summary = run_demo(s, dt.date.fromisoformat(replay_day), console)
+    except (DatasetError, ServerError, ReplayError, NoChampionError, ValueError) as err:
+        _fail(str(err))
+    table = Table(title="Fraud Lab demo")
+    for col in ("model", "version", "AUC ROC", "AP", f"CP@{s.top_k}", f"CP@{s.top_k} perfect", "device", "alias"):
+        table.add_column(col)
+    for name, m in summary["models"].items():
+        table.add_row(name, m["version"], f"{m['auc_roc']:.4f}", f"{m['average_precision']:.4f}", f"{m['card_precision_top_k']:.4f}", f"{m['card_precision_top_k_perfect']:.4f}", m["device"], m["alias"])
+    console.print(table)
+    r = summary["replay"]
+    console.print(
+        f"champion: {s.model_name} version {summary['champion_version']}\n"
+        f"replay {r['day']}: {r['transactions']:,} transactions, latency p50 {r['latency_ms_p50']:.1f} ms / p99 {r['latency_ms_p99']:.1f} ms, "
+        f"skew max |diff| {r['max_abs_diff']:.2e}\n"
+        f"report: {summary['report_html']}\n"
+        f"quality gate: {'passed' if summary['quality_ok'] else 'FAILED'} ({'; '.join(summary['quality_notes']) or 'all thresholds met'})\n"
+        f"took {summary['seconds']:.0f} s"
+    )
+    if not (summary["quality_ok"] and r["skew_ok"]):
+        raise typer.Exit(1)

@@ -1,0 +1,127 @@
+"""Settings for every `fraudlab` command, read from `FRAUD_*` environment variables.
+
+One `Settings` object holds every knob of the system; the same names work in local mode
+(environment or `.env`) and in kind mode (container `env:`). Importing this module has no side
+effects: nothing is created until a command asks for it.
+
+Example:
+    >>> from reference_app.config import Settings
+    >>> Settings(n_customers=50).n_customers
+    50
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+FEATURE_DELAY_DAYS = 7
+
+
+class Settings(BaseSettings):
+    """Configuration of the fraud system; every field is `FRAUD_<NAME>` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="FRAUD_", env_file=".env", extra="ignore")
+
+    # --- storage -------------------------------------------------------------------------
+    data_dir: str = "data"
+    """Root of all datasets (raw, validated, quarantine, features): a local path or an fsspec URL."""
+
+    # --- simulator (Fraud Detection Handbook, ch. 3.2) ------------------------------------
+    n_customers: int = Field(5_000, gt=0)
+    """Number of simulated customers (handbook reference run: 5 000)."""
+    n_terminals: int = Field(10_000, gt=0)
+    """Number of simulated payment terminals (handbook reference run: 10 000)."""
+    nb_days: int = Field(183, gt=0)
+    """Number of simulated days (handbook reference run: 183)."""
+    start_date: dt.date = dt.date(2018, 4, 1)
+    """First simulated day (handbook reference run: 2018-04-01)."""
+    radius: float = Field(5.0, gt=0)
+    """A customer uses the terminals within this distance on the 100x100 grid."""
+    seed: int = 0
+    """Seed of every random draw: the same seed gives the same dataset and model."""
+
+    # --- evaluation protocol (handbook ch. 3.5) -------------------------------------------
+    train_start: dt.date = dt.date(2018, 7, 25)
+    """First day of the training week."""
+    delta_train: int = Field(7, gt=0)
+    """Training window length, in days."""
+    delta_delay: int = Field(FEATURE_DELAY_DAYS, ge=0)
+    """Delay period between training and test, in days: labels arrive this late."""
+    delta_test: int = Field(7, gt=0)
+    """Test window length, in days."""
+    top_k: int = Field(100, gt=0)
+    """k of Card Precision top-k (CP@k)."""
+
+    # --- quality gate ---------------------------------------------------------------------
+    gate_min_auc: float = 0.85
+    """A logistic regression must reach this AUC ROC on the default simulated data."""
+    gate_min_ap_logistic: float = 0.55
+    """A logistic regression must reach this average precision."""
+    gate_min_ap: float = 0.60
+    """A model must reach this average precision to become champion."""
+
+    # --- tracking and registry ------------------------------------------------------------
+    mlflow_tracking_uri: str = "http://127.0.0.1:5000"
+    """MLflow tracking server URL."""
+    mlflow_port: int = 5000
+    """Port of the local MLflow server started by `fraudlab mlflow`."""
+    experiment: str = "fraud-detection"
+    """MLflow experiment that training runs go to."""
+    model_name: str = "fraud-detector"
+    """Registered model name in the MLflow model registry."""
+
+    # --- serving --------------------------------------------------------------------------
+    model_uri: str = "models:/fraud-detector@champion"
+    """MLflow model URI that the MLServer runtime loads."""
+    serve_host: str = "127.0.0.1"
+    """Address MLServer binds to (0.0.0.0 in a container)."""
+    http_port: int = 8080
+    """MLServer REST port (V2 inference protocol)."""
+    grpc_port: int = 8081
+    """MLServer gRPC port."""
+    metrics_port: int = 8082
+    """MLServer Prometheus metrics port (`/metrics`)."""
+    inference_url: str = "http://127.0.0.1:8080"
+    """Base URL that `fraudlab replay` sends requests to."""
+    flag_threshold: float = Field(0.5, ge=0, le=1)
+    """A transaction whose fraud probability reaches this value counts as flagged."""
+    max_batch_rows: int = Field(10_000, gt=0)
+    """Largest number of transactions accepted in one inference request (larger → 400)."""
+    replay_batch_size: int = Field(200, gt=0)
+    """Transactions per request in `fraudlab replay`."""
+
+    def _under(self, name: str) -> str:
+        return f"{self.data_dir.rstrip('/')}/{name}"
+
+    @property
+    def raw_dir(self) -> str:
+        """Simulated (or imported) transactions, one Parquet file per day."""
+        return self._under("raw")
+
+    @property
+    def validated_dir(self) -> str:
+        """Transactions that passed the data contract."""
+        return self._under("validated")
+
+    @property
+    def quarantine_dir(self) -> str:
+        """Transactions that failed the data contract, with the failed check per row."""
+        return self._under("quarantine")
+
+    @property
+    def features_dir(self) -> str:
+        """Transactions with the 15 model features."""
+        return self._under("features")
+
+    @property
+    def reports_dir(self) -> str:
+        """Replay results and HTML/JSON reports."""
+        return self._under("reports")
+
+    @property
+    def state_dir(self) -> str:
+        """Local-mode server state (MLflow SQLite store, artifacts, logs)."""
+        return self._under("state")

@@ -1,0 +1,1 @@
+"""Transactions: the simulator, the data contract and dataset storage (pandas/numpy only)."""

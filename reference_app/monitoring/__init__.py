@@ -1,0 +1,1 @@
+"""Monitoring: Prometheus metric definitions, drift statistics and reports."""

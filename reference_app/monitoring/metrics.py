@@ -1,0 +1,39 @@
+"""Prometheus metrics of the fraud runtime, exposed on MLServer's metrics port (`/metrics`).
+
+Metrics are created lazily (on the first call), after MLServer has configured prometheus_client,
+so they also work in MLServer's multiprocess mode.
+
+Example:
+    >>> record_scores(np.array([0.1, 0.9]), threshold=0.5, model_version="3")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+from prometheus_client import Counter, Histogram
+
+SCORE_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+
+
+@cache
+def runtime_metrics() -> tuple[Histogram, Counter, Counter]:
+    """Return (score histogram, scored counter, flagged counter), created once per process."""
+    labels = ["model_name", "model_version"]
+    return (
+        Histogram("fraud_score", "Fraud probability of each scored transaction.", labels, buckets=SCORE_BUCKETS),
+        Counter("fraud_scored_transactions", "Transactions scored by the fraud model.", labels),
+        Counter("fraud_flagged_transactions", "Transactions whose fraud probability reached the flag threshold.", labels),
+    )
+
+
+def record_scores(scores: np.ndarray, threshold: float, model_name: str, model_version: str) -> None:
+    """Observe a batch of fraud probabilities (n,) in the score histogram and the counters."""
+    histogram, scored, flagged = runtime_metrics()
+    labels = {"model_name": model_name, "model_version": model_version}
+    child = histogram.labels(**labels)
+    for value in scores.tolist():
+        child.observe(value)
+    scored.labels(**labels).inc(len(scores))
+    flagged.labels(**labels).inc(int((scores >= threshold).sum()))

@@ -1,0 +1,1 @@
+"""Model serving: the MLServer runtime (V2 inference protocol) and its launcher."""

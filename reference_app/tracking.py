@@ -1,0 +1,233 @@
+"""MLflow tracking and model registry: the only module that imports mlflow.
+
+Runs record params, metrics, the training data's digest, the git commit and the device; models
+are logged as one pyfunc flavour (`FraudModel`) with a signature and input example, registered as
+`fraud-detector`, and promoted with aliases (`champion`, `challenger`) — never stages.
+
+Example:
+    >>> configure("http://127.0.0.1:5000")                          # doctest: +SKIP
+    >>> model = load_model("models:/fraud-detector@champion")        # doctest: +SKIP
+    >>> model.predict_proba(features)                                # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from dataclasses import dataclass
+from importlib.metadata import version
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+
+from .features import FEATURE_NAMES
+from .training.promotion import CHALLENGER, CHAMPION, Decision, QualityGate, decide_promotion
+from .training.train import TrainResult, score
+
+PIP_REQUIREMENTS = [f"{p}=={version(p)}" for p in ("mlflow", "scikit-learn", "numpy", "pandas", "torch")]
+OUTPUT_NAME = "fraud_probability"
+
+
+def _drop_pickle_notice(record: logging.LogRecord) -> bool:
+    """Drop MLflow's notice about CloudPickle: our model object is our own code, loaded by our runtime."""
+    return "CloudPickle" not in record.getMessage()
+
+
+class FraudModel(mlflow.pyfunc.PythonModel):
+    """pyfunc wrapper: (n, 15) features frame in, (n,) fraud probabilities out."""
+
+    def __init__(self, estimator):
+        self.estimator = estimator
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:  # noqa: ARG002
+        """Return fraud probabilities (n,) float64 for a frame with `FEATURE_NAMES` columns."""
+        return score(self.estimator, model_input)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A registered model version loaded for scoring."""
+
+    name: str
+    version: str
+    run_id: str
+    pyfunc: object
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        """Fraud probabilities (n,) float64 for a frame holding `FEATURE_NAMES`."""
+        return np.asarray(self.pyfunc.predict(features[FEATURE_NAMES].astype(np.float64)), dtype=np.float64).reshape(-1)
+
+
+def configure(tracking_uri: str, experiment: str | None = None) -> MlflowClient:
+    """Point mlflow at a tracking server (and experiment); return a client.
+
+    Also turns off mlflow's artifact progress bars and run-URL prints (CLI output stays readable).
+    """
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("mlflow.pyfunc").addFilter(_drop_pickle_notice)
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    if experiment:
+        mlflow.set_experiment(experiment)
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def git_commit() -> str:
+    """The source commit: `FRAUD_GIT_COMMIT` (set in images), else `git rev-parse HEAD`, else "unknown"."""
+    if os.environ.get("FRAUD_GIT_COMMIT"):
+        return os.environ["FRAUD_GIT_COMMIT"]
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def code_digest() -> str:
+    """SHA-256 of the package's Python sources: changes whenever the code that trains changes,
+    committed or not (a git commit alone misses uncommitted edits)."""
+    import hashlib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def log_training_run(result: TrainResult, model_name: str, data_digest: str, extra_tags: dict | None = None) -> tuple[str, str]:
+    """Log a training run with its model and register a new version of `model_name`.
+
+    Args:
+        result: output of `training.train.train`.
+        model_name: registered model name.
+        data_digest: digest of the features dataset the run read.
+        extra_tags: more run tags (e.g. a cache key).
+
+    Returns:
+        `(run_id, version)` of the run and the new model version.
+    """
+    # Every input is a double: integer columns in a signature reject float payloads.
+    example = result.test[FEATURE_NAMES].head(5).astype("float64")
+    signature = infer_signature(example, pd.Series(score(result.model, example), name=OUTPUT_NAME))
+    tags = {
+        "data_digest": data_digest,
+        "train_digest": result.train_digest,
+        "test_digest": result.test_digest,
+        "git_commit": git_commit(),
+        "device": result.device,
+        "model_type": str(result.params["model_type"]),
+        **(extra_tags or {}),
+    }
+    with mlflow.start_run(run_name=str(result.params["model_type"])) as run:
+        mlflow.set_tags(tags)
+        mlflow.log_params({k: str(v)[:500] for k, v in result.params.items()})
+        mlflow.log_metrics(result.metrics)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=FraudModel(result.model),
+            signature=signature,
+            input_example=example,
+            pip_requirements=PIP_REQUIREMENTS,
+            registered_model_name=model_name,
+        )
+    return run.info.run_id, str(info.registered_model_version)
+
+
+def load_model(model_uri: str) -> LoadedModel:
+    """Load a model version by URI (`models:/name@alias`, `models:/name/version` or `runs:/…`).
+
+    Raises:
+        MlflowException: if the model, version or alias does not exist.
+    """
+    client = MlflowClient()
+    name, version_ = "", ""
+    if model_uri.startswith("models:/"):
+        ref = model_uri[len("models:/") :]
+        if "@" in ref:
+            name, alias = ref.split("@", 1)
+            version_ = client.get_model_version_by_alias(name, alias).version
+        else:
+            name, version_ = ref.split("/", 1)
+        mv = client.get_model_version(name, version_)
+        run_id = mv.run_id
+        model_uri = f"models:/{name}/{version_}"
+    else:
+        run_id = model_uri.split("/")[1] if model_uri.startswith("runs:/") else ""
+    return LoadedModel(name=name, version=str(version_), run_id=run_id or "", pyfunc=mlflow.pyfunc.load_model(model_uri))
+
+
+def alias_version(model_name: str, alias: str) -> str | None:
+    """Return the version that carries `alias`, or None."""
+    try:
+        return str(MlflowClient().get_model_version_by_alias(model_name, alias).version)
+    except MlflowException:
+        return None
+
+
+def promote(result: TrainResult, model_name: str, version_: str, gate: QualityGate) -> Decision:
+    """Give a new version the alias `champion` or `challenger` (see `promotion.decide_promotion`).
+
+    The current champion is re-scored on the candidate's test set, so the comparison is always
+    on the same test data. The decision is recorded as tags on the model version.
+
+    Returns:
+        The `Decision`.
+    """
+    client = MlflowClient()
+    champion = alias_version(model_name, CHAMPION)
+    champion_ap = None
+    if champion is not None and champion != version_:
+        from .training.metrics import evaluate_scores
+
+        champion_scores = load_model(f"models:/{model_name}/{champion}").predict_proba(result.test)
+        champion_ap = evaluate_scores(result.test, champion_scores)["average_precision"]
+    decision = decide_promotion(result.metrics, champion_ap, gate)
+    client.set_registered_model_alias(model_name, decision.alias, version_)
+    if decision.alias == CHAMPION:
+        try:
+            if alias_version(model_name, CHALLENGER) == version_:
+                client.delete_registered_model_alias(model_name, CHALLENGER)
+        except MlflowException:
+            pass
+    for key, value in {
+        "promotion_decision": decision.alias,
+        "promotion_reason": decision.reason,
+        "passed_gate": str(decision.passed_gate).lower(),
+        "compared_with_champion": champion or "none",
+    }.items():
+        client.set_model_version_tag(model_name, version_, key, value)
+    return decision
+
+
+def find_finished_run(experiment: str, tags: dict[str, str]) -> dict | None:
+    """Return the newest finished run whose tags all match, as `{run_id, version, metrics, device}`, or None.
+
+    Used to reuse up-to-date training results instead of training again.
+    """
+    exp = mlflow.get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    query = " and ".join([f"tags.{k} = '{v}'" for k, v in tags.items()] + ["attributes.status = 'FINISHED'"])
+    runs = mlflow.search_runs([exp.experiment_id], filter_string=query, order_by=["attributes.start_time DESC"], max_results=1, output_format="list")
+    if not runs:
+        return None
+    run = runs[0]
+    versions = MlflowClient().search_model_versions(f"run_id = '{run.info.run_id}'")
+    if not versions:
+        return None
+    return {
+        "run_id": run.info.run_id,
+        "version": str(versions[0].version),
+        "metrics": dict(run.data.metrics),
+        "device": run.data.tags.get("device", ""),
+    }

@@ -1,0 +1,110 @@
+"""Train one model on the handbook's protocol and evaluate it (no tracking here).
+
+Example:
+    >>> result = train(features, "logistic_regression", dt.date(2018, 7, 25))   # doctest: +SKIP
+    >>> result.metrics["average_precision"]                                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..data.store import frame_digest
+from ..features import FEATURE_NAMES
+from .metrics import evaluate_scores
+from .models import make_model
+from .split import split_train_test
+
+
+@dataclass
+class TrainResult:
+    """A fitted model and what is known about it.
+
+    Attributes:
+        model: fitted classifier with `predict_proba(X)`, X: (n, 15) in `FEATURE_NAMES` order.
+        metrics: test metrics (see `evaluate_scores`) plus `fit_seconds`.
+        params: model type, hyper-parameters and protocol dates.
+        train_digest, test_digest: content digests of the training and test frames.
+        device: where the model trained ("cpu" or "cuda").
+        test: the test frame (features, ids, labels), for comparisons on the same test set.
+        test_scores: (n_test,) the model's fraud probabilities on `test`.
+    """
+
+    model: object
+    metrics: dict[str, float]
+    params: dict[str, object]
+    train_digest: str
+    test_digest: str
+    device: str
+    test: pd.DataFrame = field(repr=False)
+    test_scores: np.ndarray = field(repr=False)
+
+
+def score(model, frame: pd.DataFrame) -> np.ndarray:
+    """Fraud probabilities (n,) float64 of a fitted model for a frame holding `FEATURE_NAMES`."""
+    return np.asarray(model.predict_proba(frame[FEATURE_NAMES].to_numpy(dtype=np.float64))[:, 1], dtype=np.float64)
+
+
+def train(
+    features: pd.DataFrame,
+    model_type: str,
+    train_start: dt.date,
+    delta_train: int = 7,
+    delta_delay: int = 7,
+    delta_test: int = 7,
+    top_k: int = 100,
+    seed: int = 0,
+    device: str = "auto",
+) -> TrainResult:
+    """Fit `model_type` on the training week and evaluate it on the test week.
+
+    Protocol: Fraud Detection Handbook, ch. 3.5 (split) and ch. 4 (metrics).
+
+    Args:
+        features: transactions with `FEATURE_NAMES` (output of `build_features`).
+        model_type: one of `models.MODEL_TYPES`.
+        train_start, delta_*: protocol dates (see `split_train_test`).
+        top_k: k of CP@k.
+        seed: seed of the model.
+        device: "auto", "cpu" or "cuda" (used by the MLP).
+
+    Returns:
+        A `TrainResult`.
+
+    Raises:
+        ValueError: unknown model type, empty windows, or a single-class test set.
+    """
+    train_df, test_df = split_train_test(features, train_start, delta_train, delta_delay, delta_test)
+    model = make_model(model_type, seed=seed, device=device)
+    started = time.perf_counter()
+    model.fit(train_df[FEATURE_NAMES].to_numpy(dtype=np.float64), train_df["TX_FRAUD"].to_numpy())
+    fit_seconds = time.perf_counter() - started
+    scores = score(model, test_df)
+    metrics = {**evaluate_scores(test_df, scores, k=top_k), "fit_seconds": fit_seconds}
+    params = {
+        "model_type": model_type,
+        "train_start": train_start.isoformat(),
+        "delta_train": delta_train,
+        "delta_delay": delta_delay,
+        "delta_test": delta_test,
+        "top_k": top_k,
+        "seed": seed,
+        "n_train": len(train_df),
+        "n_test": len(test_df),
+        **{f"hp_{k}": v for k, v in model.get_params().items() if isinstance(v, (int, float, str, tuple)) and not k.startswith("steps")},
+    }
+    return TrainResult(
+        model=model,
+        metrics=metrics,
+        params=params,
+        train_digest=frame_digest(train_df[["TRANSACTION_ID", *FEATURE_NAMES, "TX_FRAUD"]]),
+        test_digest=frame_digest(test_df[["TRANSACTION_ID", *FEATURE_NAMES, "TX_FRAUD"]]),
+        device=getattr(model, "device_", "cpu"),
+        test=test_df,
+        test_scores=scores,
+    )
