@@ -10,7 +10,7 @@ MODEL ?= logistic_regression
 DAY ?= 2018-08-08
 PYTEST_ARGS ?=
 
-.PHONY: help install demo test test-fast mlflow serve simulate validate features train replay report bench clean clean-data
+.PHONY: help install demo test test-fast mlflow serve simulate validate features train replay report docs docs-serve bench clean clean-data
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -59,6 +59,12 @@ replay: $(STAMP) ## Replay DAY=2018-08-08 against the server; check skew and lat
 
 report: $(STAMP) ## Write the HTML report for the replayed DAY
 	$(BIN)/fraudlab report --day $(DAY)
+
+docs: $(STAMP) ## Build the course site into site/ (mkdocs build --strict)
+	$(BIN)/mkdocs build --strict
+
+docs-serve: $(STAMP) ## Serve the course site on http://127.0.0.1:8000 with live reload
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
 
 bench: $(STAMP) ## Throughput and latency benchmarks (ratios against simple references)
 	$(BIN)/python -m reference_app.bench

@@ -1,8 +1,10 @@
 """`fraudlab demo`: the whole fraud system in local mode, end to end, reusing what is up to date.
 
+# --8<-- [start:steps]
 Steps: MLflow server → simulate → validate → features → train logistic regression, random forest
 and MLP (each registered and promoted through the gate) → MLServer with the champion → replay a
 test day (skew and latency) → HTML/JSON report → stop the servers it started.
+# --8<-- [end:steps]
 
 Example:
     >>> summary = run_demo(Settings(n_customers=500, n_terminals=1000, nb_days=140), dt.date(2018, 8, 8))  # doctest: +SKIP
