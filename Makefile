@@ -6,11 +6,19 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# checkov downgrades packages the app needs (STACK.md): it gets a venv of its own.
+TOOLS := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.installed
+CHECKOV_VERSION := 3.3.30
 MODEL ?= logistic_regression
 DAY ?= 2018-08-08
 PYTEST_ARGS ?=
+TORCH_VARIANT ?= cpu
+KEEP_REGISTRY ?=
+OVERLAY ?= kind
 
-.PHONY: help install demo test test-fast mlflow serve simulate validate features train replay report docs docs-serve bench clean clean-data
+.PHONY: help install tools demo test test-fast mlflow serve simulate validate features train replay report docs docs-serve bench clean clean-data \
+        doctor cluster cluster-down gpu-cluster images deploy undeploy secrets
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -26,10 +34,18 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP) ## Create .venv and install the package, pinned (≈ 5 min the first time)
 
+$(TOOLS_STAMP):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --upgrade pip
+	$(TOOLS)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+	@touch $(TOOLS_STAMP)
+
+tools: $(TOOLS_STAMP) ## Create .venv-tools with checkov (the manifests' second opinion)
+
 demo: $(STAMP) ## The whole system locally: data → features → 3 models → champion → MLServer → replay → report
 	$(BIN)/fraudlab demo
 
-test: $(STAMP) ## Run every test (unit, data, integration with real MLflow and MLServer)
+test: $(STAMP) $(TOOLS_STAMP) ## Run every test (unit, data, static manifests, integration with real MLflow and MLServer)
 	@$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests"; exit 1; fi; exit $$rc
 
@@ -68,6 +84,31 @@ docs-serve: $(STAMP) ## Serve the course site on http://127.0.0.1:8000 with live
 
 bench: $(STAMP) ## Throughput and latency benchmarks (ratios against simple references)
 	$(BIN)/python -m reference_app.bench
+
+# --- kind mode (the course's cluster): scripts/, versions pinned in scripts/versions.sh ---------
+doctor: ## kind mode: check Docker, kind/kubectl/helm versions, CPUs, memory, inotify, ports, cgroup v2, GPU
+	@scripts/doctor.sh
+
+cluster: ## kind mode: create the fraud-lab cluster, the registry on localhost:5001 and the namespaces
+	@scripts/cluster-up.sh
+
+cluster-down: ## kind mode: delete the cluster and the registry (KEEP_REGISTRY=1 keeps the registry)
+	@scripts/cluster-down.sh $(if $(KEEP_REGISTRY),--keep-registry)
+
+gpu-cluster: ## kind mode, optional: the cluster with the host's NVIDIA GPUs (nvkind) and the device plugin
+	@scripts/gpu-cluster.sh
+
+images: ## kind mode: build the app image and push it to localhost:5001 (TORCH_VARIANT=cu130 for CUDA)
+	@TORCH_VARIANT="$(TORCH_VARIANT)" scripts/images.sh
+
+secrets: ## kind mode: write random credentials to manifests/overlays/kind/secrets/*.env if missing
+	@scripts/secrets.sh
+
+deploy: ## kind mode: install the pinned Helm charts and the kind overlay (OVERLAY=kind-gpu for GPUs), wait until ready
+	@OVERLAY="$(OVERLAY)" scripts/deploy.sh
+
+undeploy: ## kind mode: remove the kind overlay and the Helm releases (the cluster stays)
+	@OVERLAY="$(OVERLAY)" scripts/undeploy.sh
 
 clean-data: ## Delete data/ (datasets, local MLflow state, reports)
 	rm -rf data

@@ -20,8 +20,8 @@ from rich.table import Table
 from .config import Settings
 
 app = typer.Typer(help="Fraud Lab: the fraud-detection system of the course 'ML systems on Kubernetes'.", no_args_is_help=True, pretty_exceptions_enable=False)
-# Wide enough for the summary table when output goes to a file or CI log.
-console = Console(width=None if sys.stdout.isatty() else 140)
+# Wide enough for the summary table in a file or CI log; long lines are not wrapped (grep-able).
+console = Console(width=None if sys.stdout.isatty() else 140, soft_wrap=True)
 
 DataDir = Annotated[Optional[str], typer.Option("--data-dir", help="Dataset root (FRAUD_DATA_DIR).")]
 
@@ -101,59 +101,78 @@ def features(data_dir: DataDir = None, force: Annotated[bool, typer.Option(help=
     console.print(f"{'reused' if reused else 'wrote'} {s.features_dir}: {manifest['rows']:,} rows, digest {manifest['digest'][:12]}")
 
 
-def _train_and_register(s: Settings, model: str, device: str, frame=None, manifest=None) -> dict:
-    """Train one model, log it to MLflow, register it and decide its alias (or reuse a finished run)."""
-    from . import tracking
-    from .data import store
-    from .training.promotion import QualityGate
-    from .training.train import train
-
-    tracking.configure(s.mlflow_tracking_uri, s.experiment)
-    manifest = manifest or store.read_manifest(s.features_dir)
-    if manifest is None:
-        raise store.DatasetError(f"{s.features_dir} has no manifest: run `fraudlab features` first")
-    key = {
-        "data_digest": manifest["digest"],
-        "model_type": model,
-        "protocol": f"{s.train_start}/{s.delta_train}/{s.delta_delay}/{s.delta_test}/k{s.top_k}/seed{s.seed}",
-        "code_digest": tracking.code_digest(),
-    }
-    found = tracking.find_finished_run(s.experiment, key)
-    if found:
-        return {**found, "reused": True, "decision": None}
-    if frame is None:
-        frame = store.read_dataset(s.features_dir)
-    result = train(frame, model, s.train_start, s.delta_train, s.delta_delay, s.delta_test, s.top_k, s.seed, device)
-    run_id, version = tracking.log_training_run(result, s.model_name, manifest["digest"], {k: key[k] for k in ("protocol", "code_digest")})
-    decision = tracking.promote(result, s.model_name, version, QualityGate(s.gate_min_auc, s.gate_min_ap))
-    return {"run_id": run_id, "version": version, "metrics": result.metrics, "device": result.device, "reused": False, "decision": decision}
-
-
 @app.command("train")
 def train_cmd(
     model: Annotated[str, typer.Option(help="logistic_regression, random_forest or mlp.")] = "logistic_regression",
-    device: Annotated[str, typer.Option(help="auto (CUDA when present), cuda or cpu.")] = "auto",
+    device: Annotated[Optional[str], typer.Option(help="auto (CUDA when present), cuda or cpu (FRAUD_DEVICE).")] = None,
     data_dir: DataDir = None,
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow URL (FRAUD_MLFLOW_TRACKING_URI).")] = None,
+    promote: Annotated[bool, typer.Option(help="Decide the alias right away (--no-promote leaves it to `fraudlab promote`).")] = True,
+    force: Annotated[bool, typer.Option(help="Train even if an identical finished run exists.")] = False,
 ) -> None:
     """Train on the handbook's protocol, log to MLflow, register `fraud-detector`, set its alias."""
     from .data.store import DatasetError
+    from .jobs import train_and_register
     from .training.models import MODEL_TYPES
 
     if model not in MODEL_TYPES:
         _fail(f"unknown model {model!r}; choose one of {', '.join(MODEL_TYPES)}", 2)
-    s = _settings(data_dir=data_dir, mlflow_tracking_uri=tracking_uri)
+    s = _settings(data_dir=data_dir, mlflow_tracking_uri=tracking_uri, device=device)
     try:
-        out = _train_and_register(s, model, device)
-    except DatasetError as err:
+        out = train_and_register(s, model, s.device, promote=promote, force=force)
+    except (DatasetError, RuntimeError) as err:
         _fail(str(err), 2)
     m = out["metrics"]
     console.print(f"{model}: AUC {m['auc_roc']:.4f}  AP {m['average_precision']:.4f}  CP@{s.top_k} {m['card_precision_top_k']:.4f} (perfect {m['card_precision_top_k_perfect']:.4f})  device {out['device']}")
     if out["reused"]:
         console.print(f"reused run {out['run_id']} (version {out['version']}): data and code unchanged")
+    elif out["decision"] is None:
+        console.print(f"registered {s.model_name} version {out['version']}; run `fraudlab promote --version {out['version']}` to decide its alias")
     else:
         d = out["decision"]
         console.print(f"registered {s.model_name} version {out['version']} → alias {d.alias}: {d.reason}")
+
+
+@app.command()
+def promote(
+    version: Annotated[Optional[str], typer.Option(help="Version to decide on (default: the latest).")] = None,
+    data_dir: DataDir = None,
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow URL (FRAUD_MLFLOW_TRACKING_URI).")] = None,
+) -> None:
+    """Evaluate a registered version on the test week and give it alias `champion` or `challenger`.
+
+    Champion only if it passes the quality gate and beats the current champion's AP on the same
+    test set. Exit status 0 either way (the alias says what happened); 2 when nothing to decide on.
+    """
+    from .data.store import DatasetError
+    from .jobs import NothingToPromoteError, promote_version
+
+    s = _settings(data_dir=data_dir, mlflow_tracking_uri=tracking_uri)
+    try:
+        version, metrics, decision = promote_version(s, version)
+    except (NothingToPromoteError, DatasetError) as err:
+        _fail(str(err), 2)
+    console.print(f"{s.model_name} version {version}: AUC {metrics['auc_roc']:.4f} AP {metrics['average_precision']:.4f} → alias {decision.alias}: {decision.reason}")
+
+
+@app.command()
+def pipeline(
+    data_dir: DataDir = None,
+    max_quarantine: Annotated[float, typer.Option(help="Largest share of quarantined rows that still exits 0.")] = 0.0,
+) -> None:
+    """The data pipeline in one command: simulate → validate → features (each step reused when up to date)."""
+    from .pipeline import features_step, simulate_step, validate_step
+
+    s = _settings(data_dir=data_dir)
+    raw, reused = simulate_step(s)
+    console.print(f"simulate: {'reused' if reused else 'wrote'} {raw['rows']:,} transactions, digest {raw['digest'][:12]}")
+    validated, reused = validate_step(s)
+    share = validated["quarantined_rows"] / max(validated["input_rows"], 1)
+    console.print(f"validate: {'reused' if reused else 'checked'} {validated['input_rows']:,} rows, {validated['quarantined_rows']:,} quarantined")
+    if share > max_quarantine:
+        _fail(f"{share:.3%} of rows quarantined, above --max-quarantine {max_quarantine:.3%}; features not computed", 1)
+    feats, reused = features_step(s)
+    console.print(f"features: {'reused' if reused else 'wrote'} {feats['rows']:,} rows, digest {feats['digest'][:12]}")
 
 
 @app.command()
@@ -166,7 +185,10 @@ def mlflow(
     from .localstack import mlflow_command
 
     s = _settings(data_dir=data_dir)
-    cmd, env = mlflow_command(s, port or s.mlflow_port, host)
+    try:
+        cmd, env = mlflow_command(s, port or s.mlflow_port, host)
+    except ValueError as err:
+        _fail(str(err), 2)
     console.print(f"MLflow on http://{host}:{port or s.mlflow_port} (Ctrl-C to stop)")
     os.environ.update(env)
     os.execv(cmd[0], cmd)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 FEATURE_DELAY_DAYS = 7
@@ -68,10 +68,29 @@ class Settings(BaseSettings):
     """MLflow tracking server URL."""
     mlflow_port: int = 5000
     """Port of the local MLflow server started by `fraudlab mlflow`."""
+    mlflow_backend_store_uri: str = ""
+    """MLflow backend store (e.g. `postgresql://…` in kind mode); empty → SQLite under `state_dir`."""
+    mlflow_artifacts_destination: str = ""
+    """Where the MLflow server stores artifacts (e.g. `s3://mlflow`); empty → a folder under `state_dir`."""
+    mlflow_allowed_hosts: str = ""
+    """Comma-separated Host headers the MLflow server accepts (DNS-rebinding protection); empty → MLflow's default."""
+    mlflow_auth: bool = False
+    """Run MLflow's basic-auth app: every request but `/health` needs a user."""
+    mlflow_admin_username: str = "admin"
+    """MLflow admin user, created on first start when `mlflow_auth` is on."""
+    mlflow_admin_password: SecretStr | None = None
+    """Password of the MLflow admin user (from a Secret in kind mode); required when `mlflow_auth` is on."""
+    mlflow_auth_database_uri: str = ""
+    """User store of MLflow's auth app; empty → SQLite under `state_dir`."""
+    mlflow_prometheus_dir: str = ""
+    """If set, the MLflow server exposes Prometheus metrics on `/metrics`, keeping state in this folder."""
     experiment: str = "fraud-detection"
     """MLflow experiment that training runs go to."""
     model_name: str = "fraud-detector"
     """Registered model name in the MLflow model registry."""
+
+    device: str = "auto"
+    """Training device for the MLP: "auto" (CUDA when present), "cuda" or "cpu"."""
 
     # --- serving --------------------------------------------------------------------------
     model_uri: str = "models:/fraud-detector@champion"

@@ -22,6 +22,7 @@ from rich.console import Console
 from . import tracking
 from .config import Settings
 from .data import store
+from .jobs import train_and_register
 from .localstack import free_port, port_open, start_mlflow, start_mlserver
 from .monitoring.report import write_report
 from .pipeline import features_step, simulate_step, validate_step
@@ -95,12 +96,10 @@ def run_demo(settings: Settings, day: dt.date, console: Console | None = None) -
         feats, reused = features_step(settings)
         step(f"features: {'reused' if reused else 'computed'} 15 features for {feats['rows']:,} transactions")
 
-        from .cli import _train_and_register
-
         frame = store.read_dataset(settings.features_dir)
         models = {}
         for model_type in MODEL_TYPES:
-            out = _train_and_register(settings, model_type, "auto", frame=frame, manifest=feats)
+            out = train_and_register(settings, model_type, settings.device, frame=frame, manifest=feats)
             m = out["metrics"]
             what = "reused run" if out["reused"] else f"→ {out['decision'].alias} ({out['decision'].reason})"
             step(f"train {model_type}: AUC {m['auc_roc']:.4f} AP {m['average_precision']:.4f} CP@{settings.top_k} {m['card_precision_top_k']:.4f}, version {out['version']} {what}")

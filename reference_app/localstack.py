@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -104,17 +105,53 @@ class ManagedProcess:
 
 
 def mlflow_command(settings: Settings, port: int, host: str = "127.0.0.1") -> tuple[list[str], dict]:
-    """The `mlflow server` command line for local mode (SQLite store, local artifacts)."""
+    """The `mlflow server` command line and extra environment for `settings`.
+
+    Local mode: SQLite store and artifacts under `state_dir`. Kind mode: PostgreSQL backend, S3
+    artifacts, allowed hosts and basic auth from the `mlflow_*` settings.
+
+    Raises:
+        ValueError: if auth is on and no admin password is set.
+    """
     state = Path(settings.state_dir).resolve()
     state.mkdir(parents=True, exist_ok=True)
+    backend = settings.mlflow_backend_store_uri or f"sqlite:///{state / 'mlflow.db'}"
+    artifacts = settings.mlflow_artifacts_destination or str(state / "mlartifacts")
     cmd = [
         sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", f"sqlite:///{state / 'mlflow.db'}",
-        "--artifacts-destination", str(state / "mlartifacts"),
+        "--backend-store-uri", backend,
+        "--artifacts-destination", artifacts,
         "--host", host, "--port", str(port), "--workers", "1",
     ]  # fmt: skip
     # NOTE: without this, MLflow 3 starts a job runner with 7 consumers (~1.8 GB instead of ~0.5 GB).
-    return cmd, {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    if settings.mlflow_allowed_hosts:
+        cmd += ["--allowed-hosts", settings.mlflow_allowed_hosts]
+    if settings.mlflow_prometheus_dir:
+        Path(settings.mlflow_prometheus_dir).mkdir(parents=True, exist_ok=True)
+        cmd += ["--expose-prometheus", settings.mlflow_prometheus_dir]
+    if settings.mlflow_auth:
+        if settings.mlflow_admin_password is None:
+            raise ValueError("FRAUD_MLFLOW_AUTH is on but FRAUD_MLFLOW_ADMIN_PASSWORD is not set")
+        users = settings.mlflow_auth_database_uri or f"sqlite:///{state / 'mlflow-auth.db'}"
+        ini = state / "mlflow-auth.ini"
+        ini.write_text(
+            "[mlflow]\n"
+            "default_permission = READ\n"
+            f"database_uri = {users}\n"
+            f"admin_username = {settings.mlflow_admin_username}\n"
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        )
+        cmd += ["--app-name", "basic-auth"]
+        env |= {"MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_AUTH_ADMIN_PASSWORD": settings.mlflow_admin_password.get_secret_value()}
+        if not os.environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY"):
+            # CSRF key of the auth app: from a Secret in kind mode; locally one per state folder.
+            key_file = state / "mlflow-secret-key"
+            if not key_file.exists():
+                key_file.write_text(secrets.token_hex(32))
+                key_file.chmod(0o600)
+            env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = key_file.read_text().strip()
+    return cmd, env
 
 
 def start_mlflow(settings: Settings, port: int | None = None) -> ManagedProcess:

@@ -10,6 +10,8 @@ Example:
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Callable
 
 import pandas as pd
@@ -117,11 +119,8 @@ def validate_step(settings: Settings, source: str | None = None, force: bool = F
 
 def _write_quarantine(quarantined: pd.DataFrame, url: str, input_digest: str | None, reasons: dict) -> dict:
     """Write quarantined rows as one Parquet file (string columns) plus a manifest."""
-    import json
-
-    fs, path = store._fs(url)
-    if fs.exists(path):
-        fs.rm(path, recursive=True)
+    fs, final = store.fs_and_path(url)
+    path = f"{final}.tmp-{uuid.uuid4().hex[:8]}"
     fs.makedirs(path, exist_ok=True)
     if len(quarantined):
         with fs.open(f"{path}/quarantine.parquet", "wb") as f:
@@ -135,6 +134,7 @@ def _write_quarantine(quarantined: pd.DataFrame, url: str, input_digest: str | N
     }
     with fs.open(f"{path}/{store.MANIFEST}", "w") as f:
         json.dump(manifest, f, indent=2)
+    store.replace_dir(fs, path, final)
     return manifest
 
 

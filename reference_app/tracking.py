@@ -174,31 +174,41 @@ def alias_version(model_name: str, alias: str) -> str | None:
         return None
 
 
-def promote(result: TrainResult, model_name: str, version_: str, gate: QualityGate) -> Decision:
-    """Give a new version the alias `champion` or `challenger` (see `promotion.decide_promotion`).
+def latest_version(model_name: str) -> str | None:
+    """Return the highest version number of `model_name`, or None when it has no version."""
+    versions = MlflowClient().search_model_versions(f"name = '{model_name}'")
+    return str(max(int(v.version) for v in versions)) if versions else None
+
+
+def promote(model_name: str, version_: str, test: pd.DataFrame, metrics: dict[str, float], gate: QualityGate) -> Decision:
+    """Give a version the alias `champion` or `challenger` (see `promotion.decide_promotion`).
 
     The current champion is re-scored on the candidate's test set, so the comparison is always
     on the same test data. The decision is recorded as tags on the model version.
 
+    Args:
+        model_name, version_: the registered version to decide on.
+        test: the test frame the candidate was evaluated on (features, ids, labels).
+        metrics: the candidate's metrics on `test` (`auc_roc`, `average_precision`).
+        gate: the quality gate.
+
     Returns:
         The `Decision`.
     """
+    from .training.metrics import evaluate_scores
+
     client = MlflowClient()
     champion = alias_version(model_name, CHAMPION)
     champion_ap = None
     if champion is not None and champion != version_:
-        from .training.metrics import evaluate_scores
-
-        champion_scores = load_model(f"models:/{model_name}/{champion}").predict_proba(result.test)
-        champion_ap = evaluate_scores(result.test, champion_scores)["average_precision"]
-    decision = decide_promotion(result.metrics, champion_ap, gate)
+        champion_scores = load_model(f"models:/{model_name}/{champion}").predict_proba(test)
+        champion_ap = evaluate_scores(test, champion_scores)["average_precision"]
+    decision = decide_promotion(metrics, champion_ap, gate)
+    if champion == version_:
+        decision = Decision(CHAMPION, decision.passed_gate, "already the champion")
     client.set_registered_model_alias(model_name, decision.alias, version_)
-    if decision.alias == CHAMPION:
-        try:
-            if alias_version(model_name, CHALLENGER) == version_:
-                client.delete_registered_model_alias(model_name, CHALLENGER)
-        except MlflowException:
-            pass
+    if decision.alias == CHAMPION and alias_version(model_name, CHALLENGER) == version_:
+        client.delete_registered_model_alias(model_name, CHALLENGER)
     for key, value in {
         "promotion_decision": decision.alias,
         "promotion_reason": decision.reason,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import uuid
 from collections.abc import Iterable, Iterator
 
 import fsspec
@@ -27,7 +28,8 @@ class DatasetError(RuntimeError):
     """A dataset is missing, empty or unreadable."""
 
 
-def _fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+def fs_and_path(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The fsspec filesystem of `url` and the path inside it (no trailing slash)."""
     fs, path = fsspec.core.url_to_fs(url)
     return fs, path.rstrip("/")
 
@@ -54,7 +56,7 @@ def list_files(url: str) -> list[str]:
     Raises:
         DatasetError: if the directory does not exist or holds no readable file.
     """
-    fs, path = _fs(url)
+    fs, path = fs_and_path(url)
     if not fs.isdir(path):
         raise DatasetError(f"dataset directory {url} does not exist")
     files = sorted(p for p in fs.ls(path, detail=False) if p.endswith(READABLE_SUFFIXES))
@@ -97,7 +99,7 @@ def read_dataset(url: str, days: tuple[dt.date, dt.date] | None = None) -> pd.Da
 
 def read_manifest(url: str) -> dict | None:
     """Return a dataset's manifest, or None when it has none."""
-    fs, path = _fs(url)
+    fs, path = fs_and_path(url)
     target = f"{path}/{MANIFEST}"
     if not fs.exists(target):
         return None
@@ -125,9 +127,10 @@ def write_dataset(
         The manifest: `name`, `rows`, `frauds` (when `TX_FRAUD` exists), `digest`, `files`
         (name, rows, digest per file), `created_at` and the `extra` fields.
     """
-    fs, path = _fs(url)
-    if fs.exists(path):
-        fs.rm(path, recursive=True)
+    fs, final = fs_and_path(url)
+    # Write next to the target, then swap it in: readers see the old dataset or the whole new
+    # one with its manifest, never a half-written folder (pipeline Jobs run concurrently).
+    path = f"{final}.tmp-{uuid.uuid4().hex[:8]}"
     fs.makedirs(path, exist_ok=True)
     files = []
     if len(frame):
@@ -148,4 +151,16 @@ def write_dataset(
     }
     with fs.open(f"{path}/{MANIFEST}", "w") as f:
         json.dump(manifest, f, indent=2, default=str)
+    replace_dir(fs, path, final)
     return manifest
+
+
+def replace_dir(fs: fsspec.AbstractFileSystem, staged: str, final: str) -> None:
+    """Move the folder `staged` to `final`, replacing what was there (a rename on local disks)."""
+    if fs.exists(final):
+        old = f"{final}.old-{uuid.uuid4().hex[:8]}"
+        fs.mv(final, old, recursive=True)
+        fs.mv(staged, final, recursive=True)
+        fs.rm(old, recursive=True)
+    else:
+        fs.mv(staged, final, recursive=True)

@@ -76,7 +76,7 @@ def test_runs_carry_lineage_and_registry_uses_aliases(mlflow_server, stack_setti
     assert champion.tags["promotion_decision"] == "champion" and champion.tags["passed_gate"] == "true"
     assert champion.current_stage in (None, "None")  # aliases, not stages
     versions = client.search_model_versions("name = 'fraud-detector'")
-    assert len(versions) == 3
+    assert len(versions) >= 3
     # Each version records the decision taken when it was registered, with its reason.
     for v in versions:
         assert v.tags["promotion_decision"] in {"champion", "challenger"} and v.tags["promotion_reason"]

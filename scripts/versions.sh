@@ -1,0 +1,79 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034  # this file only defines pins and helpers for the scripts that source it
+# Pinned versions and names for kind mode, sourced by every scripts/*.sh. Move a pin only with a
+# reason in the commit message (../shared/STACK.md); names follow manifests/README.md.
+set -o errexit -o nounset -o pipefail
+
+# --- tools ----------------------------------------------------------------------------------
+KIND_VERSION="v0.33.0"
+# Images built for kind v0.33.0 (its release notes; use the digest, the tag alone can point to a
+# build for another kind release). 1.35: Seldon Core v1 1.19 is validated up to Kubernetes 1.35.
+KIND_NODE_IMAGE="kindest/node:v1.35.8@sha256:07b2536e30b803ed61d1677a79df6115f798ce64c80f9e22f6ed45afd09323c0"
+KUBECTL_VERSION="v1.35.9"   # same minor as the node image (kubectl supports ±1 minor)
+HELM_VERSION="v3.21.2"      # Helm 3; the charts below install with it
+# NOTE: nvkind publishes no tagged releases (its README installs @latest); optional GPU path only.
+NVKIND_VERSION="latest"
+
+# --- cluster and local registry -------------------------------------------------------------
+CLUSTER_NAME="fraud-lab"
+KUBE_CONTEXT="kind-${CLUSTER_NAME}"
+REGISTRY_NAME="kind-registry"
+REGISTRY_PORT="5001"
+REGISTRY_HOST="localhost:${REGISTRY_PORT}"
+REGISTRY_IMAGE="registry:3"
+# NodePorts mapped to 127.0.0.1 (manifests/README.md, "Host ports"): MLflow, model REST, model
+# gRPC, Prometheus, Grafana.
+HOST_PORTS=(30500 30080 30081 30090 30030)
+
+# --- Helm charts (installed by deploy.sh / gpu-cluster.sh) -----------------------------------
+SELDON_CHART_REPO="https://storage.googleapis.com/seldon-charts"
+SELDON_CHART="seldon-core-operator"
+SELDON_CHART_VERSION="1.19.0"        # Seldon Core v1, BSL-1.1: free for non-production use
+SELDON_RELEASE="seldon-core"
+SELDON_NAMESPACE="seldon-system"
+
+KPS_CHART_REPO="https://prometheus-community.github.io/helm-charts"
+KPS_CHART="kube-prometheus-stack"
+KPS_CHART_VERSION="91.5.0"
+KPS_RELEASE="kube-prometheus-stack"
+KPS_NAMESPACE="monitoring"
+
+NVDP_CHART_REPO="https://nvidia.github.io/k8s-device-plugin"
+NVDP_CHART="nvidia-device-plugin"
+NVDP_CHART_VERSION="0.19.2"
+NVDP_RELEASE="nvidia-device-plugin"
+NVDP_NAMESPACE="nvidia"
+
+# --- the app image ----------------------------------------------------------------------------
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+APP_NAMESPACE="fraud-lab"
+APP_IMAGE_REPO="${REGISTRY_HOST}/fraud-lab/app"
+# The tag is the package version (pyproject.toml [project] version); never `latest`.
+APP_VERSION="$(sed -n 's/^version *= *"\([^"]*\)".*/\1/p' "${REPO_ROOT}/pyproject.toml" | head -n 1)"
+APP_IMAGE="${APP_IMAGE_REPO}:${APP_VERSION}"
+
+# --- helpers ----------------------------------------------------------------------------------
+# One line per message; `die` exits with the message and, optionally, the command to run next.
+say() { printf '%s\n' "$*"; }
+step() { printf '\n==> %s\n' "$*"; }
+warn() { printf '! %s\n' "$*" >&2; }
+die() {
+  printf '✗ %s\n' "$1" >&2
+  if [[ $# -gt 1 ]]; then printf '  next: %s\n' "$2" >&2; fi
+  exit 1
+}
+
+# docker_running: true when the docker client reaches a daemon.
+docker_running() { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }
+
+require_docker() {
+  command -v docker >/dev/null 2>&1 || die "docker is not installed" "install Docker (https://docs.docker.com/get-docker/), then: make doctor"
+  docker_running || die "the Docker daemon is not running (docker info failed)" "start Docker (Docker Desktop, or: sudo systemctl start docker), then: make doctor"
+}
+
+require_tool() {
+  command -v "$1" >/dev/null 2>&1 || die "$1 is not installed" "make doctor   (prints the install command)"
+}
+
+# cluster_exists: true when kind knows the fraud-lab cluster.
+cluster_exists() { kind get clusters 2>/dev/null | grep -qx "${CLUSTER_NAME}"; }

@@ -1,0 +1,80 @@
+"""The kind-mode commands in local mode: the pipeline command, train without promotion then
+`fraudlab promote`, and MLflow with basic auth — each against real servers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import httpx
+import pytest
+from mlflow.tracking import MlflowClient
+
+from reference_app.config import Settings
+from reference_app.localstack import free_port, start_mlflow
+
+from .conftest import run_fraudlab
+
+pytestmark = pytest.mark.slow
+
+
+def test_pipeline_command_reuses_the_demo_datasets(demo_run, stack_env):
+    result = run_fraudlab(stack_env, "pipeline")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for step in ("simulate: reused", "validate: reused", "features: reused"):
+        assert step in result.stdout
+
+
+def test_train_without_promotion_then_promote(mlflow_server, stack_env):
+    client = MlflowClient(tracking_uri=mlflow_server.url)
+    champion_before = client.get_model_version_by_alias("fraud-detector", "champion").version
+    trained = run_fraudlab(stack_env, "train", "--model", "logistic_regression", "--no-promote", "--force")
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    new = max(int(v.version) for v in client.search_model_versions("name = 'fraud-detector'"))
+    assert f"registered fraud-detector version {new}; run `fraudlab promote --version {new}`" in trained.stdout
+    assert client.get_model_version("fraud-detector", str(new)).aliases == []
+    promoted = run_fraudlab(stack_env, "promote")  # defaults to the latest version
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+    # The retrained logistic regression equals the first one, which lost to the champion.
+    assert f"version {new}:" in promoted.stdout and "→ alias challenger" in promoted.stdout
+    version = client.get_model_version("fraud-detector", str(new))
+    assert version.aliases == ["challenger"] and version.tags["compared_with_champion"] == champion_before
+    assert client.get_model_version_by_alias("fraud-detector", "champion").version == champion_before
+
+
+def test_promote_without_versions_is_a_clear_error(tmp_path, mlflow_server, stack_env):
+    env = {**stack_env, "FRAUD_MODEL_NAME": "no-such-model"}
+    result = run_fraudlab(env, "promote")
+    assert result.returncode == 2 and "has no registered version" in result.stdout
+
+
+def test_mlflow_basic_auth(tmp_path):
+    password = "correct-horse-battery-staple"
+    settings = Settings(
+        data_dir=str(tmp_path), mlflow_auth=True, mlflow_admin_password=password,
+        mlflow_allowed_hosts="127.0.0.1:*,localhost:*", mlflow_prometheus_dir=str(tmp_path / "prometheus"),
+    )  # fmt: skip
+    with start_mlflow(settings, free_port()) as server:
+        search = f"{server.url}/api/2.0/mlflow/experiments/search?max_results=1"
+        assert httpx.get(f"{server.url}/health", timeout=10).status_code == 200  # probes need no user
+        assert httpx.get(search, timeout=10).status_code == 401
+        assert httpx.get(search, auth=("admin", "wrong"), timeout=10).status_code == 401
+        assert httpx.get(search, auth=("admin", password), timeout=10).status_code == 200
+        # Prometheus metrics (the ServiceMonitor scrapes them with the same user).
+        assert httpx.get(f"{server.url}/metrics", timeout=10).status_code == 401
+        metrics = httpx.get(f"{server.url}/metrics", auth=("admin", password), timeout=10)
+        assert metrics.status_code == 200 and "mlflow_http_request" in metrics.text, metrics.text[:500]
+        # Host-header protection: a name outside the allowed list is refused.
+        assert httpx.get(search, auth=("admin", password), headers={"Host": "evil.example:80"}, timeout=10).status_code == 403
+        # The MLflow client authenticates with MLflow's own variables (set from a Secret in kind).
+        code = "import mlflow; mlflow.set_tracking_uri(%r); print(mlflow.create_experiment('auth-check'))" % server.url
+        env = {**os.environ, "MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": password}
+        ok = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        assert ok.returncode == 0, ok.stderr[-2000:]
+
+
+def test_mlflow_auth_without_password_is_refused(tmp_path):
+    env = {"FRAUD_DATA_DIR": str(tmp_path), "FRAUD_MLFLOW_AUTH": "true"}
+    result = run_fraudlab(env, "mlflow", "--port", str(free_port()), timeout=60)
+    assert result.returncode == 2 and "FRAUD_MLFLOW_ADMIN_PASSWORD is not set" in result.stdout

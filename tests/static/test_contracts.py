@@ -1,0 +1,181 @@
+"""Contracts between the manifests and the app: commands, settings, ports, probe paths, selectors."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import typer
+
+from reference_app.cli import app
+from reference_app.config import Settings
+
+from .k8s import APP_IMAGE, containers, pod_templates, ref, selects
+
+# Environment variables that belong to other programs, by the program that reads them.
+FOREIGN_ENV = {
+    "MLFLOW_TRACKING_USERNAME": "MLflow client", "MLFLOW_TRACKING_PASSWORD": "MLflow client",
+    "MLFLOW_S3_ENDPOINT_URL": "MLflow server (boto3)", "MLFLOW_FLASK_SERVER_SECRET_KEY": "MLflow auth app",
+    "AWS_ACCESS_KEY_ID": "boto3 / SeaweedFS", "AWS_SECRET_ACCESS_KEY": "boto3 / SeaweedFS",
+    "POSTGRES_USER": "postgres image", "POSTGRES_PASSWORD": "postgres image", "POSTGRES_DB": "postgres image", "PGDATA": "postgres image",
+}  # fmt: skip
+
+
+def app_containers(objects):
+    for obj in objects:
+        for where, labels, pod in pod_templates(obj):
+            for c in containers(pod):
+                if c["image"].startswith(APP_IMAGE + ":"):
+                    yield where, labels, pod, c
+
+
+def parse_fraudlab(args: list[str]) -> str:
+    """Parse args as the `fraudlab` CLI would (no command runs); return the command name.
+
+    Raises:
+        click.UsageError: unknown command, option or bad value.
+    """
+    group = typer.main.get_command(app)
+    ctx = group.make_context("fraudlab", list(args), resilient_parsing=False)
+    # typer vendors click; its Context keeps the subcommand in `_protected_args`.
+    name, command, rest = group.resolve_command(ctx, [*ctx._protected_args, *ctx.args])
+    command.make_context(name, rest, parent=ctx)
+    return name
+
+
+def test_app_containers_exist(kind_objects):
+    names = {c["name"] for _, _, _, c in app_containers(kind_objects)}
+    assert {"mlflow", "simulate", "validate", "features", "pipeline", "train", "promote", "fraud-detector"} <= names
+
+
+def test_every_app_container_runs_a_real_fraudlab_command(kind_objects):
+    problems = []
+    for where, _, _, c in app_containers(kind_objects):
+        args = c.get("command", [])[1:] if c.get("command", [""])[0] == "fraudlab" else c.get("command", [])
+        args = args + c.get("args", [])
+        try:
+            parse_fraudlab(args)
+        except Exception as err:  # noqa: BLE001 - any parse error is the finding
+            problems.append(f"{where} container {c['name']}: `fraudlab {' '.join(args)}` does not parse: {err}")
+    assert not problems, "\n".join(problems)
+
+
+def test_parse_fraudlab_rejects_unknown_commands_and_options():
+    assert parse_fraudlab(["train", "--model", "mlp", "--no-promote"]) == "train"
+    with pytest.raises(Exception):
+        parse_fraudlab(["trian"])
+    with pytest.raises(Exception):
+        parse_fraudlab(["train", "--modle", "mlp"])
+
+
+def test_every_fraud_env_var_is_a_setting(kind_objects, manifests_copy):
+    fields = set(Settings.model_fields)
+    problems = []
+    names = [(where, c["name"], e["name"]) for where, _, pod in (t for o in kind_objects for t in pod_templates(o)) for c in containers(pod) for e in c.get("env", [])]
+    for env_file in (manifests_copy / "overlays" / "kind" / "secrets").glob("*.env"):
+        names += [(env_file.name, "secretGenerator", line.split("=", 1)[0]) for line in env_file.read_text().splitlines() if "=" in line]
+    for where, container, name in names:
+        if name.startswith("FRAUD_"):
+            if name[len("FRAUD_"):].lower() not in fields:
+                problems.append(f"{where} {container}: {name} is not a setting of reference_app.config.Settings")
+        elif name not in FOREIGN_ENV:
+            problems.append(f"{where} {container}: {name} is neither FRAUD_* nor a known variable of another program")
+    assert not problems, "\n".join(problems)
+
+
+def test_service_target_ports_exist_on_selected_containers(kind_objects):
+    problems = []
+    pods = [(o["metadata"].get("namespace"), labels, pod) for o in kind_objects for _, labels, pod in pod_templates(o)]
+    for svc in (o for o in kind_objects if o["kind"] == "Service"):
+        ns, selector = svc["metadata"].get("namespace"), svc["spec"].get("selector", {})
+        selected = [pod for pns, labels, pod in pods if pns == ns and selects(selector, labels)]
+        if not selected:
+            problems.append(f"{ref(svc)}: selector {selector} matches no pod")
+            continue
+        for port in svc["spec"]["ports"]:
+            target = port.get("targetPort", port["port"])
+            exposed = {(p.get("name"), p["containerPort"]) for pod in selected for c in pod["containers"] for p in c.get("ports", [])}
+            if not any(target in pair for pair in exposed):
+                problems.append(f"{ref(svc)} port {port.get('name')}: targetPort {target} is not a container port of the selected pods {sorted(exposed)}")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_selector_matches_pods(kind_objects):
+    """PDBs, NetworkPolicies and PodMonitors select at least one pod template of their namespace."""
+    problems = []
+    pods = [(o["metadata"].get("namespace"), labels) for o in kind_objects for _, labels, _ in pod_templates(o)]
+    for obj in kind_objects:
+        ns = obj["metadata"].get("namespace")
+        if obj["kind"] == "PodDisruptionBudget":
+            selector = obj["spec"]["selector"]
+        elif obj["kind"] == "NetworkPolicy":
+            selector = obj["spec"]["podSelector"]
+            peers = [peer.get("podSelector") for rule in obj["spec"].get("ingress", []) + obj["spec"].get("egress", [])
+                     for peer in rule.get("from", []) + rule.get("to", []) if "podSelector" in peer and "namespaceSelector" not in peer]  # fmt: skip
+            for peer in peers:
+                if not any(pns == ns and selects(peer, labels) for pns, labels in pods):
+                    problems.append(f"{ref(obj)}: peer podSelector {peer} matches no pod")
+        elif obj["kind"] == "PodMonitor":
+            selector = obj["spec"]["selector"]
+        else:
+            continue
+        if not any(pns == ns and selects(selector, labels) for pns, labels in pods):
+            problems.append(f"{ref(obj)}: selector {selector} matches no pod")
+    for mon in (o for o in kind_objects if o["kind"] == "ServiceMonitor"):
+        services = [s for s in kind_objects if s["kind"] == "Service" and s["metadata"].get("namespace") == mon["metadata"].get("namespace")]
+        matched = [s for s in services if selects(mon["spec"]["selector"], s["metadata"].get("labels", {}))]
+        if not matched:
+            problems.append(f"{ref(mon)}: selects no Service")
+        for ep in mon["spec"]["endpoints"]:
+            if not any(p.get("name") == ep["port"] for s in matched for p in s["spec"]["ports"]):
+                problems.append(f"{ref(mon)}: endpoint port {ep['port']} is not a port name of the selected Services")
+    for mon in (o for o in kind_objects if o["kind"] == "PodMonitor"):
+        ports = {p.get("name") for o in kind_objects for _, labels, pod in pod_templates(o) if selects(mon["spec"]["selector"], labels) for c in pod["containers"] for p in c.get("ports", [])}
+        for ep in mon["spec"]["podMetricsEndpoints"]:
+            if ep["port"] not in ports:
+                problems.append(f"{ref(mon)}: port {ep['port']} is not a container port name of the selected pods")
+    assert not problems, "\n".join(problems)
+
+
+def mlserver_routes() -> list[re.Pattern]:
+    """The REST routes MLServer 1.7 serves, from its own app factory (no server started)."""
+    from mlserver.handlers import DataPlane, ModelRepositoryHandlers
+    from mlserver.registry import MultiModelRegistry
+    from mlserver.repository import SchemalessModelRepository
+    from mlserver.rest.app import create_app
+    from mlserver.settings import Settings as MLServerSettings
+
+    settings, registry = MLServerSettings(), MultiModelRegistry()
+    api = create_app(settings, DataPlane(settings=settings, model_registry=registry), ModelRepositoryHandlers(repository=SchemalessModelRepository("."), model_registry=registry))
+    return [route.path_regex for route in api.routes]
+
+
+def test_probe_paths_are_routes_the_app_serves(kind_objects):
+    from mlflow.server.security_utils import HEALTH_ENDPOINTS
+
+    served = {"serve": mlserver_routes(), "mlflow": [re.compile(f"^{re.escape(p)}$") for p in HEALTH_ENDPOINTS]}
+    problems, checked = [], 0
+    for where, _, _, c in app_containers(kind_objects):
+        command = c.get("args", [None])[0]
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            path = c.get(probe, {}).get("httpGet", {}).get("path")
+            if path is None:
+                continue
+            checked += 1
+            if not any(r.match(path) for r in served.get(command, [])):
+                problems.append(f"{where} container {c['name']}: {probe} path {path} is not served by `fraudlab {command}`")
+            if command == "serve" and "/models/" in path and f"/models/{Settings().model_name}/" not in path:
+                problems.append(f"{where}: {probe} path {path} names a model other than {Settings().model_name}")
+    assert checked >= 5 and not problems, "\n".join(problems)
+
+
+def test_serve_ports_match_the_settings_the_container_gets(kind_objects):
+    """The model container declares the ports it tells `fraudlab serve` to listen on."""
+    for where, _, _, c in app_containers(kind_objects):
+        if c.get("args", [None])[0] != "serve":
+            continue
+        env = {e["name"]: e.get("value") for e in c.get("env", [])}
+        declared = {p["containerPort"] for p in c["ports"]}
+        for key in ("FRAUD_HTTP_PORT", "FRAUD_GRPC_PORT", "FRAUD_METRICS_PORT"):
+            assert int(env[key]) in declared, f"{where}: {key}={env[key]} is not a declared container port {declared}"
+        assert env["FRAUD_SERVE_HOST"] == "0.0.0.0"
