@@ -17,7 +17,7 @@ TORCH_VARIANT ?= cpu
 KEEP_REGISTRY ?=
 OVERLAY ?= kind
 
-.PHONY: help install tools demo test test-fast mlflow serve simulate validate features train replay report docs docs-serve bench clean clean-data \
+.PHONY: help install tools demo up down test test-fast mlflow serve simulate validate features train replay report docs docs-serve bench clean clean-data \
         doctor cluster cluster-down gpu-cluster images deploy undeploy secrets
 
 help: ## List the targets
@@ -51,6 +51,12 @@ test: $(STAMP) $(TOOLS_STAMP) ## Run every test (unit, data, static manifests, i
 
 test-fast: $(STAMP) ## Run the tests not marked slow
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+up: $(STAMP) ## Start the local stack in the background: MLflow :5000, MLServer :8080 with the champion
+	$(BIN)/fraudlab up
+
+down: $(STAMP) ## Stop the local stack started by `make up`
+	$(BIN)/fraudlab down
 
 mlflow: $(STAMP) ## Run a local MLflow server on 127.0.0.1:5000 (foreground)
 	$(BIN)/fraudlab mlflow

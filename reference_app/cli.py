@@ -208,6 +208,44 @@ def serve(config_dir: Annotated[Optional[Path], typer.Option(help="Where to writ
 
 
 @app.command()
+def up(data_dir: DataDir = None) -> None:
+    """Start the local stack in the background: MLflow, and MLServer serving the champion."""
+    from .localstack import ServerError, stack_up
+
+    s = _settings(data_dir=data_dir)
+    try:
+        record = stack_up(s)
+    except ServerError as err:
+        _fail(str(err))
+    console.print(f"MLflow   {record['mlflow']['url']}  (pid {record['mlflow']['pid']})")
+    console.print(f"MLServer {record['mlserver']['url']}  gRPC {record['mlserver']['grpc']}  metrics {record['mlserver']['metrics_url']}  (pid {record['mlserver']['pid']})")
+    console.print("stop with `fraudlab down` (make down)")
+
+
+@app.command()
+def down(data_dir: DataDir = None) -> None:
+    """Stop the local stack started by `fraudlab up`."""
+    from .localstack import stack_down
+
+    stopped = stack_down(_settings(data_dir=data_dir))
+    console.print(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@app.command()
+def status(data_dir: DataDir = None) -> None:
+    """Show the local stack; exit 0 only when every server is running."""
+    from .localstack import stack_status
+
+    record = stack_status(_settings(data_dir=data_dir))
+    if not record:
+        _fail("the local stack is not running: start it with `fraudlab up` (make up)")
+    for name, entry in record.items():
+        console.print(f"{'✓' if entry['alive'] else '✗'} {name:<8} {entry['url']}  pid {entry['pid']}  log {entry['log']}")
+    if not all(entry["alive"] for entry in record.values()):
+        raise typer.Exit(1)
+
+
+@app.command()
 def replay(
     day: Annotated[str, typer.Option(help="Day to replay, YYYY-MM-DD.")] = "2018-08-08",
     url: Annotated[Optional[str], typer.Option(help="Inference base URL (FRAUD_INFERENCE_URL).")] = None,

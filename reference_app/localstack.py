@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -178,3 +179,88 @@ def start_mlserver(settings: Settings) -> ManagedProcess:
     url = f"http://{settings.serve_host}:{settings.http_port}"
     ready = f"{url}/v2/models/{settings.model_name}/ready"
     return ManagedProcess("MLServer", [fraudlab, "serve"], Path(settings.state_dir) / "logs" / "mlserver.log", ready, url, env)
+
+
+def stack_file(settings: Settings) -> Path:
+    """Where `fraudlab up` records the processes and URLs of the local stack."""
+    return Path(settings.state_dir) / "stack.json"
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with this pid exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stack_up(settings: Settings) -> dict:
+    """Start MLflow and MLServer (serving `model_uri`) in the background and record them.
+
+    The processes outlive this call (their own session); `stack_down` stops them.
+
+    Returns:
+        The stack record written to `stack_file(settings)`: per server its pid and URLs.
+
+    Raises:
+        ServerError: if a port is taken or a server does not become ready.
+    """
+    current = stack_status(settings)
+    if current and all(entry["alive"] for entry in current.values()):
+        return current
+    for port in (settings.mlflow_port, settings.http_port, settings.grpc_port, settings.metrics_port):
+        if port_open("127.0.0.1", port):
+            raise ServerError(f"port {port} on 127.0.0.1 is already in use: stop what listens there or set FRAUD_*_PORT")
+    mlflow_proc = start_mlflow(settings).start()
+    settings = settings.model_copy(update={"mlflow_tracking_uri": mlflow_proc.url})
+    try:
+        mlserver_proc = start_mlserver(settings).start()
+    except ServerError:
+        mlflow_proc.stop()
+        raise
+    record = {
+        "mlflow": {"pid": mlflow_proc.proc.pid, "url": mlflow_proc.url, "log": str(mlflow_proc.log_path)},
+        "mlserver": {
+            "pid": mlserver_proc.proc.pid,
+            "url": mlserver_proc.url,
+            "grpc": f"{settings.serve_host}:{settings.grpc_port}",
+            "metrics_url": f"http://{settings.serve_host}:{settings.metrics_port}/metrics",
+            "log": str(mlserver_proc.log_path),
+        },
+    }
+    stack_file(settings).write_text(json.dumps(record, indent=2))
+    return record
+
+
+def stack_status(settings: Settings) -> dict | None:
+    """The recorded stack with `alive` per server, or None when `fraudlab up` has not run."""
+    path = stack_file(settings)
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text())
+    for entry in record.values():
+        entry["alive"] = pid_alive(entry["pid"])
+    return record
+
+
+def stack_down(settings: Settings) -> list[str]:
+    """Stop the processes recorded by `stack_up` (SIGTERM, then SIGKILL); return their names."""
+    record = stack_status(settings)
+    stopped = []
+    for name, entry in (record or {}).items():
+        if entry["alive"]:
+            try:
+                os.killpg(entry["pid"], signal.SIGTERM)
+                deadline = time.monotonic() + 15
+                while pid_alive(entry["pid"]) and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                if pid_alive(entry["pid"]):
+                    os.killpg(entry["pid"], signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            stopped.append(name)
+    stack_file(settings).unlink(missing_ok=True)
+    return stopped
