@@ -39,14 +39,16 @@ def _datetime_matches_seconds(frame: pd.DataFrame) -> pd.Series:
     return (origin == mode.iloc[0]) & (origin.dt.normalize() == origin)
 
 
+# --8<-- [start:row-checks]
 def _days_match_seconds(frame: pd.DataFrame) -> pd.Series:
     """TX_TIME_DAYS is the whole number of days in TX_TIME_SECONDS."""
     return frame["TX_TIME_DAYS"] == frame["TX_TIME_SECONDS"] // SECONDS_PER_DAY
 
 
 def _scenario_matches_label(frame: pd.DataFrame) -> pd.Series:
-    """A fraud has a scenario 1–3, a genuine transaction scenario 0."""
+    """A fraud has a scenario 1–4 (4: the injected night-testing pattern), a genuine one scenario 0."""
     return (frame["TX_FRAUD"] == 1) == (frame["TX_FRAUD_SCENARIO"] > 0)
+# --8<-- [end:row-checks]
 
 
 _ROW_CHECKS = {"datetime_matches_seconds", "days_match_seconds", "scenario_matches_label"}
@@ -56,6 +58,7 @@ def _id_column(**kwargs) -> pa.Column:
     return pa.Column("int64", pa.Check.ge(0), nullable=False, coerce=True, **kwargs)
 
 
+# --8<-- [start:schema]
 TRANSACTION_SCHEMA = pa.DataFrameSchema(
     {
         "TRANSACTION_ID": _id_column(unique=True, report_duplicates="exclude_first"),
@@ -71,7 +74,7 @@ TRANSACTION_SCHEMA = pa.DataFrameSchema(
         "TX_TIME_SECONDS": _id_column(),
         "TX_TIME_DAYS": _id_column(),
         "TX_FRAUD": pa.Column("int64", pa.Check.isin([0, 1]), nullable=False, coerce=True),
-        "TX_FRAUD_SCENARIO": pa.Column("int64", pa.Check.isin([0, 1, 2, 3]), nullable=False, coerce=True),
+        "TX_FRAUD_SCENARIO": pa.Column("int64", pa.Check.isin([0, 1, 2, 3, 4]), nullable=False, coerce=True),
     },
     checks=[
         pa.Check(_datetime_matches_seconds, name="datetime_matches_seconds"),
@@ -81,8 +84,10 @@ TRANSACTION_SCHEMA = pa.DataFrameSchema(
     strict="filter",
     name="raw_transactions",
 )
+# --8<-- [end:schema]
 
 
+# --8<-- [start:result]
 @dataclass
 class ValidationResult:
     """Outcome of validating one frame.
@@ -97,6 +102,7 @@ class ValidationResult:
     valid: pd.DataFrame
     quarantined: pd.DataFrame
     reasons: dict[str, int] = field(default_factory=dict)
+# --8<-- [end:result]
 
 
 def _quarantine_frame(frame: pd.DataFrame, reasons: pd.Series) -> pd.DataFrame:

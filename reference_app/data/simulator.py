@@ -24,12 +24,14 @@ SECONDS_PER_DAY = 86_400
 GRID_SIZE = 100.0
 TIME_OF_DAY_MEAN = SECONDS_PER_DAY / 2
 TIME_OF_DAY_STD = 20_000.0
+# --8<-- [start:scenarios]
 SCENARIO1_AMOUNT = 220.0
 SCENARIO2_TERMINALS_PER_DAY = 2
 SCENARIO2_DAYS = 28
 SCENARIO3_CUSTOMERS_PER_DAY = 3
 SCENARIO3_DAYS = 14
 SCENARIO3_AMOUNT_FACTOR = 5.0
+# --8<-- [end:scenarios]
 
 TRANSACTION_COLUMNS = [
     "TRANSACTION_ID",
@@ -45,6 +47,7 @@ TRANSACTION_COLUMNS = [
 
 
 @dataclass(frozen=True)
+# --8<-- [start:params]
 class SimulationParams:
     """Generator parameters, recorded in the dataset manifest."""
 
@@ -58,6 +61,7 @@ class SimulationParams:
     def to_dict(self) -> dict:
         """Return the parameters as a JSON-ready dict."""
         return asdict(self)
+# --8<-- [end:params]
 
 
 def generate_customer_profiles(n_customers: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -184,6 +188,7 @@ def add_frauds(
     s1 = amount > SCENARIO1_AMOUNT
     fraud[s1], scenario[s1] = 1, 1
 
+    # --8<-- [start:scenario2]
     # Scenario 2: compromised terminals. A transaction on day t at terminal m is fraud when m was
     # drawn on a day in (t - 28, t]. Encode (terminal, day) pairs as one integer and use isin.
     per_day = min(SCENARIO2_TERMINALS_PER_DAY, len(terminal_ids))
@@ -196,6 +201,7 @@ def add_frauds(
     keys = np.unique(pair_terms * span + pair_days)
     s2 = np.isin(transactions["TERMINAL_ID"].to_numpy() * span + tx_days, keys)
     fraud[s2], scenario[s2] = 1, 2
+    # --8<-- [end:scenario2]
 
     # Scenario 3: compromised customers. Index transactions by customer once (CSR), then for each
     # day's draw take the customers' transactions in [day, day + 14) and mark a third of them.

@@ -26,11 +26,13 @@ SECONDS_PER_DAY = 86_400
 WINDOWS_DAYS = (1, 7, 30)
 NIGHT_LAST_HOUR = 6
 
+# --8<-- [start:names]
 CUSTOMER_FEATURES = [
     f"CUSTOMER_ID_{stat}_{n}DAY_WINDOW" for n in WINDOWS_DAYS for stat in ("NB_TX", "AVG_AMOUNT")
 ]
 TERMINAL_FEATURES = [f"TERMINAL_ID_{stat}_{n}DAY_WINDOW" for n in WINDOWS_DAYS for stat in ("NB_TX", "RISK")]
 FEATURE_NAMES = ["TX_AMOUNT", "TX_DURING_WEEKEND", "TX_DURING_NIGHT", *CUSTOMER_FEATURES, *TERMINAL_FEATURES]
+# --8<-- [end:names]
 """The 15 model inputs, in the order models and the V2 inference protocol use."""
 
 
@@ -93,6 +95,7 @@ def build_features(transactions: pd.DataFrame, delay_days: int = FEATURE_DELAY_D
     fraud = out["TX_FRAUD"].to_numpy(dtype=np.float64)
     customers = out["CUSTOMER_ID"].to_numpy(dtype=np.int64)
     terminals = out["TERMINAL_ID"].to_numpy(dtype=np.int64)
+    # --8<-- [start:windows]
     delay = delay_days * SECONDS_PER_DAY
     for n in WINDOWS_DAYS:
         count, (total,) = _window_sums(customers, seconds, [amount], n * SECONDS_PER_DAY, 0)
@@ -102,4 +105,5 @@ def build_features(transactions: pd.DataFrame, delay_days: int = FEATURE_DELAY_D
         count, (frauds,) = _window_sums(terminals, seconds, [fraud], (delay_days + n) * SECONDS_PER_DAY, delay)
         out[f"TERMINAL_ID_NB_TX_{n}DAY_WINDOW"] = count
         out[f"TERMINAL_ID_RISK_{n}DAY_WINDOW"] = np.where(count > 0, frauds / np.maximum(count, 1), 0.0)
+    # --8<-- [end:windows]
     return out

@@ -14,10 +14,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+# --8<-- [start:thresholds]
 PSI_BINS = 10
 PSI_EPSILON = 1e-4
 PSI_WARN = 0.1
 PSI_ALERT = 0.25
+# --8<-- [end:thresholds]
 
 
 def psi(reference: np.ndarray, current: np.ndarray, bins: int = PSI_BINS) -> float:
@@ -40,6 +42,7 @@ def psi(reference: np.ndarray, current: np.ndarray, bins: int = PSI_BINS) -> flo
     reference, current = np.asarray(reference, float), np.asarray(current, float)
     if reference.size == 0 or current.size == 0:
         raise ValueError("psi needs two non-empty samples")
+    # --8<-- [start:psi-bins]
     values = np.unique(reference)
     if values.size <= bins:
         # Discrete feature (flags, small counts): one bin per reference value, plus one for
@@ -56,6 +59,7 @@ def psi(reference: np.ndarray, current: np.ndarray, bins: int = PSI_BINS) -> flo
         c = np.bincount(np.searchsorted(inner, current, side="right"), minlength=inner.size + 1) / current.size
     r, c = np.maximum(r, PSI_EPSILON), np.maximum(c, PSI_EPSILON)
     return float(np.sum((c - r) * np.log(c / r)))
+    # --8<-- [end:psi-bins]
 
 
 def drift_table(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str]) -> pd.DataFrame:

@@ -14,6 +14,7 @@ from functools import cache
 import numpy as np
 from prometheus_client import Counter, Histogram
 
+# --8<-- [start:metrics]
 SCORE_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 
 
@@ -26,6 +27,7 @@ def runtime_metrics() -> tuple[Histogram, Counter, Counter]:
         Counter("fraud_scored_transactions", "Transactions scored by the fraud model.", labels),
         Counter("fraud_flagged_transactions", "Transactions whose fraud probability reached the flag threshold.", labels),
     )
+# --8<-- [end:metrics]
 
 
 def record_scores(scores: np.ndarray, threshold: float, model_name: str, model_version: str) -> None:

@@ -28,6 +28,7 @@ class ReplayError(RuntimeError):
     """The server refused a request or the replay found no data."""
 
 
+# --8<-- [start:v2-request]
 def v2_request(features: pd.DataFrame) -> dict:
     """Build a V2 inference request body: one FP64 input of shape [n] per feature."""
     return {
@@ -36,6 +37,7 @@ def v2_request(features: pd.DataFrame) -> dict:
             for name in FEATURE_NAMES
         ]
     }
+# --8<-- [end:v2-request]
 
 
 def replay_day(settings: Settings, day: dt.date, out_dir: Path | None = None) -> dict:
@@ -78,10 +80,12 @@ def replay_day(settings: Settings, day: dt.date, out_dir: Path | None = None) ->
             (output,) = [o for o in body["outputs"] if o["name"] == OUTPUT_NAME]
             served[lo : lo + len(batch)] = output["data"]
     elapsed = time.perf_counter() - started
+    # --8<-- [start:skew]
     configure(settings.mlflow_tracking_uri)
     model = load_model(f"models:/{settings.model_name}/{version}")
     offline = model.predict_proba(frame)
     diff = np.abs(served - offline)
+    # --8<-- [end:skew]
     out_dir = Path(out_dir or settings.reports_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     scores_path = out_dir / f"replay-{day.isoformat()}.parquet"

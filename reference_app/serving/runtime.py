@@ -29,6 +29,7 @@ NUMERIC_DATATYPES = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT
 class FraudRuntime(MLModel):
     """Serve `models:/fraud-detector@champion` (or the URI in the model settings) from MLflow."""
 
+    # --8<-- [start:load]
     async def load(self) -> bool:
         """Resolve the model URI to a registered version and load it through MLflow."""
         self._config = Settings()
@@ -37,7 +38,9 @@ class FraudRuntime(MLModel):
         self._model = load_model(uri)
         self._version = self._model.version or "unknown"
         return True
+    # --8<-- [end:load]
 
+    # --8<-- [start:predict]
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         """Score a batch: 15 named inputs of n values each → `fraud_probability` (n,)."""
         features = self._check_request(payload)
@@ -49,6 +52,7 @@ class FraudRuntime(MLModel):
             id=payload.id,
             outputs=[ResponseOutput(name=OUTPUT_NAME, shape=[len(scores)], datatype="FP64", data=scores.tolist())],
         )
+    # --8<-- [end:predict]
 
     def _check_request(self, payload: InferenceRequest) -> pd.DataFrame:
         """Decode and check the request; return an (n, 15) float64 frame in `FEATURE_NAMES` order.
@@ -58,6 +62,7 @@ class FraudRuntime(MLModel):
                 other than [n] / [n, 1], data not matching the shape, inputs of different lengths,
                 an empty batch, a batch above `max_batch_rows`, NaN or infinite values.
         """
+        # --8<-- [start:checks]
         inputs = {i.name: i for i in payload.inputs or []}
         if len(inputs) != len(payload.inputs or []):
             raise InferenceError("duplicate input names in the request")
@@ -70,6 +75,7 @@ class FraudRuntime(MLModel):
             if unknown:
                 parts.append(f"unknown inputs: {', '.join(unknown)}")
             raise InferenceError("; ".join(parts) + f". Expected the {len(FEATURE_NAMES)} inputs {', '.join(FEATURE_NAMES)}")
+        # --8<-- [end:checks]
         columns, lengths = {}, set()
         for name in FEATURE_NAMES:
             item = inputs[name]

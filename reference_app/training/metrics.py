@@ -39,6 +39,7 @@ def card_precision_top_k(
             "score": np.asarray(scores, dtype=np.float64),
         }
     )
+    # --8<-- [start:cpk]
     detected: set = set()
     per_day = []
     for _, day in frame.groupby("day", sort=True):
@@ -48,6 +49,7 @@ def card_precision_top_k(
         per_day.append(float(top["fraud"].sum()) / k)
         detected |= set(top.index[top["fraud"] == 1].tolist())
     return (float(np.mean(per_day)) if per_day else 0.0), per_day
+    # --8<-- [end:cpk]
 
 
 def evaluate_scores(test: pd.DataFrame, scores: np.ndarray, k: int = 100) -> dict[str, float]:

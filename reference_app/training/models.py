@@ -22,6 +22,7 @@ from sklearn.preprocessing import StandardScaler
 MODEL_TYPES = ("logistic_regression", "random_forest", "mlp")
 
 
+# --8<-- [start:device]
 def select_device(preferred: str = "auto") -> torch.device:
     """Return the training device: CUDA when present (or asked for), else CPU.
 
@@ -33,6 +34,7 @@ def select_device(preferred: str = "auto") -> torch.device:
     if preferred == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(preferred)
+# --8<-- [end:device]
 
 
 class _MLP(torch.nn.Module):
@@ -104,6 +106,7 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         loss_fn = torch.nn.BCEWithLogitsLoss()
         use_amp = device.type == "cuda"
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+        # --8<-- [start:fit-loop]
         net.train()
         for _ in range(self.epochs):
             perm = torch.randperm(len(xs), device=device, generator=generator)
@@ -115,6 +118,7 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
                 scaler.scale(loss).backward()
                 scaler.step(optimiser)
                 scaler.update()
+        # --8<-- [end:fit-loop]
         self.network_ = net.to("cpu").eval()
         return self
 
@@ -131,6 +135,7 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(np.int64)
 
 
+# --8<-- [start:make-model]
 def make_model(model_type: str, seed: int = 0, device: str = "auto"):
     """Build an unfitted classifier of one of `MODEL_TYPES`.
 
@@ -146,3 +151,4 @@ def make_model(model_type: str, seed: int = 0, device: str = "auto"):
     if model_type == "mlp":
         return TorchMLPClassifier(device=device, seed=seed)
     raise ValueError(f"unknown model type {model_type!r}; choose one of {', '.join(MODEL_TYPES)}")
+# --8<-- [end:make-model]

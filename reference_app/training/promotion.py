@@ -17,6 +17,7 @@ CHALLENGER = "challenger"
 
 
 @dataclass(frozen=True)
+# --8<-- [start:gate]
 class QualityGate:
     """Minimum metrics on the test set to become champion (defaults: issue #2's gate)."""
 
@@ -31,6 +32,7 @@ class QualityGate:
         if metrics["average_precision"] < self.min_average_precision:
             out.append(f"average precision {metrics['average_precision']:.4f} < {self.min_average_precision}")
         return out
+# --8<-- [end:gate]
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ def decide_promotion(
         `Decision("champion", …)` when the candidate passes the gate and its AP is strictly higher
         than the champion's; `Decision("challenger", …)` otherwise, with the reason.
     """
+    # --8<-- [start:decide]
     failures = gate.failures(candidate)
     if failures:
         return Decision(CHALLENGER, False, "fails the quality gate: " + "; ".join(failures))
@@ -66,3 +69,4 @@ def decide_promotion(
     if ap > champion_ap:
         return Decision(CHAMPION, True, f"passes the gate and beats the champion's AP ({ap:.4f} > {champion_ap:.4f})")
     return Decision(CHALLENGER, True, f"passes the gate but does not beat the champion's AP ({ap:.4f} ≤ {champion_ap:.4f})")
+    # --8<-- [end:decide]

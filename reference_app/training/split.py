@@ -43,6 +43,7 @@ def split_train_test(
     in_train = (offset >= 0) & (offset < delta_train)
     fraud = transactions["TX_FRAUD"].to_numpy() == 1
     customer = transactions["CUSTOMER_ID"].to_numpy()
+    # --8<-- [start:known]
     known = set(customer[in_train & fraud].tolist())
     test_parts = []
     for k in range(delta_test):
@@ -51,6 +52,7 @@ def split_train_test(
         test_day = offset == delta_train + delta_delay + k
         keep = test_day & ~np.isin(customer, np.fromiter(known, dtype=customer.dtype, count=len(known)))
         test_parts.append(np.flatnonzero(keep))
+    # --8<-- [end:known]
     train = transactions.loc[in_train].sort_values("TX_DATETIME", kind="stable").reset_index(drop=True)
     test = transactions.iloc[np.concatenate(test_parts)].sort_values("TX_DATETIME", kind="stable").reset_index(drop=True)
     if train.empty or test.empty:

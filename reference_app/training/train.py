@@ -79,6 +79,7 @@ def train(
     Raises:
         ValueError: unknown model type, empty windows, or a single-class test set.
     """
+    # --8<-- [start:fit]
     train_df, test_df = split_train_test(features, train_start, delta_train, delta_delay, delta_test)
     model = make_model(model_type, seed=seed, device=device)
     started = time.perf_counter()
@@ -90,6 +91,7 @@ def train(
         model.set_params(n_jobs=1)
     scores = score(model, test_df)
     metrics = {**evaluate_scores(test_df, scores, k=top_k), "fit_seconds": fit_seconds}
+    # --8<-- [end:fit]
     params = {
         "model_type": model_type,
         "train_start": train_start.isoformat(),
