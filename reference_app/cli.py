@@ -43,11 +43,22 @@ def simulate(
     days: Annotated[Optional[int], typer.Option(help="Number of days (default 183).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed (default 0).")] = None,
     force: Annotated[bool, typer.Option(help="Simulate even if the same dataset exists.")] = False,
+    drift_from: Annotated[Optional[str], typer.Option(help="Inject drift from this day on (YYYY-MM-DD).")] = None,
+    drift_terminals: Annotated[Optional[int], typer.Option(help="Drift: extra compromised terminals per day.")] = None,
+    drift_amount_factor: Annotated[Optional[float], typer.Option(help="Drift: multiply every amount by this factor.")] = None,
+    drift_night_customers: Annotated[Optional[int], typer.Option(help="Drift: customers per day hit by night card testing (new pattern).")] = None,
 ) -> None:
-    """Simulate transactions (Fraud Detection Handbook, ch. 3.2) into Parquet files, one per day."""
+    """Simulate transactions (Fraud Detection Handbook, ch. 3.2) into Parquet files, one per day.
+
+    The --drift-* options (or FRAUD_DRIFT_*) inject drift from a chosen day for the monitoring labs.
+    """
     from .pipeline import simulate_step
 
-    s = _settings(data_dir=data_dir, n_customers=customers, n_terminals=terminals, nb_days=days, seed=seed)
+    s = _settings(
+        data_dir=data_dir, n_customers=customers, n_terminals=terminals, nb_days=days, seed=seed,
+        drift_start=drift_from, drift_extra_terminals=drift_terminals, drift_amount_factor=drift_amount_factor,
+        drift_night_customers=drift_night_customers,
+    )  # fmt: skip
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("simulating", total=3)
         manifest, reused = simulate_step(s, force=force, progress=lambda stage: bar.update(task, advance=1, description=f"simulated {stage}"))
@@ -208,17 +219,21 @@ def serve(config_dir: Annotated[Optional[Path], typer.Option(help="Where to writ
 
 
 @app.command()
-def up(data_dir: DataDir = None) -> None:
+def up(
+    data_dir: DataDir = None,
+    monitoring: Annotated[bool, typer.Option(help="Also start the drift exporter, Prometheus, Alertmanager and the continuous-training controller.")] = False,
+) -> None:
     """Start the local stack in the background: MLflow, and MLServer serving the champion."""
     from .localstack import ServerError, stack_up
+    from .monitoring.prometheus import MonitoringToolMissing
 
     s = _settings(data_dir=data_dir)
     try:
-        record = stack_up(s)
-    except ServerError as err:
+        record = stack_up(s, monitoring=monitoring)
+    except (ServerError, MonitoringToolMissing) as err:
         _fail(str(err))
-    console.print(f"MLflow   {record['mlflow']['url']}  (pid {record['mlflow']['pid']})")
-    console.print(f"MLServer {record['mlserver']['url']}  gRPC {record['mlserver']['grpc']}  metrics {record['mlserver']['metrics_url']}  (pid {record['mlserver']['pid']})")
+    for name, entry in record.items():
+        console.print(f"{name:<13} {entry['url']}  (pid {entry['pid']})")
     console.print("stop with `fraudlab down` (make down)")
 
 
@@ -243,6 +258,86 @@ def status(data_dir: DataDir = None) -> None:
         console.print(f"{'✓' if entry['alive'] else '✗'} {name:<8} {entry['url']}  pid {entry['pid']}  log {entry['log']}")
     if not all(entry["alive"] for entry in record.values()):
         raise typer.Exit(1)
+
+
+@app.command()
+def monitor(
+    once: Annotated[bool, typer.Option(help="Compute once, write reports/monitoring.json and exit (for Jobs).")] = False,
+    port: Annotated[Optional[int], typer.Option(help="Metrics port (FRAUD_MONITOR_PORT, default 8090).")] = None,
+    host: Annotated[str, typer.Option(help="Bind address (0.0.0.0 in a container).")] = "127.0.0.1",
+    data_dir: DataDir = None,
+) -> None:
+    """Drift (PSI, KS per feature and score) and delayed-label performance as Prometheus metrics."""
+    import time
+
+    from .monitoring.exporter import serve_metrics
+    from .monitoring.monitor import NothingToMonitorError, compute_monitoring
+
+    s = _settings(data_dir=data_dir, monitor_port=port)
+    if once:
+        try:
+            result = compute_monitoring(s)
+        except NothingToMonitorError as err:
+            _fail(str(err), 2)
+        out = Path(s.reports_dir) / "monitoring.json"
+        out.write_text(json.dumps(result, indent=2))
+        console.print(f"as of {result['as_of']}: max PSI {result['max_psi']:.3f}, drifted {result['drifted_features'] or 'none'}; performance {result['performance']}; wrote {out}")
+        return
+    server, _ = serve_metrics(s, s.monitor_port, host)
+    console.print(f"monitoring metrics on http://{host}:{s.monitor_port}/metrics (Ctrl-C to stop)")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.shutdown()
+
+
+@app.command()
+def prometheus(data_dir: DataDir = None) -> None:
+    """Run a local Prometheus (alert rules from the PrometheusRule manifest) and Alertmanager in the foreground."""
+    from .localstack import start_alertmanager, start_prometheus
+    from .monitoring.prometheus import MonitoringToolMissing
+
+    s = _settings(data_dir=data_dir)
+    try:
+        with start_alertmanager(s) as am, start_prometheus(s) as prom:
+            console.print(f"Prometheus {prom.url}, Alertmanager {am.url} (Ctrl-C to stop)")
+            prom.proc.wait()
+    except MonitoringToolMissing as err:
+        _fail(str(err), 2)
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command("ct-controller")
+def ct_controller(
+    port: Annotated[Optional[int], typer.Option(help="Port (FRAUD_CT_PORT, default 8095).")] = None,
+    host: Annotated[str, typer.Option(help="Bind address (0.0.0.0 in a container).")] = "127.0.0.1",
+) -> None:
+    """The continuous-training controller: Alertmanager webhook on /alerts, retrains on drift or performance alerts."""
+    import uvicorn
+
+    from .continuous import create_app
+
+    s = _settings(ct_port=port)
+    uvicorn.run(create_app(s), host=host, port=s.ct_port, log_level="warning")
+
+
+@app.command()
+def retrain(
+    trigger: Annotated[str, typer.Option(help="JSON describing what started the cycle (recorded in MLflow).")] = '{"source": "manual"}',
+    data_dir: DataDir = None,
+) -> None:
+    """One continuous-training cycle: retrain on the newest labelled window, gate, promote, reload serving."""
+    from .continuous import retrain as run_retrain
+    from .data.store import DatasetError
+
+    s = _settings(data_dir=data_dir)
+    try:
+        outcome = run_retrain(s, json.loads(trigger))
+    except (DatasetError, ValueError) as err:
+        _fail(str(err), 2)
+    console.print(f"challenger version {outcome['version']} (train from {outcome['window']['train_start']}, test {outcome['window']['test_start']} … {outcome['window']['test_end']}) → {outcome['decision']}: {outcome['reason']}; serving reloaded: {outcome['reloaded']}")
 
 
 @app.command()

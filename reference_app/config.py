@@ -43,6 +43,15 @@ class Settings(BaseSettings):
     seed: int = 0
     """Seed of every random draw: the same seed gives the same dataset and model."""
 
+    drift_start: dt.date | None = None
+    """Inject drift from this day on (see `data.drift`); None: the handbook's data as is."""
+    drift_extra_terminals: int = Field(0, ge=0)
+    """Drift: extra compromised terminals per day (scenario 2 at a higher rate)."""
+    drift_amount_factor: float = Field(1.0, gt=0)
+    """Drift: every amount multiplied by this factor."""
+    drift_night_customers: int = Field(0, ge=0)
+    """Drift: customers per day hit by the new night card-testing pattern (scenario 4)."""
+
     # --- evaluation protocol (handbook ch. 3.5) -------------------------------------------
     train_start: dt.date = dt.date(2018, 7, 25)
     """First day of the training week."""
@@ -114,6 +123,31 @@ class Settings(BaseSettings):
 
     def _under(self, name: str) -> str:
         return f"{self.data_dir.rstrip('/')}/{name}"
+
+    # --- monitoring and continuous training -------------------------------------------------
+    monitor_port: int = 8090
+    """Port of the drift and performance exporter (`fraudlab monitor`), `/metrics`."""
+    prometheus_port: int = 9090
+    """Port of the local Prometheus (`fraudlab prometheus`)."""
+    alertmanager_port: int = 9093
+    """Port of the local Alertmanager started with `fraudlab prometheus`."""
+    ct_port: int = 8095
+    """Port of the continuous-training controller (`fraudlab ct-controller`), Alertmanager's webhook."""
+    scrape_interval_s: float = Field(15.0, gt=0)
+    """Local Prometheus scrape and rule evaluation interval, in seconds."""
+    psi_alert_threshold: float = 0.25
+    """PSI above which a feature counts as drifted (the drift alert's threshold)."""
+    cp_floor: float = 0.2
+    """Realised CP@k below this fires the performance alert."""
+    retrain_model: str = "random_forest"
+    """Model type that continuous training trains."""
+    serving_reload_url: str = ""
+    """Model repository URL to reload after a promotion (local mode: MLServer's
+    `/v2/repository/models/<name>/load`); empty → `inference_url`."""
+    ct_mode: str = "inline"
+    """How the controller retrains: "inline" (in its own process) or "job" (a Kubernetes Job)."""
+    ct_namespace: str = "fraud-lab"
+    """Namespace of the retraining Job and the SeldonDeployment (kind mode)."""
 
     @property
     def raw_dir(self) -> str:

@@ -197,8 +197,46 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def stack_up(settings: Settings) -> dict:
+def start_prometheus(settings: Settings, mlflow_url: str | None = None) -> ManagedProcess:
+    """A local Prometheus scraping the model, the drift exporter (and MLflow), with the alert rules."""
+    from .monitoring.prometheus import prometheus_command
+
+    folder = Path(settings.state_dir).resolve() / "prometheus"
+    url = f"http://127.0.0.1:{settings.prometheus_port}"
+    return ManagedProcess("Prometheus", prometheus_command(settings, folder, mlflow_url), Path(settings.state_dir) / "logs" / "prometheus.log", f"{url}/-/ready", url)
+
+
+def start_alertmanager(settings: Settings) -> ManagedProcess:
+    """A local Alertmanager routing `action=retrain` alerts to the continuous-training controller."""
+    from .monitoring.prometheus import alertmanager_command
+
+    folder = Path(settings.state_dir).resolve() / "alertmanager"
+    url = f"http://127.0.0.1:{settings.alertmanager_port}"
+    return ManagedProcess("Alertmanager", alertmanager_command(settings, folder), Path(settings.state_dir) / "logs" / "alertmanager.log", f"{url}/-/ready", url)
+
+
+def _fraudlab(settings: Settings, name: str, args: list[str], ready_path: str, port: int) -> ManagedProcess:
+    fraudlab = shutil.which("fraudlab", path=str(Path(sys.executable).parent)) or "fraudlab"
+    url = f"http://127.0.0.1:{port}"
+    env = {f"FRAUD_{k.upper()}": str(v) for k, v in settings.model_dump(exclude={"mlflow_admin_password"}).items() if v is not None and not isinstance(v, (dict, list))}
+    return ManagedProcess(name, [fraudlab, *args], Path(settings.state_dir) / "logs" / f"{name.lower()}.log", f"{url}{ready_path}", url, env)
+
+
+def start_monitor(settings: Settings) -> ManagedProcess:
+    """`fraudlab monitor`: drift and delayed-label performance on /metrics."""
+    return _fraudlab(settings, "Monitor", ["monitor", "--port", str(settings.monitor_port)], "/metrics", settings.monitor_port)
+
+
+def start_ct_controller(settings: Settings) -> ManagedProcess:
+    """`fraudlab ct-controller`: Alertmanager's webhook receiver that retrains."""
+    return _fraudlab(settings, "CT-controller", ["ct-controller", "--port", str(settings.ct_port)], "/healthz", settings.ct_port)
+
+
+def stack_up(settings: Settings, monitoring: bool = False) -> dict:
     """Start MLflow and MLServer (serving `model_uri`) in the background and record them.
+
+    With `monitoring`, also the drift exporter, Prometheus, Alertmanager and the
+    continuous-training controller (ports from the `*_port` settings).
 
     The processes outlive this call (their own session); `stack_down` stops them.
 
@@ -211,26 +249,31 @@ def stack_up(settings: Settings) -> dict:
     current = stack_status(settings)
     if current and all(entry["alive"] for entry in current.values()):
         return current
-    for port in (settings.mlflow_port, settings.http_port, settings.grpc_port, settings.metrics_port):
+    ports = [settings.mlflow_port, settings.http_port, settings.grpc_port, settings.metrics_port]
+    if monitoring:
+        ports += [settings.monitor_port, settings.prometheus_port, settings.alertmanager_port, settings.ct_port]
+    for port in ports:
         if port_open("127.0.0.1", port):
             raise ServerError(f"port {port} on 127.0.0.1 is already in use: stop what listens there or set FRAUD_*_PORT")
-    mlflow_proc = start_mlflow(settings).start()
-    settings = settings.model_copy(update={"mlflow_tracking_uri": mlflow_proc.url})
+    if monitoring and not settings.mlflow_prometheus_dir:
+        settings = settings.model_copy(update={"mlflow_prometheus_dir": str(Path(settings.state_dir).resolve() / "mlflow-metrics")})
+    started: list[tuple[str, ManagedProcess]] = []
     try:
-        mlserver_proc = start_mlserver(settings).start()
-    except ServerError:
-        mlflow_proc.stop()
+        mlflow_proc = start_mlflow(settings).start()
+        started.append(("mlflow", mlflow_proc))
+        settings = settings.model_copy(update={"mlflow_tracking_uri": mlflow_proc.url, "inference_url": f"http://{settings.serve_host}:{settings.http_port}"})
+        started.append(("mlserver", start_mlserver(settings).start()))
+        if monitoring:
+            started.append(("monitor", start_monitor(settings).start()))
+            started.append(("ct-controller", start_ct_controller(settings).start()))
+            started.append(("alertmanager", start_alertmanager(settings).start()))
+            started.append(("prometheus", start_prometheus(settings, mlflow_proc.url).start()))
+    except Exception:
+        for _, proc in reversed(started):
+            proc.stop()
         raise
-    record = {
-        "mlflow": {"pid": mlflow_proc.proc.pid, "url": mlflow_proc.url, "log": str(mlflow_proc.log_path)},
-        "mlserver": {
-            "pid": mlserver_proc.proc.pid,
-            "url": mlserver_proc.url,
-            "grpc": f"{settings.serve_host}:{settings.grpc_port}",
-            "metrics_url": f"http://{settings.serve_host}:{settings.metrics_port}/metrics",
-            "log": str(mlserver_proc.log_path),
-        },
-    }
+    record = {name: {"pid": proc.proc.pid, "url": proc.url, "log": str(proc.log_path)} for name, proc in started}
+    record["mlserver"] |= {"grpc": f"{settings.serve_host}:{settings.grpc_port}", "metrics_url": f"http://{settings.serve_host}:{settings.metrics_port}/metrics"}
     stack_file(settings).write_text(json.dumps(record, indent=2))
     return record
 

@@ -19,6 +19,7 @@ import pandas as pd
 from .config import Settings
 from .data import store
 from .data.contracts import REASON_COLUMN, SOURCE_COLUMN, validate_transactions
+from .data.drift import DriftScenario, inject_drift
 from .data.simulator import SimulationParams, simulate_transactions
 from .features import build_features
 
@@ -38,6 +39,19 @@ def simulation_params(settings: Settings) -> SimulationParams:
     )
 
 
+def drift_scenario(settings: Settings) -> DriftScenario | None:
+    """The drift scenario that `settings` asks for, or None."""
+    if settings.drift_start is None:
+        return None
+    scenario = DriftScenario(
+        start_day=(settings.drift_start - settings.start_date).days,
+        extra_compromised_terminals=settings.drift_extra_terminals,
+        amount_factor=settings.drift_amount_factor,
+        night_testing_customers=settings.drift_night_customers,
+    )
+    return scenario if scenario.active else None
+
+
 def simulate_step(settings: Settings, force: bool = False, progress: Progress | None = None) -> tuple[dict, bool]:
     """Simulate transactions into `raw_dir` unless a dataset with the same parameters exists.
 
@@ -45,10 +59,15 @@ def simulate_step(settings: Settings, force: bool = False, progress: Progress | 
         `(manifest, reused)`.
     """
     params = simulation_params(settings).to_dict()
+    drift = drift_scenario(settings)
+    if drift is not None:
+        params["drift"] = drift.to_dict()
     existing = store.read_manifest(settings.raw_dir)
     if not force and existing and existing.get("params") == params:
         return existing, True
-    frame = simulate_transactions(**params, progress=progress)
+    frame = simulate_transactions(**{k: v for k, v in params.items() if k != "drift"}, progress=progress)
+    if drift is not None:
+        frame = inject_drift(frame, drift, seed=settings.seed)
     return store.write_dataset(frame, settings.raw_dir, name="raw", extra={"params": params, "generator": "fraud-detection-handbook-ch3.2"}), False
 
 

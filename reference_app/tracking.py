@@ -241,3 +241,27 @@ def find_finished_run(experiment: str, tags: dict[str, str]) -> dict | None:
         "metrics": dict(run.data.metrics),
         "device": run.data.tags.get("device", ""),
     }
+
+
+def log_continuous_training(trigger: dict, params: dict, metrics: dict, decision: Decision, version: str, experiment: str = "continuous-training") -> str:
+    """Record one continuous-training cycle as its own MLflow run; return the run id.
+
+    Args:
+        trigger: what started it (`source`: alert/schedule/manual, `alertname`, labels).
+        params: data windows and model type.
+        metrics: the challenger's test metrics.
+        decision: the promotion decision; version: the challenger's model version.
+    """
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name=f"retrain-{trigger.get('alertname') or trigger.get('source', 'manual')}") as run:
+        mlflow.set_tags({
+            "trigger_source": str(trigger.get("source", "manual")),
+            "trigger_alert": str(trigger.get("alertname", "")),
+            "trigger_labels": str(trigger.get("labels", {}))[:5000],
+            "decision": decision.alias,
+            "decision_reason": decision.reason,
+            "challenger_version": version,
+        })  # fmt: skip
+        mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+        mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+    return run.info.run_id

@@ -28,7 +28,7 @@ BAD_ROWS = [
     ("CUSTOMER_ID", None, "CUSTOMER_ID:not_nullable"),
     ("TERMINAL_ID", -1, "TERMINAL_ID:greater_than_or_equal_to(0)"),
     ("TX_FRAUD", 2, "TX_FRAUD:isin([0, 1])"),
-    ("TX_FRAUD_SCENARIO", 7, "TX_FRAUD_SCENARIO:isin([0, 1, 2, 3])"),
+    ("TX_FRAUD_SCENARIO", 7, "TX_FRAUD_SCENARIO:isin([0, 1, 2, 3, 4])"),
     ("TX_TIME_DAYS", 99, "row:days_match_seconds"),
     ("TX_DATETIME", pd.Timestamp("2019-01-01 10:00:00"), "row:datetime_matches_seconds"),
     ("TX_DATETIME", "not a date", "TX_DATETIME:coerce_dtype('datetime64[ns]')"),

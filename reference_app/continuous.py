@@ -1,0 +1,187 @@
+"""Continuous training: an alert (or a schedule) retrains on the most recent labelled window,
+the challenger goes through the promotion gate, and serving moves to a new champion.
+
+- `retrain`: one cycle, recorded in MLflow (experiment `continuous-training`: trigger, data
+  windows, decision and reason).
+- `create_app`: the controller, an Alertmanager webhook receiver (`POST /alerts`); alerts
+  labelled `action=retrain` start a cycle — in its own process (local mode, `ct_mode=inline`) or
+  as a Kubernetes Job (kind mode, `ct_mode=job`). One cycle at a time; alerts that arrive during
+  a cycle are coalesced into it.
+
+Example:
+    >>> outcome = retrain(Settings(), {"source": "manual"})   # doctest: +SKIP
+    >>> outcome["decision"], outcome["reason"]                 # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import threading
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+from . import tracking
+from .config import Settings
+from .data import store
+from .jobs import quality_gate
+from .monitoring.monitor import served_days
+from .training.promotion import CHAMPION
+from .training.train import train
+
+SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+def recent_window(settings: Settings, as_of: dt.date) -> dict[str, dt.date]:
+    """The newest protocol window whose test labels are known on `as_of`.
+
+    Labels arrive `delta_delay` days late, so the test week ends on as_of − delay; the usual
+    delay period and training week come before it (Fraud Detection Handbook, ch. 3.5).
+    """
+    test_end = as_of - dt.timedelta(days=settings.delta_delay)
+    test_start = test_end - dt.timedelta(days=settings.delta_test - 1)
+    train_start = test_start - dt.timedelta(days=settings.delta_delay + settings.delta_train)
+    return {"train_start": train_start, "test_start": test_start, "test_end": test_end, "as_of": as_of}
+
+
+def retrain(settings: Settings, trigger: dict) -> dict:
+    """Run one continuous-training cycle.
+
+    Args:
+        settings: data, registry and serving settings (`retrain_model` is the model type).
+        trigger: what started the cycle (recorded in MLflow).
+
+    Returns:
+        `version`, `decision` (champion/challenger), `reason`, `metrics`, `window`, `reloaded`,
+        `ct_run_id`.
+
+    Raises:
+        store.DatasetError: if the features dataset is missing.
+    """
+    days = served_days(settings)
+    manifest = store.read_manifest(settings.features_dir)
+    if manifest is None:
+        raise store.DatasetError(f"{settings.features_dir} has no manifest: run the data pipeline first")
+    features = store.read_dataset(settings.features_dir)
+    as_of = max(days) if days else features["TX_DATETIME"].max().date()
+    window = recent_window(settings, as_of)
+    tracking.configure(settings.mlflow_tracking_uri, settings.experiment)
+    result = train(features, settings.retrain_model, window["train_start"], settings.delta_train, settings.delta_delay,
+                   settings.delta_test, settings.top_k, settings.seed, settings.device)  # fmt: skip
+    _, version = tracking.log_training_run(result, settings.model_name, manifest["digest"], {"continuous_training": "true", "trigger": str(trigger.get("alertname", trigger.get("source", "manual")))})
+    decision = tracking.promote(settings.model_name, version, result.test, result.metrics, quality_gate(settings))
+    reloaded = reload_serving(settings) if decision.alias == CHAMPION else False
+    params = {"model_type": settings.retrain_model, **{k: v.isoformat() for k, v in window.items()}, "data_digest": manifest["digest"]}
+    run_id = tracking.log_continuous_training(trigger, params, result.metrics, decision, version)
+    return {"version": version, "decision": decision.alias, "reason": decision.reason, "metrics": result.metrics,
+            "window": {k: v.isoformat() for k, v in window.items()}, "reloaded": reloaded, "ct_run_id": run_id}  # fmt: skip
+
+
+def _kubernetes() -> tuple[str, dict, str]:
+    """In-cluster API server URL, auth header and CA file (the pod's ServiceAccount)."""
+    host, port = os.environ["KUBERNETES_SERVICE_HOST"], os.environ["KUBERNETES_SERVICE_PORT"]
+    token = (SERVICE_ACCOUNT / "token").read_text().strip()
+    return f"https://{host}:{port}", {"Authorization": f"Bearer {token}"}, str(SERVICE_ACCOUNT / "ca.crt")
+
+
+def reload_serving(settings: Settings) -> bool:
+    """Make serving load the new champion.
+
+    Local mode: MLServer's model repository API reloads the model (the runtime resolves
+    `@champion` again). Kind mode (inside a pod): a JSON patch on the SeldonDeployment's pod
+    template annotation rolls its replicas (the PodDisruptionBudget keeps one serving).
+
+    Returns:
+        True when serving acknowledged the reload.
+    """
+    if "KUBERNETES_SERVICE_HOST" in os.environ and settings.ct_mode == "job":
+        api, headers, ca = _kubernetes()
+        patch = [{"op": "add", "path": "/spec/predictors/0/componentSpecs/0/metadata/annotations",
+                  "value": {"fraud-lab.io/champion-reloaded-at": dt.datetime.now(dt.timezone.utc).isoformat()}}]  # fmt: skip
+        url = f"{api}/apis/machinelearning.seldon.io/v1/namespaces/{settings.ct_namespace}/seldondeployments/{settings.model_name}"
+        response = httpx.patch(url, json=patch, headers={**headers, "Content-Type": "application/json-patch+json"}, verify=ca, timeout=30)
+        return response.status_code == 200
+    base = settings.serving_reload_url or settings.inference_url
+    response = httpx.post(f"{base.rstrip('/')}/v2/repository/models/{settings.model_name}/load", timeout=120)
+    return response.status_code == 200
+
+
+def create_retrain_job(settings: Settings, trigger: dict) -> str:
+    """Kind mode: start `fraudlab retrain` as a Job from the `retrain` ConfigMap template; return its name."""
+    api, headers, ca = _kubernetes()
+    ns = settings.ct_namespace
+    template = httpx.get(f"{api}/api/v1/namespaces/{ns}/configmaps/retrain-job-template", headers=headers, verify=ca, timeout=30)
+    template.raise_for_status()
+    job = json.loads(template.json()["data"]["job.json"])
+    name = f"retrain-{dt.datetime.now(dt.timezone.utc):%Y%m%d%H%M%S}"
+    job["metadata"]["name"] = name
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    container["args"] = ["retrain", "--trigger", json.dumps(trigger)[:2000]]
+    response = httpx.post(f"{api}/apis/batch/v1/namespaces/{ns}/jobs", json=job, headers=headers, verify=ca, timeout=30)
+    response.raise_for_status()
+    return name
+
+
+class Alert(BaseModel):
+    """One alert of an Alertmanager webhook notification."""
+
+    status: str
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+
+
+class AlertNotification(BaseModel):
+    """Alertmanager's webhook payload (version 4), the fields we use."""
+
+    status: str
+    alerts: list[Alert]
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The controller: `POST /alerts` (Alertmanager webhook), `GET /status`, `GET /healthz`."""
+    app = FastAPI(title="fraud-lab continuous-training controller")
+    state = {"running": False, "pending": None, "history": []}
+    lock = threading.Lock()
+
+    def cycle(trigger: dict) -> None:
+        while trigger is not None:
+            try:
+                if settings.ct_mode == "job":
+                    outcome = {"job": create_retrain_job(settings, trigger)}
+                else:
+                    outcome = retrain(settings, trigger)
+            except Exception as err:  # noqa: BLE001 - recorded and shown on /status, the controller stays up
+                outcome = {"error": f"{type(err).__name__}: {err}"}
+            with lock:
+                state["history"].append({"trigger": trigger, "outcome": outcome, "finished_at": dt.datetime.now(dt.timezone.utc).isoformat()})
+                trigger, state["pending"] = state["pending"], None
+                state["running"] = trigger is not None
+
+    @app.post("/alerts")
+    def alerts(notification: AlertNotification) -> dict:
+        firing = [a for a in notification.alerts if a.status == "firing" and a.labels.get("action") == "retrain"]
+        if not firing:
+            return {"accepted": False, "reason": "no firing alert with action=retrain"}
+        trigger = {"source": "alert", "alertname": firing[0].labels.get("alertname", ""), "labels": firing[0].labels, "alerts": len(firing)}
+        with lock:
+            if state["running"]:
+                state["pending"] = trigger
+                return {"accepted": True, "queued": True}
+            state["running"] = True
+        threading.Thread(target=cycle, args=(trigger,), daemon=True).start()
+        return {"accepted": True, "queued": False}
+
+    @app.get("/status")
+    def status() -> dict:
+        with lock:
+            return {"running": state["running"], "history": list(state["history"])}
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        return {"ok": True}
+
+    return app
