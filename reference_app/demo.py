@@ -24,6 +24,7 @@ from .config import Settings
 from .data import store
 from .jobs import train_and_register
 from .localstack import free_port, port_open, start_mlflow, start_mlserver
+from .monitoring.monitor import compute_monitoring
 from .monitoring.report import write_report
 from .pipeline import features_step, simulate_step, validate_step
 from .serving.replay import replay_day
@@ -126,12 +127,14 @@ def run_demo(settings: Settings, day: dt.date, console: Console | None = None) -
         champion_model = tracking.load_model(f"models:/{settings.model_name}/{champion}")
         reference = frame[(frame["TX_DATETIME"] >= str(settings.train_start)) & (frame["TX_DATETIME"] < str(settings.train_start + dt.timedelta(days=settings.delta_train)))]
         quality_ok, notes = quality_expectations(settings, models)
+        monitoring = compute_monitoring(settings)
         summary = {
             "models": models,
             "champion_version": champion,
             "quality_ok": quality_ok,
             "quality_notes": notes,
             "datasets": {"raw": raw["digest"], "validated": validated["digest"], "features": feats["digest"], "quarantined_rows": validated["quarantined_rows"]},
+            "monitoring": monitoring,
             "reference_scores": score(champion_model.pyfunc.unwrap_python_model().estimator, reference) if len(reference) else None,
         }
         result = write_report(settings, summary, replay)

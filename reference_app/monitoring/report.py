@@ -82,6 +82,21 @@ def _table(frame: pd.DataFrame, floatfmt: str = "{:.4f}") -> str:
     return frame.to_html(float_format=lambda v: floatfmt.format(v), border=0, classes="t")
 
 
+def _monitoring_section(monitoring: dict | None) -> str:
+    """The monitoring job's view of the replayed day: what the drift alert would say, and the
+    delayed-label performance (None until a served day is 7 days old)."""
+    if not monitoring:
+        return ""
+    drifted = monitoring["drifted_features"]
+    alert = (f"<strong>FraudFeatureDrift would fire</strong> for {', '.join(map(html.escape, drifted))}" if drifted
+             else "no feature above the alert threshold: FraudFeatureDrift stays quiet")  # fmt: skip
+    perf = monitoring["performance"]
+    perf_text = (f"realised CP@100 {perf['card_precision_top_k']:.3f} and AP {perf['average_precision']:.3f} on {perf['day']}" if perf
+                 else "no served day has labels yet: labels arrive 7 days late, so realised AP and CP@100 appear a week after serving")  # fmt: skip
+    return (f"<h2>Monitoring</h2><p>As of {html.escape(monitoring['as_of'])}: max feature PSI {monitoring['max_psi']:.3f} "
+            f"(alert threshold {monitoring['psi_alert_threshold']}, calendar flags left out); {alert}.</p><p>Delayed-label performance: {perf_text}.</p>")  # fmt: skip
+
+
 def write_report(settings: Settings, summary: dict, replay: dict, out_dir: Path | None = None) -> dict:
     """Write `report.html` and `summary.json` for a replayed day.
 
@@ -130,6 +145,7 @@ flagged rate {replay_metrics['flagged_rate']:.4%}; training/serving skew max |di
 <div class="grid"><img alt="precision-recall curve" src="{_pr_curve(y, s)}"><img alt="score distribution" src="{_score_distribution(y, s)}"></div>
 <h2>Drift: training window → replayed day</h2>
 <div class="grid"><img alt="feature drift" src="{_drift_plot(drift)}">{_table(drift[['psi', 'ks_statistic', 'ks_pvalue', 'status']])}</div>
+{_monitoring_section(summary.get("monitoring"))}
 <h2>Latency</h2>
 <p>{replay['requests']} requests of {replay['batch_size']} transactions at concurrency 1: p50 {replay['latency_ms_p50']:.1f} ms, p95 {replay['latency_ms_p95']:.1f} ms, p99 {replay['latency_ms_p99']:.1f} ms.</p>
 <img alt="latency histogram" src="{_latency_plot(replay['latencies_ms'])}">

@@ -39,10 +39,12 @@ def test_demo_trains_promotes_serves_replays_and_reports(demo_run, stack_setting
     assert replay["transactions"] > 1000 and replay["max_abs_diff"] <= 1e-6 and replay["skew_ok"]
     assert 0 < replay["latency_ms_p50"] <= replay["latency_ms_p99"]
     assert {d["feature"] for d in s["drift"]} >= set(FEATURE_NAMES) | {"fraud_score"}
+    # The monitoring section: a normal test day, no drift alert, labels not known yet.
+    assert s["monitoring"]["as_of"] == REPLAY_DAY and s["monitoring"]["drifted_features"] == [] and s["monitoring"]["performance"] is None
     html = Path(s["report_html"]).read_text()
     # Four embedded plots: precision-recall, score distribution, feature drift, latency.
     assert html.count('src="data:image/png;base64,') == 4
-    for title in ("Models (test week", "Replayed day", "Drift: training window", "Latency"):
+    for title in ("Models (test week", "Replayed day", "Drift: training window", "Monitoring", "Latency"):
         assert title in html
     # The summary table printed at the end.
     for needle in ("logistic_regression", "random_forest", "mlp", f"champion: fraud-detector version {champion}", "skew max |diff|", "report:"):

@@ -29,6 +29,7 @@ KNOWN_CRDS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
     ("monitoring.coreos.com/v1", "PodMonitor"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
+    ("monitoring.coreos.com/v1alpha1", "AlertmanagerConfig"),
 }
 APP_NAMESPACES = ["fraud-lab"]
 # Pod Security Standard "restricted": the volume types it allows.
@@ -38,6 +39,14 @@ CREDENTIAL_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|ACCESS_KEY|PRIVATE_KEY", re
 URL_WITH_PASSWORD = re.compile(r"://[^/\s:@$]+:[^@\s$]+@")
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML reads a bare `=` (kustomize prints AlertmanagerConfig's matchType unquoted) as the
+    YAML 1.1 "value" tag; Kubernetes' YAML 1.2 parser reads the string "="."""
+
+
+_Loader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))
+
+
 def render(overlay: str, manifests: Path) -> list[dict]:
     """`kubectl kustomize manifests/overlays/<overlay>` parsed into objects.
 
@@ -45,7 +54,7 @@ def render(overlay: str, manifests: Path) -> list[dict]:
         subprocess.CalledProcessError: if kustomize fails (its stderr is in the exception).
     """
     out = subprocess.run([KUBECTL, "kustomize", str(manifests / "overlays" / overlay)], capture_output=True, text=True, check=True, timeout=120)
-    return [d for d in yaml.safe_load_all(out.stdout) if d]
+    return [d for d in yaml.load_all(out.stdout, Loader=_Loader) if d]
 
 
 def prepare_manifests(tmp: Path) -> Path:

@@ -45,7 +45,7 @@ def parse_fraudlab(args: list[str]) -> str:
 
 def test_app_containers_exist(kind_objects):
     names = {c["name"] for _, _, _, c in app_containers(kind_objects)}
-    assert {"mlflow", "simulate", "validate", "features", "pipeline", "train", "promote", "fraud-detector"} <= names
+    assert {"mlflow", "simulate", "validate", "features", "pipeline", "train", "promote", "fraud-detector", "replay", "drift-monitor", "ct-controller"} <= names
 
 
 def test_every_app_container_runs_a_real_fraudlab_command(kind_objects):
@@ -153,7 +153,15 @@ def mlserver_routes() -> list[re.Pattern]:
 def test_probe_paths_are_routes_the_app_serves(kind_objects):
     from mlflow.server.security_utils import HEALTH_ENDPOINTS
 
-    served = {"serve": mlserver_routes(), "mlflow": [re.compile(f"^{re.escape(p)}$") for p in HEALTH_ENDPOINTS]}
+    from reference_app.continuous import create_app
+
+    served = {
+        "serve": mlserver_routes(),
+        "mlflow": [re.compile(f"^{re.escape(p)}$") for p in HEALTH_ENDPOINTS],
+        "ct-controller": [route.path_regex for route in create_app(Settings()).routes],
+        # prometheus_client's exporter (the integration tests scrape this path for real).
+        "monitor": [re.compile("^/metrics$")],
+    }
     problems, checked = [], 0
     for where, _, _, c in app_containers(kind_objects):
         command = c.get("args", [None])[0]
@@ -179,3 +187,25 @@ def test_serve_ports_match_the_settings_the_container_gets(kind_objects):
         for key in ("FRAUD_HTTP_PORT", "FRAUD_GRPC_PORT", "FRAUD_METRICS_PORT"):
             assert int(env[key]) in declared, f"{where}: {key}={env[key]} is not a declared container port {declared}"
         assert env["FRAUD_SERVE_HOST"] == "0.0.0.0"
+
+
+def test_retrain_job_template_is_a_valid_restricted_job(kind_objects):
+    """The Job the controller creates (ConfigMap retrain-job-template) meets the same policies."""
+    import json
+
+    import kubernetes_validate
+
+    from . import k8s
+
+    (cm,) = [o for o in kind_objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "retrain-job-template"]
+    job = json.loads(cm["data"]["job.json"])
+    kubernetes_validate.validate(job, k8s.KUBERNETES_VERSION, strict=True)
+    objs = [job]
+    problems = k8s.pod_security_problems(objs) + k8s.resource_problems(objs) + k8s.job_problems(objs) + k8s.credential_problems(objs) + k8s.label_problems(objs)
+    assert not problems, "\n".join(problems)
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"] + ["--trigger", '{"source": "alert"}']
+    assert parse_fraudlab(args) == "retrain"
+    assert job["spec"]["template"]["spec"]["serviceAccountName"] == "retrain"
+    from .test_manifests import allowed_images
+
+    assert not k8s.image_problems(objs, allowed_images()), "job.json's image must match manifests/base/kustomization.yaml images"

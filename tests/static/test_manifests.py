@@ -88,8 +88,13 @@ def test_grafana_dashboard_is_valid(kind_objects):
     assert dash["uid"] and dash["title"]
     ids = [p["id"] for p in dash["panels"]]
     assert len(ids) == len(set(ids))
+    # Panels do not overlap on Grafana's 24-column grid.
+    cells = [(x, y) for p in dash["panels"] for x in range(p["gridPos"]["x"], p["gridPos"]["x"] + p["gridPos"]["w"]) for y in range(p["gridPos"]["y"], p["gridPos"]["y"] + p["gridPos"]["h"])]
+    assert len(cells) == len(set(cells)) and max(x for x, _ in cells) < 24
+    assert {"Service", "Model", "Drift and delayed-label performance"} <= {p["title"] for p in dash["panels"] if p["type"] == "row"}
     exprs = " ".join(t["expr"] for p in dash["panels"] for t in p.get("targets", []))
-    for metric in ("rest_server_requests_total", "rest_server_request_duration_seconds_bucket", "fraud_score_bucket", "fraud_flagged_transactions_total", "fraud_scored_transactions_total"):
+    for metric in ("rest_server_requests_total", "rest_server_request_duration_seconds_bucket", "fraud_score_bucket", "fraud_flagged_transactions_total",
+                   "fraud_scored_transactions_total", "fraud_drift_psi", "fraud_realised_card_precision_top_k", "fraud_realised_average_precision"):  # fmt: skip
         assert metric in exprs, f"dashboard has no panel on {metric}"
 
 
@@ -146,3 +151,18 @@ def test_checkov_second_opinion(manifests_copy, tmp_path):
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+
+
+def test_grafana_queries_are_valid_promql(kind_objects, tmp_path):
+    """Every panel query parses: promtool checks them as recording rules (Grafana's variables
+    replaced by plain durations)."""
+    (cm,) = [o for o in kind_objects if o["kind"] == "ConfigMap" and o["metadata"].get("labels", {}).get("grafana_dashboard") == "1"]
+    dash = json.loads(cm["data"]["fraud-lab.json"])
+    rules = [
+        {"record": f"dashboard:panel_{p['id']}:{t['refId'].lower()}", "expr": t["expr"].replace("$__rate_interval", "5m")}
+        for p in dash["panels"] for t in p.get("targets", [])
+    ]  # fmt: skip
+    path = tmp_path / "dashboard-queries.yaml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    result = subprocess.run([shutil.which("promtool"), "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
