@@ -17,7 +17,7 @@ TORCH_VARIANT ?= cpu
 KEEP_REGISTRY ?=
 OVERLAY ?= kind
 
-.PHONY: help install tools demo up down test test-fast mlflow serve simulate validate features train replay report docs docs-serve bench clean clean-data \
+.PHONY: help install tools demo up up-monitoring down test test-fast mlflow serve simulate validate features train replay report docs docs-serve bench clean clean-data \
         doctor cluster cluster-down gpu-cluster images deploy undeploy secrets
 
 help: ## List the targets
@@ -54,6 +54,9 @@ test-fast: $(STAMP) ## Run the tests not marked slow
 
 up: $(STAMP) ## Start the local stack in the background: MLflow :5000, MLServer :8080 with the champion
 	$(BIN)/fraudlab up
+
+up-monitoring: $(STAMP) ## make up plus the drift exporter, Prometheus, Alertmanager and the continuous-training controller
+	$(BIN)/fraudlab up --monitoring
 
 down: $(STAMP) ## Stop the local stack started by `make up`
 	$(BIN)/fraudlab down
@@ -121,3 +124,67 @@ clean-data: ## Delete data/ (datasets, local MLflow state, reports)
 
 clean: clean-data ## Delete data/ and .venv
 	rm -rf $(VENV)
+
+# --- labs: `make lab-N` checks lab N (labs/README.md) -------------------------------------------
+# The validators get a venv of their own: the kubernetes client needs python-dateutil >= 3, which
+# mlflow's dependencies in .venv keep below 3 (STACK.md).
+LABS_VENV := .venv-labs
+LABS_BIN := $(LABS_VENV)/bin
+LABS_STAMP := $(LABS_VENV)/.installed
+TARGET ?= cluster
+REPORT ?=
+LABS_PYTEST = $(LABS_BIN)/pytest -c labs/pytest.ini
+# Resolve $* (9, 09, …) to the lab's folder in $$n / $$dir; an unknown lab lists the labs.
+LAB_RESOLVE = n="$$(printf '%02d' "$$(echo '$*' | sed 's/^0*\([0-9]\)/\1/')" 2>/dev/null)" && dir="$$(ls -d labs/$$n-*/ 2>/dev/null | head -n 1)"; \
+	if [ -z "$$dir" ]; then echo "error: no lab '$*'; the labs: $$(cd labs && ls -d [0-9][0-9]-* | tr '\n' ' ')"; exit 2; fi; \
+	dir="$${dir%/}"; case "$(TARGET)" in cluster|local) ;; *) echo "error: TARGET=$(TARGET); use TARGET=cluster or TARGET=local"; exit 2 ;; esac
+
+.PHONY: labs replay-cluster FORCE
+
+$(LABS_STAMP): labs/requirements.txt
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(LABS_VENV)
+	$(LABS_BIN)/pip install --quiet --upgrade pip
+	$(LABS_BIN)/pip install --quiet --requirement labs/requirements.txt
+	@touch $(LABS_STAMP)
+
+# The lab proofs in tests/labs run the validators with .venv-labs.
+test: $(LABS_STAMP)
+
+labs: $(LABS_STAMP) ## List the labs; make lab-N checks lab N (TARGET=cluster|local, REPORT=path), lab-N-solution, lab-N-reset
+	@for d in labs/[0-9][0-9]-*/; do d="$${d%/}"; printf '  make lab-%-3s %s\n' "$$(echo "$${d#labs/}" | cut -c1-2 | sed 's/^0\([0-9]\)/\1/')" "$$(head -n 1 "$$d/README.md" | sed 's/^# *//')"; done
+	@echo "  Lab 11 (monitoring) comes with the monitoring work; see labs/README.md."
+
+lab-%-solution: $(LABS_STAMP) FORCE ## Bring your system to lab N's known-good end state (TARGET=cluster|local)
+	@$(LAB_RESOLVE); \
+	if [ "$(TARGET)" = local ]; then \
+	  $(MAKE) --no-print-directory install || exit 1; \
+	  case "$$n" in \
+	    02) $(BIN)/fraudlab simulate ;; \
+	    03) $(BIN)/fraudlab pipeline ;; \
+	    00|05|06|09) { $(BIN)/fraudlab down || true; } && $(BIN)/fraudlab demo && $(BIN)/fraudlab up ;; \
+	    *) echo "error: lab $$n has no local solution"; exit 2 ;; \
+	  esac; \
+	else \
+	  $(LABS_BIN)/python labs/reference.py --overlay "$(OVERLAY)" solution "$$n" || exit 1; \
+	  if [ "$$n" = 09 ]; then $(MAKE) --no-print-directory replay-cluster; fi; \
+	fi
+
+lab-%-reset: $(LABS_STAMP) FORCE ## Delete what you applied in lab N, to apply a corrected version (cluster)
+	@$(LAB_RESOLVE); \
+	if [ "$(TARGET)" = local ]; then echo "Lab $$n changes no shared state in local mode: nothing to reset (all local data: make clean-data)"; \
+	else $(LABS_BIN)/python labs/reference.py reset "$$n"; fi
+
+lab-%: $(LABS_STAMP) FORCE ## Check lab N, one line per check: make lab-9 (TARGET=cluster|local; REPORT=path writes path.xml and path.json)
+	@$(LAB_RESOLVE); \
+	$(LABS_PYTEST) "$$dir/test_lab.py" --target "$(TARGET)" $(if $(REPORT),--junitxml="$(basename $(REPORT)).xml" --lab-json="$(basename $(REPORT)).json")
+
+replay-cluster: $(STAMP) ## kind mode: replay DAY against the cluster's model (127.0.0.1:30080); served = offline scores?
+	@[ -f manifests/overlays/kind/secrets/mlflow.env ] || { echo "error: no manifests/overlays/kind/secrets/mlflow.env; run make deploy first"; exit 1; }
+	@set -a; . manifests/overlays/kind/secrets/mlflow.env; set +a; \
+	export MLFLOW_TRACKING_USERNAME="$$FRAUD_MLFLOW_ADMIN_USERNAME" MLFLOW_TRACKING_PASSWORD="$$FRAUD_MLFLOW_ADMIN_PASSWORD"; \
+	unset FRAUD_MLFLOW_ADMIN_PASSWORD MLFLOW_FLASK_SERVER_SECRET_KEY; \
+	export FRAUD_MLFLOW_TRACKING_URI=http://127.0.0.1:30500 FRAUD_INFERENCE_URL=http://127.0.0.1:30080; \
+	$(BIN)/fraudlab pipeline && $(BIN)/fraudlab replay --day $(DAY)
+
+FORCE:

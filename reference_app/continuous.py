@@ -36,6 +36,7 @@ from .training.train import train
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
+# --8<-- [start:window]
 def recent_window(settings: Settings, as_of: dt.date) -> dict[str, dt.date]:
     """The newest protocol window whose test labels are known on `as_of`.
 
@@ -46,6 +47,7 @@ def recent_window(settings: Settings, as_of: dt.date) -> dict[str, dt.date]:
     test_start = test_end - dt.timedelta(days=settings.delta_test - 1)
     train_start = test_start - dt.timedelta(days=settings.delta_delay + settings.delta_train)
     return {"train_start": train_start, "test_start": test_start, "test_end": test_end, "as_of": as_of}
+# --8<-- [end:window]
 
 
 def retrain(settings: Settings, trigger: dict) -> dict:
@@ -161,6 +163,7 @@ def create_app(settings: Settings) -> FastAPI:
                 trigger, state["pending"] = state["pending"], None
                 state["running"] = trigger is not None
 
+    # --8<-- [start:webhook]
     @app.post("/alerts")
     def alerts(notification: AlertNotification) -> dict:
         firing = [a for a in notification.alerts if a.status == "firing" and a.labels.get("action") == "retrain"]
@@ -174,6 +177,7 @@ def create_app(settings: Settings) -> FastAPI:
             state["running"] = True
         threading.Thread(target=cycle, args=(trigger,), daemon=True).start()
         return {"accepted": True, "queued": False}
+    # --8<-- [end:webhook]
 
     @app.get("/status")
     def status() -> dict:

@@ -77,6 +77,7 @@ def compute_monitoring(settings: Settings, reference: pd.DataFrame | None = None
     table = pd.concat([table, score])
     table["status"] = np.where(table["psi"] > settings.psi_alert_threshold, "drift", table["status"])
     drift = table[["psi", "ks_statistic", "ks_pvalue", "status"]].to_dict(orient="index")
+    # --8<-- [start:label-delay]
     labelled = [d for d in days if d <= as_of - dt.timedelta(days=settings.delta_delay)]
     performance = None
     if labelled:
@@ -90,6 +91,7 @@ def compute_monitoring(settings: Settings, reference: pd.DataFrame | None = None
             "average_precision": float(average_precision_score(y, s)) if 0 < y.sum() < len(y) else None,
             "card_precision_top_k": card_precision_top_k(frame, s, settings.top_k)[0],
         }
+    # --8<-- [end:label-delay]
     features_only = {k: v for k, v in drift.items() if k != "fraud_score" and k not in CALENDAR_FEATURES}
     return {
         "as_of": as_of.isoformat(),
