@@ -45,6 +45,18 @@ def inputs_signature(settings: Settings) -> tuple:
     return (manifest.get("digest"), tuple((str(p), p.stat().st_mtime_ns) for p in served_days(settings).values()))
 
 
+def day_performance(day: dt.date, frame: pd.DataFrame, top_k: int) -> dict:
+    """Realised AP and CP@k of the served scores of one day (frame: replay output with labels)."""
+    y, s = frame["TX_FRAUD"].to_numpy(), frame["served_score"].to_numpy()
+    return {
+        "day": day.isoformat(),
+        "transactions": int(len(frame)),
+        "frauds": int(y.sum()),
+        "average_precision": float(average_precision_score(y, s)) if 0 < y.sum() < len(y) else None,
+        "card_precision_top_k": card_precision_top_k(frame, s, top_k)[0],
+    }
+
+
 def compute_monitoring(settings: Settings, reference: pd.DataFrame | None = None) -> dict:
     """Compute drift on the latest served day and realised performance on labelled days.
 
@@ -58,7 +70,8 @@ def compute_monitoring(settings: Settings, reference: pd.DataFrame | None = None
         day vs the first served day's), `max_psi` and `drifted_features` (calendar features
         left out), and `performance`: the
         latest day whose labels are known (≤ as_of − delay) with `average_precision` and
-        `card_precision_top_k`, or None when no served day is old enough.
+        `card_precision_top_k`, or None when no served day is old enough; `performance_by_day`
+        has the same for every labelled served day, oldest first.
 
     Raises:
         NothingToMonitorError: if nothing was served yet.
@@ -79,18 +92,8 @@ def compute_monitoring(settings: Settings, reference: pd.DataFrame | None = None
     drift = table[["psi", "ks_statistic", "ks_pvalue", "status"]].to_dict(orient="index")
     # --8<-- [start:label-delay]
     labelled = [d for d in days if d <= as_of - dt.timedelta(days=settings.delta_delay)]
-    performance = None
-    if labelled:
-        day = max(labelled)
-        frame = pd.read_parquet(days[day])
-        y, s = frame["TX_FRAUD"].to_numpy(), frame["served_score"].to_numpy()
-        performance = {
-            "day": day.isoformat(),
-            "transactions": int(len(frame)),
-            "frauds": int(y.sum()),
-            "average_precision": float(average_precision_score(y, s)) if 0 < y.sum() < len(y) else None,
-            "card_precision_top_k": card_precision_top_k(frame, s, settings.top_k)[0],
-        }
+    by_day = [day_performance(d, pd.read_parquet(days[d]), settings.top_k) for d in labelled]
+    performance = by_day[-1] if by_day else None
     # --8<-- [end:label-delay]
     features_only = {k: v for k, v in drift.items() if k != "fraud_score" and k not in CALENDAR_FEATURES}
     return {
@@ -101,5 +104,6 @@ def compute_monitoring(settings: Settings, reference: pd.DataFrame | None = None
         "max_psi": float(max(v["psi"] for v in features_only.values())),
         "drifted_features": sorted(k for k, v in features_only.items() if v["psi"] > settings.psi_alert_threshold),
         "performance": performance,
+        "performance_by_day": by_day,
         "psi_alert_threshold": settings.psi_alert_threshold,
     }

@@ -65,6 +65,7 @@ def test_monitoring_sees_drift_and_waits_for_labels(tmp_path, base):
     assert "TX_AMOUNT" in result["drifted_features"] and result["drift"]["TX_AMOUNT"]["psi"] > 0.25
     assert "TX_DURING_WEEKEND" not in result["drifted_features"]
     assert result["performance"]["day"] == "2018-05-09"  # the only day at least 7 days old
+    assert [p["day"] for p in result["performance_by_day"]] == ["2018-05-09"]
     assert 0 <= result["performance"]["card_precision_top_k"] <= 1
     assert set(FEATURE_NAMES) | {"fraud_score"} == set(result["drift"])
 
