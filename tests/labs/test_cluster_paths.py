@@ -1,0 +1,344 @@
+"""The cluster side of the validators, without a cluster: the names, namespaces, labels and ports
+they look for exist in the rendered kind overlay; the checks that read specs pass on the reference
+manifests and fail on the starters with the expected message; the connection refuses anything but
+context kind-fraud-lab on a local API server and never falls back to localhost:8080."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import threading
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from reference_app.config import Settings
+from reference_app.features import FEATURE_NAMES
+from reference_app.localstack import free_port
+from reference_app.serving import replay
+from reference_app.tracking import OUTPUT_NAME
+from tests.static.k8s import KUBERNETES_VERSION, containers, pod_templates, pod_security_problems, prepare_manifests, render
+
+from .conftest import LAB_DIRS, LABS, ROOT, check, lab_env, load_lab_module, parse, run_lab
+
+@pytest.fixture(scope="module")
+def overlays(tmp_path_factory) -> dict[str, list[dict]]:
+    manifests = prepare_manifests(tmp_path_factory.mktemp("labs-manifests"))
+    return {name: render(name, manifests) for name in ("kind", "kind-gpu")}
+
+
+@pytest.fixture(scope="module")
+def labkit():
+    load_lab_module(0)  # puts labs/ on sys.path
+    import labkit
+
+    return labkit
+
+
+def find(objects: list[dict], kind: str, name: str, namespace: str | None = "fraud-lab") -> dict:
+    found = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name and o["metadata"].get("namespace") == namespace]
+    assert len(found) == 1, f"{kind}/{namespace}/{name}: {len(found)} in the rendered overlay"
+    return found[0]
+
+
+class FakeCluster:
+    """`labkit.Cluster`'s object readers, answered from rendered manifests (specs, no status)."""
+
+    def __init__(self, objects: list[dict]):
+        self.objects = objects
+
+    def _get(self, kind: str, name: str, namespace: str | None) -> dict | None:
+        found = [o for o in self.objects if o["kind"] == kind and o["metadata"]["name"] == name and o["metadata"].get("namespace") == namespace]
+        return found[0] if found else None
+
+    def job(self, name, namespace="fraud-lab"):
+        return self._get("Job", name, namespace)
+
+    def cronjob(self, name, namespace="fraud-lab"):
+        return self._get("CronJob", name, namespace)
+
+    def deployment(self, name, namespace="fraud-lab"):
+        return self._get("Deployment", name, namespace)
+
+    def service(self, name, namespace="fraud-lab"):
+        return self._get("Service", name, namespace)
+
+    def seldondeployment(self, name, namespace="fraud-lab"):
+        return self._get("SeldonDeployment", name, namespace)
+
+    def namespace(self, name):
+        return self._get("Namespace", name, None)
+
+
+def starter_objects(lab: int) -> list[dict]:
+    return [d for path in sorted((LAB_DIRS[lab] / "starter").glob("*.yaml")) for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def with_starter(objects: list[dict], lab: int) -> list[dict]:
+    """The rendered overlay with the lab's starter objects in place of the reference ones."""
+    starters = starter_objects(lab)
+    keys = {(o["kind"], o["metadata"]["name"]) for o in starters}
+    return [o for o in objects if (o["kind"], o["metadata"]["name"]) not in keys] + starters
+
+
+def outcome(fn, *args) -> str | None:
+    """None when a check passes, else its message."""
+    try:
+        fn(*args)
+    except AssertionError as err:
+        return str(err)
+    return None
+
+
+# Spec checks per lab: (check, extra args) → the message's "found" line with the starter in place.
+SPEC_CHECKS = {
+    2: [
+        ("test_simulate_job_exists", (), None),
+        ("test_simulate_requires_data_pool", (), "found:    no rule: the pod may run on any node"),
+        ("test_simulate_sets_resources", (), "found:    missing resources.requests.cpu, resources.requests.memory, resources.limits.memory"),
+    ],
+    3: [
+        ("test_validate_sets_quarantine_budget", (), "found:    args ['validate']"),
+        ("test_features_waits_for_its_input", (), "found:    restartPolicy Never, backoffLimit 0"),
+        ("test_cronjob_scheduled", (), "found:    schedule '0 2 31 2 *' does not run every day; concurrencyPolicy Allow (the default)"),
+    ],
+    5: [
+        ("test_mlflow_deployment_configured", (), "found:    FRAUD_MLFLOW_BACKEND_STORE_URI=(unset), FRAUD_MLFLOW_ARTIFACTS_DESTINATION=(unset), MLFLOW_S3_ENDPOINT_URL=(unset), FRAUD_MLFLOW_AUTH=false"),
+    ],
+    6: [
+        ("test_train_job_on_data_pool", (), "found:    no rule: it may run on any node"),
+        ("test_train_job_sets_resources", (), "found:    missing resources.requests.cpu, resources.requests.memory, resources.limits.memory"),
+        ("test_train_job_uses_mlflow_secret", (), "found:    MLFLOW_TRACKING_USERNAME (not set), MLFLOW_TRACKING_PASSWORD (not set)"),
+    ],
+    9: [
+        ("test_seldondeployment_spec", (), "found:    protocol None; replicas [1]; FRAUD_MODEL_URI models:/fraud-detector/1; readinessProbe (none)"),
+        ("test_nodeport_service", (), None),
+    ],
+}
+
+
+@pytest.mark.parametrize("lab", sorted(SPEC_CHECKS))
+def test_spec_checks_pass_on_the_reference_and_fail_on_the_starter(overlays, labkit, lab):
+    module = load_lab_module(lab)
+    for name, args, starter_found in SPEC_CHECKS[lab]:
+        fn = getattr(module, name)
+        for overlay in ("kind", "kind-gpu"):
+            assert outcome(fn, FakeCluster(overlays[overlay]), *args) is None, f"lab {lab:02d} {name} fails on the reference ({overlay})"
+        message = outcome(fn, FakeCluster(with_starter(overlays["kind"], lab)), *args)
+        if starter_found is None:
+            assert message is None, f"lab {lab:02d} {name} should not depend on the starter's gaps:\n{message}"
+        else:
+            assert message is not None and starter_found in message.splitlines(), f"lab {lab:02d} {name}:\n{message}"
+            assert message.splitlines()[0].startswith("expected: ") and message.splitlines()[2].startswith("debug:    kubectl --context kind-fraud-lab ")
+
+
+@pytest.mark.parametrize(("namespace", "level"), [("fraud-lab", "restricted"), ("seldon-system", "baseline"), ("monitoring", "privileged")])
+def test_lab00_namespace_checks_pass_on_the_rendered_namespaces(overlays, labkit, namespace, level):
+    module = load_lab_module(0)
+    assert labkit.NAMESPACE_POD_SECURITY[namespace] == level
+    assert outcome(module.test_namespace_pod_security, FakeCluster(overlays["kind"]), namespace, level) is None
+
+
+def test_names_the_validators_look_for_exist_in_the_overlay(overlays, labkit):
+    objects = overlays["kind"]
+    for job in (*labkit.PIPELINE_JOBS, labkit.TRAIN_JOB, labkit.PROMOTE_JOB):
+        find(objects, "Job", job)
+    find(objects, "CronJob", labkit.PIPELINE_CRONJOB)
+    pvc = find(objects, "PersistentVolumeClaim", labkit.DATA_PVC)
+    assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
+    simulate = find(objects, "Job", "simulate")
+    mounts = labkit.find_container(labkit.pod_spec(simulate), "simulate")["volumeMounts"]
+    claim = {v["name"]: v.get("persistentVolumeClaim", {}).get("claimName") for v in labkit.pod_spec(simulate)["volumes"]}
+    assert any(m["mountPath"] == labkit.DATA_MOUNT and claim[m["name"]] == labkit.DATA_PVC for m in mounts)
+    # Every data and training Job is confined to the data pool, where the volume lives.
+    for job in (*labkit.PIPELINE_JOBS, labkit.TRAIN_JOB, labkit.PROMOTE_JOB):
+        assert labkit.required_pools(labkit.pod_spec(find(objects, "Job", job))) == {"data"}, job
+    mlflow = find(objects, "Deployment", labkit.MLFLOW_DEPLOYMENT)
+    assert labkit.find_container(labkit.pod_spec(mlflow), labkit.MLFLOW_CONTAINER)["name"] == labkit.MLFLOW_CONTAINER
+    assert [p["nodePort"] for p in find(objects, "Service", "mlflow")["spec"]["ports"]] == [labkit.NODEPORTS["mlflow"]]
+    sdep = find(objects, "SeldonDeployment", labkit.MODEL_SELDONDEPLOYMENT)
+    assert f"{sdep['apiVersion']}" == f"{labkit.SELDON_GROUP}/{labkit.SELDON_VERSION}"
+    assert labkit.find_container(labkit.pod_spec(sdep), labkit.MODEL_CONTAINER)["name"] == labkit.MODEL_CONTAINER
+    key, value = labkit.MODEL_POD_SELECTOR.split("=")
+    assert sdep["spec"]["predictors"][0]["componentSpecs"][0]["metadata"]["labels"][key] == value
+    service = find(objects, "Service", labkit.MODEL_NODEPORT_SERVICE)
+    assert sorted(p["nodePort"] for p in service["spec"]["ports"]) == sorted([labkit.NODEPORTS["model_http"], labkit.NODEPORTS["model_grpc"]])
+    assert labkit.MAX_QUARANTINE_SHARE == float(labkit.find_container(labkit.pod_spec(find(objects, "Job", "validate")), "validate")["args"][2])
+    for namespace, level in labkit.NAMESPACE_POD_SECURITY.items():
+        assert find(objects, "Namespace", namespace, None)["metadata"]["labels"][labkit.PSS_ENFORCE_LABEL] == level
+    secret = find(objects, "Secret", "mlflow-credentials")
+    assert {"FRAUD_MLFLOW_ADMIN_USERNAME", "FRAUD_MLFLOW_ADMIN_PASSWORD"} <= set(secret["data"])
+    assert labkit.MLFLOW_SECRETS_FILE == ROOT / "manifests" / "overlays" / "kind" / "secrets" / "mlflow.env"
+
+
+def test_cluster_names_match_the_scripts(labkit):
+    versions = (ROOT / "scripts" / "versions.sh").read_text()
+    assert f'CLUSTER_NAME="{labkit.CLUSTER_NAME}"' in versions and 'KUBE_CONTEXT="kind-${CLUSTER_NAME}"' in versions
+    assert labkit.KUBE_CONTEXT == f"kind-{labkit.CLUSTER_NAME}"
+    assert f'REGISTRY_PORT="{labkit.REGISTRY_HOST.split(":")[1]}"' in versions
+    assert f"HOST_PORTS=({' '.join(str(labkit.NODEPORTS[k]) for k in ('mlflow', 'model_http', 'model_grpc', 'prometheus', 'grafana'))})" in versions
+    kind = yaml.safe_load((ROOT / "scripts" / "kind-config.yaml").read_text())
+    assert len(kind["nodes"]) == labkit.NODE_COUNT
+    assert sorted(n.get("labels", {}).get(labkit.POOL_LABEL) for n in kind["nodes"] if n["role"] == "worker") == sorted(labkit.POOLS)
+    cluster_up = (ROOT / "scripts" / "cluster-up.sh").read_text()
+    assert "local-registry-hosting" in cluster_up and "kube-public" in cluster_up and "hosts.toml" in cluster_up
+
+
+def test_fraud_system_names_match_the_app(labkit):
+    defaults = Settings(_env_file=None)
+    assert list(labkit.FEATURE_NAMES) == list(FEATURE_NAMES)
+    assert labkit.OUTPUT_NAME == OUTPUT_NAME and labkit.SKEW_TOLERANCE == replay.SKEW_TOLERANCE
+    assert labkit.DEFAULTS == {
+        "FRAUD_DATA_DIR": defaults.data_dir,
+        "FRAUD_MODEL_NAME": defaults.model_name,
+        "FRAUD_EXPERIMENT": defaults.experiment,
+        "FRAUD_GATE_MIN_AUC": str(defaults.gate_min_auc),
+        "FRAUD_GATE_MIN_AP": f"{defaults.gate_min_ap:.2f}",
+    }
+
+
+def test_reference_parts_exist_and_starters_replace_exactly_the_learners_parts(overlays):
+    load_lab_module(0)
+    import reference
+
+    objects = overlays["kind"]
+    for part in reference.PARTS:
+        assert len(reference.select(objects, [part])) == len(reference.PARTS[part])
+    covered = [key for parts in reference.PARTS.values() for key in parts]
+    assert len(covered) == len(set(covered)), "an object is in two parts"
+    staged = [p for _, parts, _ in reference.STAGES for p in parts]
+    assert sorted(staged) == sorted(reference.PARTS), "every part is applied by exactly one stage"
+    for lab, learner in reference.LEARNER.items():
+        starters = {(o["kind"], o["metadata"]["name"]) for o in starter_objects(lab)}
+        assert starters == {key for part in learner for key in reference.PARTS[part]}, lab
+        assert not set(learner) & set(reference.prerequisites(lab)), lab
+    assert reference.prerequisites(6)[-1] == "training-account" and "promote" not in reference.prerequisites(6)
+    assert reference.RESETS[2] == ["job/simulate"] and reference.RESETS[9] == ["seldondeployment/fraud-detector"]
+
+
+@pytest.mark.parametrize("lab", [2, 3, 5, 6, 9])
+def test_starters_are_the_reference_objects_with_gaps(overlays, lab):
+    """Same kind, name, namespace, labels and image as the reference; TODO(lab-NN) gaps."""
+    text = "".join(p.read_text() for p in (LAB_DIRS[lab] / "starter").glob("*.yaml"))
+    todos = re.findall(r"TODO\(lab-(\d\d)\)", text)
+    assert todos and set(todos) == {f"{lab:02d}"}
+    for obj in starter_objects(lab):
+        ref = find(overlays["kind"], obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace"))
+        assert obj["metadata"]["labels"] == ref["metadata"]["labels"]
+        assert obj["apiVersion"] == ref["apiVersion"]
+        images = [c["image"] for _, _, pod in pod_templates(obj) for c in containers(pod)]
+        ref_images = [c["image"] for _, _, pod in pod_templates(ref) for c in containers(pod)]
+        assert images == ref_images
+        assert obj != ref
+        # Valid objects that kubectl apply accepts, restricted like the reference, even before the
+        # gaps are filled (a SeldonDeployment's componentSpecs are validated as Pods).
+        docs = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "check"}, "spec": pod} for _, _, pod in pod_templates(obj)] if obj["kind"] == "SeldonDeployment" else [obj]
+        for doc in docs:
+            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        assert pod_security_problems([obj]) == []
+
+
+def write_kubeconfig(path: Path, context: str, server: str) -> Path:
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": context,
+        "clusters": [{"name": "c", "cluster": {"server": server, "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "u", "user": {"token": "not-a-real-token"}}],
+        "contexts": [{"name": context, "context": {"cluster": "c", "user": "u"}}],
+    }))  # fmt: skip
+    return path
+
+
+class Listener:
+    """Counts TCP connections to 127.0.0.1:port while it runs (None when the port is taken)."""
+
+    def __init__(self, port: int):
+        self.connections = 0
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen()
+        self.sock.settimeout(0.2)
+        self.running = True
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while self.running:
+            try:
+                conn, _ = self.sock.accept()
+                self.connections += 1
+                conn.close()
+            except OSError:
+                pass
+
+    def close(self):
+        self.running = False
+        self.thread.join(2)
+        self.sock.close()
+
+
+@pytest.mark.parametrize(
+    ("case", "found"),
+    [
+        ("no kubeconfig", "found:    no kubeconfig file ({kubeconfig}); the checks use context kind-fraud-lab only"),
+        ("another context", "found:    your kubeconfig has no context kind-fraud-lab (it has: kind-other); the checks refuse any other cluster"),
+        ("not a kind API server", "found:    context kind-fraud-lab points at http://localhost:8080, not a local kind API server"),
+        ("API server down", "found:    the API server of kind-fraud-lab (https://127.0.0.1:{port}) does not answer: "),
+    ],
+)
+def test_cluster_target_refuses_other_clusters_and_never_uses_localhost_8080(tmp_path, case, found):
+    kubeconfig, port = tmp_path / "kubeconfig", free_port()
+    if case == "another context":
+        write_kubeconfig(kubeconfig, "kind-other", "https://127.0.0.1:6443")
+    elif case == "not a kind API server":
+        write_kubeconfig(kubeconfig, "kind-fraud-lab", "http://localhost:8080")
+    elif case == "API server down":
+        write_kubeconfig(kubeconfig, "kind-fraud-lab", f"https://127.0.0.1:{port}")
+    try:
+        listener = Listener(8080)
+    except OSError:
+        listener = None  # 8080 is in use here: the output checks still run
+    try:
+        result = run_lab(2, "--target", "cluster", env=lab_env({"KUBECONFIG": str(kubeconfig), "HOME": str(tmp_path)}))
+    finally:
+        if listener:
+            listener.close()
+    out = parse(result.stdout)
+    assert result.returncode == 1 and "Traceback" not in result.stdout
+    first = check(out, "Job `simulate` exists")
+    assert first["symbol"] == "✗"
+    assert first["hint"][0] == "expected: context kind-fraud-lab in your kubeconfig, pointing at the kind cluster, answering"
+    assert first["hint"][1].startswith(found.format(kubeconfig=kubeconfig, port=port)), first["hint"]
+    others = [c for c in out["checks"] if c is not first]
+    assert others and all(c["symbol"] == "–" and "skipped because an earlier check failed" in c["text"] for c in others), result.stdout
+    if listener:
+        assert listener.connections == 0, "a check connected to localhost:8080"
+
+
+def test_pv_location_reads_local_path_volumes(labkit):
+    host_path = {"spec": {"hostPath": {"path": "/var/local-path-provisioner/pvc-1_fraud-lab_fraud-data"}, "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": ["fraud-lab-worker"]}]}]}}}}
+    assert labkit.pv_location(host_path) == ("fraud-lab-worker", "/var/local-path-provisioner/pvc-1_fraud-lab_fraud-data")
+    local = {"metadata": {"annotations": {"local.path.provisioner/selected-node": "fraud-lab-worker"}}, "spec": {"local": {"path": "/opt/x"}}}
+    assert labkit.pv_location(local) == ("fraud-lab-worker", "/opt/x")
+    assert labkit.pv_location({"spec": {"nfs": {}}}) == (None, None)
+
+
+def test_labs_follow_the_chapters():
+    chapters = {p.stem for p in (ROOT / "chapters").glob("[0-9][0-9]-*.md")}
+    for lab in LAB_DIRS.values():
+        assert lab.name in chapters, f"labs/{lab.name} has no chapters/{lab.name}.md"
+    assert sorted(LAB_DIRS) == [0, 2, 3, 5, 6, 9]
+    assert "Lab 11" in (LABS / "README.md").read_text() and "monitoring work" in (LABS / "README.md").read_text()
+
+
+@pytest.mark.parametrize("args", [["solution", "3"], ["reset", "2"], ["prereqs", "5"], ["apply", "secrets"]])
+def test_reference_refuses_to_run_without_the_kind_context(tmp_path, args):
+    """`make lab-N-solution` / `lab-N-reset` never touch a cluster other than kind-fraud-lab."""
+    write_kubeconfig(tmp_path / "kubeconfig", "kind-other", "https://127.0.0.1:6443")
+    env = lab_env({"KUBECONFIG": str(tmp_path / "kubeconfig"), "HOME": str(tmp_path), "PATH": f"{ROOT / '.venv' / 'bin'}:{lab_env()['PATH']}"})
+    result = subprocess.run([str(ROOT / ".venv-labs" / "bin" / "python"), str(LABS / "reference.py"), *args], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: no kubectl context kind-fraud-lab (refusing to use any other cluster); run: make cluster"
