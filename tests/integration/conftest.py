@@ -57,17 +57,10 @@ def demo_run(stack_env):
 
 
 @pytest.fixture(scope="session")
-def stack_settings(stack_env, monkeypatch_session) -> Settings:
-    for key, value in stack_env.items():
-        monkeypatch_session.setenv(key, value)
-    return Settings()
-
-
-@pytest.fixture(scope="session")
-def monkeypatch_session():
-    mp = pytest.MonkeyPatch()
-    yield mp
-    mp.undo()
+def stack_settings(stack_env) -> Settings:
+    """Settings of the test stack, built from its environment without touching os.environ
+    (other test folders in the same session must see the defaults)."""
+    return Settings(**{key[len("FRAUD_"):].lower(): value for key, value in stack_env.items()})
 
 
 @pytest.fixture(scope="session")
