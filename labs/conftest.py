@@ -234,6 +234,15 @@ def mlflow(endpoints: labkit.Endpoints) -> labkit.MlflowApi:
 
 
 @pytest.fixture
+def prometheus(request: pytest.FixtureRequest, endpoints: labkit.Endpoints) -> labkit.PrometheusApi:
+    """Prometheus's HTTP API on the target (local: the `prometheus` entry of stack.json, which only
+    `make up-monitoring` writes; cluster: NodePort 30090)."""
+    problem = None if endpoints.prometheus else f"{endpoints.source} lists no prometheus (make up starts none; make up-monitoring does)"
+    gate(request, "prometheus", problem, "Prometheus in the local stack (make up-monitoring)", "make down && make up-monitoring")
+    return labkit.PrometheusApi(endpoints.prometheus)
+
+
+@pytest.fixture
 def datasets(request: pytest.FixtureRequest, target: str):
     """Dataset manifests: under FRAUD_DATA_DIR locally, on the fraud-data volume on the cluster."""
     if target == "local":

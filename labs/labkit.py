@@ -60,6 +60,33 @@ MODEL_NODEPORT_SERVICE = "fraud-detector-nodeport"
 MODEL_POD_SELECTOR = "app.kubernetes.io/name=fraud-detector"
 MLFLOW_SECRETS_FILE = REPO_ROOT / "manifests" / "overlays" / "kind" / "secrets" / "mlflow.env"
 SELDON_GROUP, SELDON_VERSION, SELDON_PLURAL = "machinelearning.seldon.io", "v1", "seldondeployments"
+# Lab 11: monitoring (kube-prometheus-stack in namespace monitoring, release kube-prometheus-stack).
+MONITORING_GROUP, MONITORING_VERSION, PODMONITOR_PLURAL = "monitoring.coreos.com", "v1", "podmonitors"
+DRIFT_MONITOR_DEPLOYMENT = "drift-monitor"
+DRIFT_MONITOR_CONTAINER = "drift-monitor"
+DRIFT_MONITOR_POD_SELECTOR = "app.kubernetes.io/name=drift-monitor"
+DRIFT_MONITOR_PORT = 8090
+METRICS_PORT_NAME = "metrics"
+# PodMonitor name → (kind, name, container) of the workload whose pods it scrapes. Prometheus calls
+# each PodMonitor's job "<namespace>/<name>" (local mode's prometheus.yml uses the same names).
+PODMONITORS = {
+    "fraud-detector": ("SeldonDeployment", MODEL_SELDONDEPLOYMENT, MODEL_CONTAINER),
+    "drift-monitor": ("Deployment", DRIFT_MONITOR_DEPLOYMENT, DRIFT_MONITOR_CONTAINER),
+}
+MODEL_JOB = f"{NAMESPACE}/fraud-detector"
+DRIFT_JOB = f"{NAMESPACE}/drift-monitor"
+SCORE_METRIC = "fraud_score_bucket"  # the model's score histogram (reference_app/monitoring/metrics.py)
+DRIFT_METRIC = "fraud_drift_psi"  # per feature, and for the served score as feature="fraud_score"
+MONITOR_UP_METRIC = "fraud_monitor_up"
+SCORE_FEATURE = "fraud_score"
+ALERT_RULES = ("FraudFeatureDrift", "FraudModelDown")
+PROMETHEUS_RULE = "fraud-lab"
+MONITORING_NAMESPACE = "monitoring"
+DASHBOARD_CONFIGMAP = "grafana-dashboard-fraud-lab"
+DASHBOARD_LABEL = ("grafana_dashboard", "1")
+DASHBOARD_UID = "fraud-lab"
+GRAFANA_SECRET = "kube-prometheus-stack-grafana"  # "<KPS_RELEASE>-grafana" (scripts/versions.sh)
+GRAFANA_SECRET_KEYS = ("admin-user", "admin-password")
 
 # --- the fraud system (reference_app/config.py defaults; FRAUD_* variables override them) -------
 DEFAULTS = {
@@ -171,6 +198,7 @@ class Endpoints:
     model_grpc: str | None = None
     metrics: str | None = None
     prometheus: str | None = None
+    grafana: str | None = None
     mlflow_auth: tuple[str, str] | None = None
     source: str = ""
     problem: str | None = None
@@ -201,6 +229,7 @@ def cluster_endpoints() -> Endpoints:
         model=f"http://127.0.0.1:{NODEPORTS['model_http']}",
         model_grpc=f"127.0.0.1:{NODEPORTS['model_grpc']}",
         prometheus=f"http://127.0.0.1:{NODEPORTS['prometheus']}",
+        grafana=f"http://127.0.0.1:{NODEPORTS['grafana']}",
         source="NodePorts on 127.0.0.1 (kind extraPortMappings)",
     )
     if MLFLOW_SECRETS_FILE.is_file():
@@ -297,6 +326,36 @@ class MlflowApi:
             return None
         r.raise_for_status()
         return r.json()["model_version"]
+
+
+class PrometheusApi:
+    """Prometheus's HTTP API (`/api/v1/...`), read-only calls."""
+
+    def __init__(self, url: str, timeout: float = HTTP_TIMEOUT_S):
+        self.url = url.rstrip("/")
+        self.client = httpx.Client(base_url=self.url, timeout=timeout)
+
+    def debug(self, query: str | None = None, path: str = "/api/v1/query") -> str:
+        """The curl command that shows the same answer."""
+        if query is None:
+            return f"curl -s {shlex.quote(self.url + path)}"
+        return f"curl -s -G {shlex.quote(self.url + path)} --data-urlencode {shlex.quote('query=' + query)}"
+
+    def ready(self) -> int:
+        """The HTTP status of GET /-/ready."""
+        return self.client.get("/-/ready").status_code
+
+    def query(self, expr: str) -> list[dict]:
+        """The instant vector of a PromQL expression: `[{"metric": {...}, "value": [t, "v"]}, …]`."""
+        r = self.client.get("/api/v1/query", params={"query": expr})
+        r.raise_for_status()
+        return r.json()["data"]["result"]
+
+    def alert_rules(self) -> list[str]:
+        """The names of the alerting rules Prometheus has loaded."""
+        r = self.client.get("/api/v1/rules", params={"type": "alert"})
+        r.raise_for_status()
+        return [rule.get("name") for group in r.json()["data"]["groups"] for rule in group.get("rules") or []]
 
 
 def run_fields(run: dict) -> tuple[dict, dict, dict]:
@@ -452,6 +511,19 @@ class Cluster:
 
     def seldondeployment(self, name: str, namespace: str = NAMESPACE) -> dict | None:
         return self._get(self.custom.get_namespaced_custom_object, SELDON_GROUP, SELDON_VERSION, namespace, SELDON_PLURAL, name)
+
+    def podmonitor(self, name: str, namespace: str = NAMESPACE) -> dict | None:
+        """A PodMonitor (kube-prometheus-stack's CRD); None when it or its CRD does not exist."""
+        return self._get(self.custom.get_namespaced_custom_object, MONITORING_GROUP, MONITORING_VERSION, namespace, PODMONITOR_PLURAL, name)
+
+    def secret(self, name: str, namespace: str) -> dict | None:
+        """A Secret, its values decoded (the checks never print them)."""
+        import base64
+
+        obj = self._get(self.core.read_namespaced_secret, name, namespace)
+        if obj is None:
+            return None
+        return {k: base64.b64decode(v).decode() for k, v in (obj.get("data") or {}).items()}
 
     def nodes(self) -> list[dict]:
         out = self.read(self.core.list_node)

@@ -26,7 +26,7 @@ CONTEXT = "kind-fraud-lab"
 NAMESPACE = "fraud-lab"
 SCRIPTS = ROOT / "scripts"
 
-# Parts of the reference system: (kind, name) in namespace fraud-lab.
+# Parts of the reference system: (kind, name) in namespace fraud-lab, or (kind, name, namespace).
 PARTS: dict[str, list[tuple[str, str]]] = {
     "data-volume": [("ServiceAccount", "data-pipeline"), ("PersistentVolumeClaim", "fraud-data")],
     "simulate": [("Job", "simulate")],
@@ -43,6 +43,12 @@ PARTS: dict[str, list[tuple[str, str]]] = {
     "promote": [("Job", "promote")],
     "serving-access": [("ServiceAccount", "fraud-detector"), ("Service", "fraud-detector-nodeport"), ("PodDisruptionBudget", "fraud-detector")],
     "serving": [("SeldonDeployment", "fraud-detector")],
+    "replay": [("Job", "replay")],
+    "monitoring-access": [
+        ("ServiceAccount", "drift-monitor"), ("PodMonitor", "fraud-detector"), ("PrometheusRule", "fraud-lab"),
+        ("ConfigMap", "grafana-dashboard-fraud-lab", "monitoring"),
+    ],  # fmt: skip
+    "monitoring": [("Deployment", "drift-monitor"), ("PodMonitor", "drift-monitor")],
 }
 # The reference, in order: (lab, parts, what to wait for). A lab's solution applies every stage up
 # to its own, waiting after each (kubectl wait arguments).
@@ -53,10 +59,11 @@ STAGES: list[tuple[int, list[str], list[list[str]]]] = [
     (6, ["training-account", "train"], [["--for=condition=complete", "job/train"]]),
     (6, ["promote"], [["--for=condition=complete", "job/promote"]]),
     (9, ["serving-access", "serving"], [["--for=jsonpath={.status.state}=Available", "seldondeployment/fraud-detector"]]),
+    (11, ["replay", "monitoring-access", "monitoring"], [["--for=condition=complete", "job/replay"], ["--for=condition=available", "deployment/drift-monitor"]]),
 ]
 # What the learner writes in each lab (from labs/NN-*/starter/); the rest of the lab's parts and
 # every earlier part are its prerequisites.
-LEARNER: dict[int, list[str]] = {2: ["simulate"], 3: ["pipeline"], 5: ["mlflow"], 6: ["train"], 9: ["serving"]}
+LEARNER: dict[int, list[str]] = {2: ["simulate"], 3: ["pipeline"], 5: ["mlflow"], 6: ["train"], 9: ["serving"], 11: ["monitoring"]}
 # Lab 05 ends with a registered champion, which the reference trains in lab 06's Jobs.
 SOLUTION_THROUGH: dict[int, int] = {5: 6}
 WAIT_TIMEOUT = os.environ.get("LAB_WAIT_TIMEOUT", "1800s")
@@ -92,17 +99,27 @@ def render(overlay: str) -> list[dict]:
     return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
+def key(entry: tuple[str, ...]) -> tuple[str, str, str]:
+    """(kind, name, namespace) of a part's entry (namespace fraud-lab unless it names one)."""
+    return (entry[0], entry[1], entry[2] if len(entry) > 2 else NAMESPACE)
+
+
+def describe(entry: tuple[str, ...]) -> str:
+    kind, name, namespace = key(entry)
+    return f"{kind}/{name}" + (f" (namespace {namespace})" if namespace != NAMESPACE else "")
+
+
 def select(objects: list[dict], parts: list[str]) -> list[dict]:
     """The objects of `parts`, in the overlay's order.
 
     Raises:
         SystemExit: when a part names an object the overlay does not have.
     """
-    wanted = {key for part in parts for key in PARTS[part]}
-    chosen = [o for o in objects if (o["kind"], o["metadata"]["name"]) in wanted and o["metadata"].get("namespace") == NAMESPACE]
-    missing = wanted - {(o["kind"], o["metadata"]["name"]) for o in chosen}
+    wanted = {key(entry) for part in parts for entry in PARTS[part]}
+    chosen = [o for o in objects if (o["kind"], o["metadata"]["name"], o["metadata"].get("namespace")) in wanted]
+    missing = wanted - {(o["kind"], o["metadata"]["name"], o["metadata"].get("namespace")) for o in chosen}
     if missing:
-        sys.exit(f"error: the overlay has no {', '.join(f'{k}/{n}' for k, n in sorted(missing))}")
+        sys.exit(f"error: the overlay has no {', '.join(describe(m) for m in sorted(missing))}")
     return chosen
 
 
@@ -159,7 +176,7 @@ def prerequisites(lab: int) -> list[str]:
 
 def cmd_parts(_: argparse.Namespace) -> None:
     for name, objects in PARTS.items():
-        say(f"{name:16} {', '.join(f'{k}/{n}' for k, n in objects)}")
+        say(f"{name:17} {', '.join(describe(o) for o in objects)}")
     for lab, learner in LEARNER.items():
         say(f"lab {lab:02d}: builds on {' '.join(prerequisites(lab))}; you write {' '.join(learner)}")
 
@@ -176,9 +193,12 @@ def cmd_apply(args: argparse.Namespace) -> None:
 def cmd_prereqs(args: argparse.Namespace) -> None:
     if args.lab not in LEARNER:
         sys.exit(f"error: lab {args.lab:02d} has no cluster prerequisites to apply; labs: {', '.join(map(str, LEARNER))}")
-    if args.lab == 9:
-        say("Lab 09 needs the Seldon Core operator: install it with its pinned chart (scripts/versions.sh)")
+    if args.lab >= 9:
+        say(f"Lab {args.lab:02d} needs the Seldon Core operator: install it with its pinned chart (scripts/versions.sh)")
         install_seldon_operator()
+    if args.lab >= 11:
+        say("Lab 11 needs kube-prometheus-stack (Prometheus, Grafana, the PodMonitor CRD): install it with its pinned chart")
+        install_kube_prometheus_stack()
     args.parts = prerequisites(args.lab)
     cmd_apply(args)
 
@@ -194,14 +214,28 @@ def install_seldon_operator() -> None:
     subprocess.run(["bash", "-c", script], check=True)
 
 
+def install_kube_prometheus_stack() -> None:
+    """kube-prometheus-stack from its pinned Helm chart, as scripts/deploy.sh installs it."""
+    script = (
+        f'source "{SCRIPTS}/versions.sh"; '
+        'helm --kube-context "${KUBE_CONTEXT}" upgrade --install "${KPS_RELEASE}" "${KPS_CHART}" '
+        '--repo "${KPS_CHART_REPO}" --version "${KPS_CHART_VERSION}" --namespace "${KPS_NAMESPACE}" '
+        f'--values "{ROOT}/manifests/helm/kube-prometheus-stack.values.yaml" --wait --timeout 10m'
+    )
+    subprocess.run(["bash", "-c", script], check=True)
+
+
 def cmd_solution(args: argparse.Namespace) -> None:
     lab = args.lab
     if lab == 0:
         subprocess.run(["bash", str(SCRIPTS / "cluster-up.sh")], check=True)
         return
-    if lab == 9:
+    if lab in (9, 11):
         # The whole reference system: operators (Helm), the overlay, waits with timeouts.
         subprocess.run(["bash", str(SCRIPTS / "deploy.sh")], check=True, env={**os.environ, "OVERLAY": args.overlay})
+        if lab == 11:  # make deploy does not wait for the monitoring objects
+            wait(next(waits for stage_lab, _, waits in STAGES if stage_lab == 11))
+            say("Lab 11 is at its known-good end state. Check it: make lab-11")
         return
     if lab not in LEARNER:
         sys.exit(f"error: no cluster solution for lab {lab:02d}; labs: 0, {', '.join(map(str, LEARNER))}")
@@ -219,7 +253,7 @@ def cmd_solution(args: argparse.Namespace) -> None:
 
 # What each lab's learner applied (deleted by make lab-N-reset, so a corrected version can be applied).
 RESETS: dict[int, list[str]] = {
-    lab: [f"{kind.lower()}/{name}" for part in parts for kind, name in PARTS[part]] for lab, parts in LEARNER.items()
+    lab: [f"{kind.lower()}/{name}" for part in parts for kind, name, _ in map(key, PARTS[part])] for lab, parts in LEARNER.items()
 }
 RESETS[6] = RESETS[6] + ["job/promote"]
 

@@ -126,6 +126,36 @@ def reference_stack(tmp_path_factory):
         run_fraudlab(env, "down")
 
 
+@pytest.fixture(scope="session")
+def monitoring_stack(reference_stack, tmp_path_factory):
+    """Lab 11's end state: a copy of the reference state (datasets, MLflow store, replay report)
+    with `fraudlab up --monitoring` (MLflow, MLServer, the drift monitor, Prometheus scraping every
+    second, Alertmanager, the continuous-training controller) on free ports, and a replay, so the
+    model has scored transactions. A copy: whatever the controller does stays out of the session's
+    reference stack.
+
+    Yields the environment for validator runs.
+    """
+    source = Path(reference_stack["FRAUD_DATA_DIR"])
+    data_dir = tmp_path_factory.mktemp("labs-monitoring") / "data"
+    shutil.copytree(source, data_dir, ignore=shutil.ignore_patterns("logs", "stack.json", "mlserver"))
+    ports = {name: free_port() for name in ("MLFLOW", "HTTP", "GRPC", "METRICS", "MONITOR", "PROMETHEUS", "ALERTMANAGER", "CT")}
+    env = {
+        **SCALE_ENV,
+        "FRAUD_DATA_DIR": str(data_dir),
+        **{f"FRAUD_{name}_PORT": str(port) for name, port in ports.items()},
+        "FRAUD_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports['MLFLOW']}",
+        "FRAUD_INFERENCE_URL": f"http://127.0.0.1:{ports['HTTP']}",
+        "FRAUD_SCRAPE_INTERVAL_S": "1",
+    }
+    fraudlab_ok(env, "up", "--monitoring")
+    try:
+        fraudlab_ok(env, "replay", "--day", REPLAY_DAY)
+        yield {"FRAUD_DATA_DIR": str(data_dir)}
+    finally:
+        run_fraudlab(env, "down")
+
+
 @pytest.fixture
 def data_copy(reference_stack, tmp_path) -> Path:
     """A copy of the reference datasets, reports and stack file, to break without harm."""

@@ -5,9 +5,11 @@ context kind-fraud-lab on a local API server and never falls back to localhost:8
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 
@@ -69,6 +71,12 @@ class FakeCluster:
     def seldondeployment(self, name, namespace="fraud-lab"):
         return self._get("SeldonDeployment", name, namespace)
 
+    def podmonitor(self, name, namespace="fraud-lab"):
+        return self._get("PodMonitor", name, namespace)
+
+    def configmap(self, name, namespace):
+        return self._get("ConfigMap", name, namespace)
+
     def namespace(self, name):
         return self._get("Namespace", name, None)
 
@@ -116,6 +124,12 @@ SPEC_CHECKS = {
     9: [
         ("test_seldondeployment_spec", (), "found:    protocol None; replicas [1]; FRAUD_MODEL_URI models:/fraud-detector/1; readinessProbe (none)"),
         ("test_nodeport_service", (), None),
+    ],
+    11: [
+        ("test_podmonitor_selects_pods", ("fraud-detector",), None),
+        ("test_podmonitor_selects_pods", ("drift-monitor",), "found:    no selector.matchLabels (it would select every pod of the namespace); no podMetricsEndpoints port"),
+        ("test_drift_monitor_deployment_spec", (), "found:    listens on 127.0.0.1 (the default), unreachable for Prometheus; no container port named metrics"),
+        ("test_dashboard_configmap", (), None),
     ],
 }
 
@@ -217,9 +231,14 @@ def test_reference_parts_exist_and_starters_replace_exactly_the_learners_parts(o
         assert not set(learner) & set(reference.prerequisites(lab)), lab
     assert reference.prerequisites(6)[-1] == "training-account" and "promote" not in reference.prerequisites(6)
     assert reference.RESETS[2] == ["job/simulate"] and reference.RESETS[9] == ["seldondeployment/fraud-detector"]
+    assert reference.RESETS[11] == ["deployment/drift-monitor", "podmonitor/drift-monitor"]
+    assert reference.prerequisites(11)[-2:] == ["replay", "monitoring-access"]
+    # The dashboard ConfigMap is the one object of a part outside namespace fraud-lab.
+    (dashboard,) = [o for o in reference.select(objects, ["monitoring-access"]) if o["kind"] == "ConfigMap"]
+    assert dashboard["metadata"]["namespace"] == "monitoring"
 
 
-@pytest.mark.parametrize("lab", [2, 3, 5, 6, 9])
+@pytest.mark.parametrize("lab", [2, 3, 5, 6, 9, 11])
 def test_starters_are_the_reference_objects_with_gaps(overlays, lab):
     """Same kind, name, namespace, labels and image as the reference; TODO(lab-NN) gaps."""
     text = "".join(p.read_text() for p in (LAB_DIRS[lab] / "starter").glob("*.yaml"))
@@ -235,6 +254,10 @@ def test_starters_are_the_reference_objects_with_gaps(overlays, lab):
         assert obj != ref
         # Valid objects that kubectl apply accepts, restricted like the reference, even before the
         # gaps are filled (a SeldonDeployment's componentSpecs are validated as Pods).
+        # A PodMonitor is a custom resource (no schema here): its CRD requires only a selector.
+        if obj["kind"] == "PodMonitor":
+            assert "selector" in obj["spec"] and obj["spec"]["podMetricsEndpoints"]
+            continue
         docs = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "check"}, "spec": pod} for _, _, pod in pod_templates(obj)] if obj["kind"] == "SeldonDeployment" else [obj]
         for doc in docs:
             kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
@@ -330,8 +353,8 @@ def test_labs_follow_the_chapters():
     chapters = {p.stem for p in (ROOT / "chapters").glob("[0-9][0-9]-*.md")}
     for lab in LAB_DIRS.values():
         assert lab.name in chapters, f"labs/{lab.name} has no chapters/{lab.name}.md"
-    assert sorted(LAB_DIRS) == [0, 2, 3, 5, 6, 9]
-    assert "Lab 11" in (LABS / "README.md").read_text() and "monitoring work" in (LABS / "README.md").read_text()
+    assert sorted(LAB_DIRS) == [0, 2, 3, 5, 6, 9, 11]
+    assert "monitoring work" not in (LABS / "README.md").read_text()
 
 
 @pytest.mark.parametrize("args", [["solution", "3"], ["reset", "2"], ["prereqs", "5"], ["apply", "secrets"]])
@@ -342,3 +365,50 @@ def test_reference_refuses_to_run_without_the_kind_context(tmp_path, args):
     result = subprocess.run([str(ROOT / ".venv-labs" / "bin" / "python"), str(LABS / "reference.py"), *args], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert result.stderr.strip() == "error: no kubectl context kind-fraud-lab (refusing to use any other cluster); run: make cluster"
+
+
+def test_lab11_names_match_the_monitoring_manifests_and_the_app(overlays, labkit):
+    """PodMonitors and the workloads they select, Prometheus job names (kind and local mode), metric
+    names, alert rules, the dashboard ConfigMap and uid, Grafana's Secret and the NodePorts."""
+    objects = overlays["kind"]
+    for monitor, (kind, name, container) in labkit.PODMONITORS.items():
+        pm = find(objects, "PodMonitor", monitor)
+        workload = find(objects, kind, name)
+        template = workload["spec"]["predictors"][0]["componentSpecs"][0]["metadata"] if kind == "SeldonDeployment" else workload["spec"]["template"]["metadata"]
+        assert pm["spec"]["selector"]["matchLabels"].items() <= template["labels"].items(), monitor
+        ports = {p["name"]: p["containerPort"] for p in labkit.find_container(labkit.pod_spec(workload), container)["ports"]}
+        assert [e["port"] for e in pm["spec"]["podMetricsEndpoints"]] == [labkit.METRICS_PORT_NAME] and labkit.METRICS_PORT_NAME in ports
+    assert (labkit.MODEL_JOB, labkit.DRIFT_JOB) == tuple(f"{labkit.NAMESPACE}/{m}" for m in labkit.PODMONITORS)
+    drift = find(objects, "Deployment", labkit.DRIFT_MONITOR_DEPLOYMENT)
+    assert drift["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] == labkit.DRIFT_MONITOR_POD_SELECTOR.split("=")[1]
+    args = labkit.find_container(labkit.pod_spec(drift), labkit.DRIFT_MONITOR_CONTAINER)["args"]
+    assert args[args.index("--port") + 1] == str(labkit.DRIFT_MONITOR_PORT)
+    # Local mode's Prometheus uses the same job names, so the same checks (and rules) apply.
+    from reference_app.monitoring.prometheus import rule_groups, write_prometheus_config
+
+    config = yaml.safe_load(write_prometheus_config(Settings(_env_file=None), Path(tempfile.mkdtemp())).read_text())
+    assert {labkit.MODEL_JOB, labkit.DRIFT_JOB} <= {job["job_name"] for job in config["scrape_configs"]}
+    rule = find(objects, "PrometheusRule", labkit.PROMETHEUS_RULE)
+    alerts = {r.get("alert") for group in rule["spec"]["groups"] for r in group["rules"]}
+    assert set(labkit.ALERT_RULES) <= alerts and alerts == {r.get("alert") for group in rule_groups() for r in group["rules"]}
+    # Metric names: the runtime's score histogram and the drift exporter's gauges.
+    from reference_app.monitoring.exporter import MonitoringCollector
+    from reference_app.monitoring.metrics import runtime_metrics
+
+    assert f"{runtime_metrics()[0]._name}_bucket" == labkit.SCORE_METRIC
+    collector = MonitoringCollector(Settings(_env_file=None))
+    features = [*labkit.FEATURE_NAMES, labkit.SCORE_FEATURE]
+    collector.latest = lambda: {"drift": {f: {"psi": 0.0, "ks_statistic": 0.0, "ks_pvalue": 1.0} for f in features}, "current_day": "2018-05-15", "performance": None}
+    families = {m.name: m for m in collector.collect()}
+    assert {labkit.DRIFT_METRIC, labkit.MONITOR_UP_METRIC} <= set(families)
+    assert sorted(s.labels["feature"] for s in families[labkit.DRIFT_METRIC].samples) == sorted(features)
+    # The dashboard: ConfigMap, namespace, label, uid; Grafana's admin Secret and the NodePorts.
+    cm = find(objects, "ConfigMap", labkit.DASHBOARD_CONFIGMAP, labkit.MONITORING_NAMESPACE)
+    key, value = labkit.DASHBOARD_LABEL
+    assert cm["metadata"]["labels"][key] == value
+    assert [json.loads(v)["uid"] for v in cm["data"].values()] == [labkit.DASHBOARD_UID]
+    values = yaml.safe_load((ROOT / "manifests" / "helm" / "kube-prometheus-stack.values.yaml").read_text())
+    assert values["grafana"]["sidecar"]["dashboards"]["label"] == key and values["grafana"]["sidecar"]["dashboards"]["labelValue"] == value
+    assert values["prometheus"]["service"]["nodePort"] == labkit.NODEPORTS["prometheus"] and values["grafana"]["service"]["nodePort"] == labkit.NODEPORTS["grafana"]
+    versions = (ROOT / "scripts" / "versions.sh").read_text()
+    assert f'KPS_RELEASE="{labkit.GRAFANA_SECRET.removesuffix("-grafana")}"' in versions and f'KPS_NAMESPACE="{labkit.MONITORING_NAMESPACE}"' in versions

@@ -33,8 +33,10 @@ def assert_learner_output(result: subprocess.CompletedProcess, lab: int, target:
 
 
 @pytest.mark.parametrize("lab", LOCAL_LABS)
-def test_reference_state_passes_every_local_check(reference_stack, lab):
-    result = run_lab(lab, "--target", "local", env=lab_env(reference_stack))
+def test_reference_state_passes_every_local_check(request, reference_stack, lab):
+    # Lab 11 needs the monitoring processes (make up-monitoring); the others the plain stack.
+    env = request.getfixturevalue("monitoring_stack") if lab == 11 else reference_stack
+    result = run_lab(lab, "--target", "local", env=lab_env(env))
     out = assert_learner_output(result, lab)
     assert result.returncode == 0, result.stdout
     passed, total, details = out["summary"]
@@ -196,6 +198,40 @@ def test_lab09_fails_when_the_model_server_is_down(data_copy):
     later = [c for c in out["checks"] if "needs a cluster" not in c["text"]][1:]
     assert later and all(c["symbol"] == "–" and "earlier check failed: The model server has loaded the model" in c["text"] for c in later)
     assert out["summary"] == ("0", "7", "1 failed, 6 skipped because an earlier check failed, 5 not for target local")
+
+
+def test_lab11_fails_without_prometheus(reference_stack):
+    """`make up` (not up-monitoring): the first Prometheus check says what to run, the rest wait."""
+    result = run_lab(11, "--target", "local", env=lab_env(reference_stack))
+    out = assert_learner_output(result, 11)
+    assert result.returncode == 1
+    ready = check(out, "Prometheus answers on its URL")
+    assert ready["symbol"] == "✗"
+    assert ready["hint"] == [
+        "expected: Prometheus in the local stack (make up-monitoring)",
+        f"found:    {reference_stack['FRAUD_DATA_DIR']}/state/stack.json lists no prometheus (make up starts none; make up-monitoring does)",
+        "debug:    make down && make up-monitoring",
+    ]
+    later = [c for c in out["checks"] if "needs a cluster" not in c["text"]][1:]
+    assert len(later) == 5 and all(c["symbol"] == "–" and "(skipped because an earlier check failed: Prometheus " in c["text"] for c in later), result.stdout
+    assert check(out, "Prometheus has loaded the alert rules")["text"].endswith("(skipped because an earlier check failed: Prometheus answers on its URL: GET /-/ready → 200.)")
+    assert out["summary"] == ("0", "6", "1 failed, 5 skipped because an earlier check failed, 6 not for target local")
+
+
+def test_lab11_fails_when_prometheus_does_not_answer(data_copy):
+    stack = json.loads((data_copy / "state" / "stack.json").read_text())
+    log = str(data_copy / "state" / "logs" / "prometheus.log")
+    stack["prometheus"] = {"pid": stack["mlserver"]["pid"], "url": f"http://127.0.0.1:{free_port()}", "log": log}  # nothing listens there
+    (data_copy / "state" / "stack.json").write_text(json.dumps(stack))
+    out = assert_learner_output(run_lab(11, "--target", "local", env=lab_env({"FRAUD_DATA_DIR": str(data_copy)})), 11)
+    ready = check(out, "Prometheus answers on its URL")
+    assert ready["symbol"] == "✗" and "ConnectError" in ready["hint"][1]
+    assert ready["hint"][2] == f"debug:    tail -n 30 {log}"
+    needs_ready = ("Prometheus scrapes the model", "Prometheus scrapes the drift monitor", "Prometheus has loaded the alert rules")
+    for text in needs_ready:
+        c = check(out, text)
+        assert c["symbol"] == "–" and "earlier check failed: Prometheus answers on its URL" in c["text"], c
+    assert out["summary"] == ("0", "6", "1 failed, 5 skipped because an earlier check failed, 6 not for target local")
 
 
 def test_make_lab_writes_junit_and_json_reports(reference_stack, tmp_path):

@@ -190,7 +190,7 @@ def test_make_resolves_lab_numbers_and_refuses_unknown_ones():
     listing = subprocess.run(["make", "--no-print-directory", "labs"], cwd=LABS.parent, capture_output=True, text=True, timeout=120)
     assert listing.returncode == 0, listing.stderr
     assert "make lab-9   Lab 09 · Serving with Seldon Core and MLServer" in listing.stdout
-    assert "Lab 11 (monitoring) comes with the monitoring work" in listing.stdout
+    assert "make lab-11  Lab 11 · Monitoring and observability" in listing.stdout and "monitoring work" not in listing.stdout
     unknown = subprocess.run(["make", "--no-print-directory", "lab-42"], cwd=LABS.parent, capture_output=True, text=True, timeout=120)
     assert unknown.returncode != 0 and "error: no lab '42'; the labs: 00-introduction 02-kubernetes-for-ml" in unknown.stdout
     bad_target = subprocess.run(["make", "--no-print-directory", "lab-9", "TARGET=staging"], cwd=LABS.parent, capture_output=True, text=True, timeout=120)
