@@ -27,19 +27,10 @@ k() { kubectl --context "${KUBE_CONTEXT}" "$@"; }
 h() { helm --kube-context "${KUBE_CONTEXT}" "$@"; }
 
 # --- preflight: the right cluster, explicitly ------------------------------------------------
-require_tool kubectl
+require_kind_api
 require_tool helm
-if ! k config get-contexts -o name 2>/dev/null | grep -qx "${KUBE_CONTEXT}"; then
-  die "no kubectl context ${KUBE_CONTEXT} in your kubeconfig (refusing to use any other cluster)" "make cluster"
-fi
-server="$(k config view --minify -o jsonpath='{.clusters[0].cluster.server}' 2>/dev/null || true)"
-if [[ "${server}" != https://127.0.0.1:* && "${server}" != https://localhost:* ]]; then
-  die "context ${KUBE_CONTEXT} points at '${server:-nothing}', not a local kind API server" "make cluster-down && make cluster"
-fi
-k get --raw /readyz >/dev/null 2>&1 ||
-  die "the API server of ${KUBE_CONTEXT} (${server}) does not answer" "docker start ${CLUSTER_NAME}-control-plane ${CLUSTER_NAME}-worker ${CLUSTER_NAME}-worker2, or: make cluster"
 [[ -d "${OVERLAY}" ]] || die "${OVERLAY} is missing" "git pull (the overlay comes with the repository)"
-say "cluster ${KUBE_CONTEXT} at ${server}"
+say "cluster ${KUBE_CONTEXT} at ${KUBE_SERVER}"
 
 step "Namespaces (manifests/base/namespaces)"
 k apply -k "${NAMESPACES_DIR}"

@@ -16,12 +16,8 @@ OVERLAY="${REPO_ROOT}/manifests/overlays/${OVERLAY_NAME}"
 k() { kubectl --context "${KUBE_CONTEXT}" "$@"; }
 h() { helm --kube-context "${KUBE_CONTEXT}" "$@"; }
 
-require_tool kubectl
+require_kind_api
 require_tool helm
-if ! k config get-contexts -o name 2>/dev/null | grep -qx "${KUBE_CONTEXT}"; then
-  die "no kubectl context ${KUBE_CONTEXT}: nothing to undeploy (refusing to use any other cluster)" "make cluster"
-fi
-k get --raw /readyz >/dev/null 2>&1 || die "the API server of ${KUBE_CONTEXT} does not answer" "make cluster"
 
 step "The fraud system (manifests/overlays/${OVERLAY_NAME})"
 # kustomize needs the secrets' env files to render the overlay; creating missing ones is harmless.

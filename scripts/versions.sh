@@ -75,5 +75,21 @@ require_tool() {
   command -v "$1" >/dev/null 2>&1 || die "$1 is not installed" "make doctor   (prints the install command)"
 }
 
+# require_kind_api: stop unless context KUBE_CONTEXT exists, points at a local kind API server
+# and answers — never any other cluster (kubectl without a context may reach localhost:8080,
+# which is MLServer's port in local mode). Sets KUBE_SERVER.
+require_kind_api() {
+  require_tool kubectl
+  if ! kubectl config get-contexts -o name 2>/dev/null | grep -qx "${KUBE_CONTEXT}"; then
+    die "no kubectl context ${KUBE_CONTEXT} in your kubeconfig (refusing to use any other cluster)" "make cluster"
+  fi
+  KUBE_SERVER="$(kubectl --context "${KUBE_CONTEXT}" config view --minify -o jsonpath='{.clusters[0].cluster.server}' 2>/dev/null || true)"
+  if [[ "${KUBE_SERVER}" != https://127.0.0.1:* && "${KUBE_SERVER}" != https://localhost:* ]]; then
+    die "context ${KUBE_CONTEXT} points at '${KUBE_SERVER:-nothing}', not a local kind API server" "make cluster-down && make cluster"
+  fi
+  kubectl --context "${KUBE_CONTEXT}" get --raw /readyz >/dev/null 2>&1 ||
+    die "the API server of ${KUBE_CONTEXT} (${KUBE_SERVER}) does not answer" "docker start ${CLUSTER_NAME}-control-plane ${CLUSTER_NAME}-worker ${CLUSTER_NAME}-worker2, or: make cluster"
+}
+
 # cluster_exists: true when kind knows the fraud-lab cluster.
 cluster_exists() { kind get clusters 2>/dev/null | grep -qx "${CLUSTER_NAME}"; }
