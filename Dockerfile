@@ -20,6 +20,10 @@ ARG TORCH_VERSION=2.13.0
 ARG TORCH_VARIANT=cpu
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/${TORCH_VARIANT}
 ARG PYPI_INDEX_URL=https://pypi.org/simple
+# Machines without a registry of their own pass pip settings through (scripts/podman-image.sh):
+# a folder of wheels (the CPU torch wheel) and the CA bundle. Unset, pip's defaults apply.
+ARG PIP_FIND_LINKS
+ARG PIP_CERT
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PATH=/opt/venv/bin:${PATH}

@@ -147,6 +147,7 @@ def train_cmd(
 @app.command()
 def promote(
     version: Annotated[Optional[str], typer.Option(help="Version to decide on (default: the latest).")] = None,
+    undecided: Annotated[bool, typer.Option("--undecided", help="Decide every version no promotion has decided on, in order.")] = False,
     data_dir: DataDir = None,
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow URL (FRAUD_MLFLOW_TRACKING_URI).")] = None,
 ) -> None:
@@ -158,32 +159,100 @@ def promote(
     from .data.store import DatasetError
     from .jobs import NothingToPromoteError, promote_version
 
+    from . import tracking
+
     s = _settings(data_dir=data_dir, mlflow_tracking_uri=tracking_uri)
-    try:
-        version, metrics, decision = promote_version(s, version)
-    except (NothingToPromoteError, DatasetError) as err:
-        _fail(str(err), 2)
-    console.print(f"{s.model_name} version {version}: AUC {metrics['auc_roc']:.4f} AP {metrics['average_precision']:.4f} → alias {decision.alias}: {decision.reason}")
+    if undecided and version is not None:
+        _fail("--version and --undecided exclude each other", 2)
+    if undecided:
+        tracking.configure(s.mlflow_tracking_uri)
+        versions = tracking.undecided_versions(s.model_name)
+        if not versions:
+            console.print(f"{s.model_name}: every version is decided already (champion: {tracking.alias_version(s.model_name, 'champion')})")
+            return
+    else:
+        versions = [version]
+    for v in versions:
+        try:
+            v, metrics, decision = promote_version(s, v)
+        except (NothingToPromoteError, DatasetError) as err:
+            _fail(str(err), 2)
+        console.print(f"{s.model_name} version {v}: AUC {metrics['auc_roc']:.4f} AP {metrics['average_precision']:.4f} → alias {decision.alias}: {decision.reason}")
 
 
 @app.command()
 def pipeline(
     data_dir: DataDir = None,
-    max_quarantine: Annotated[float, typer.Option(help="Largest share of quarantined rows that still exits 0.")] = 0.0,
+    through: Annotated[str, typer.Option(help="Last step to run: simulate, validate, features, train-…, promote or replay.")] = "features",
+    max_quarantine: Annotated[Optional[float], typer.Option(help="Override the validate step's --max-quarantine.")] = None,
 ) -> None:
-    """The data pipeline in one command: simulate → validate → features (each step reused when up to date)."""
-    from .pipeline import features_step, simulate_step, validate_step
+    """Run the pipeline's steps locally, in the order of its DAG, up to and including --through.
 
-    s = _settings(data_dir=data_dir)
-    raw, reused = simulate_step(s)
-    console.print(f"simulate: {'reused' if reused else 'wrote'} {raw['rows']:,} transactions, digest {raw['digest'][:12]}")
-    validated, reused = validate_step(s)
-    share = validated["quarantined_rows"] / max(validated["input_rows"], 1)
-    console.print(f"validate: {'reused' if reused else 'checked'} {validated['input_rows']:,} rows, {validated['quarantined_rows']:,} quarantined")
-    if share > max_quarantine:
-        _fail(f"{share:.3%} of rows quarantined, above --max-quarantine {max_quarantine:.3%}; features not computed", 1)
-    feats, reused = features_step(s)
-    console.print(f"features: {'reused' if reused else 'wrote'} {feats['rows']:,} rows, digest {feats['digest'][:12]}")
+    The steps and their arguments are those of the Argo WorkflowTemplate `fraud-pipeline` that kind
+    mode runs (reference_app/pipeline.py PIPELINE_DAG); each step reuses what is up to date.
+    The default runs the data steps; `--through replay` needs MLflow and a model server (make up).
+    """
+    from .pipeline import steps_through
+
+    if data_dir is not None:
+        os.environ["FRAUD_DATA_DIR"] = data_dir
+    try:
+        steps = steps_through(through)
+    except ValueError as err:
+        _fail(str(err), 2)
+    for name, args in steps:
+        if name == "validate" and max_quarantine is not None:
+            args = ["validate", "--max-quarantine", str(max_quarantine)]
+        console.print(f"[bold cyan]▸[/] {name}: fraudlab {' '.join(args)}")
+        code = app(args, standalone_mode=False, prog_name="fraudlab")
+        if code:
+            _fail(f"step {name} failed (exit {code}); the steps after it did not run", int(code))
+
+
+@app.command("s3-bucket")
+def s3_bucket(
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the S3 endpoint to answer.")] = 300.0,
+) -> None:
+    """Create the bucket of FRAUD_MLFLOW_ARTIFACTS_DESTINATION (s3://…) unless it exists.
+
+    The endpoint is MLFLOW_S3_ENDPOINT_URL, the credentials AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+    Exit 0 when the bucket exists afterwards, 1 when the store refused or did not answer.
+    """
+    from .objectstore import ObjectStoreError, ensure_bucket
+
+    s = Settings()
+    endpoint = os.environ.get("MLFLOW_S3_ENDPOINT_URL", "")
+    if not endpoint:
+        _fail("MLFLOW_S3_ENDPOINT_URL is not set: which S3 endpoint holds the bucket?", 2)
+    try:
+        outcome = ensure_bucket(s.mlflow_artifacts_destination, endpoint, timeout_s=timeout)
+    except ValueError as err:
+        _fail(str(err), 2)
+    except ObjectStoreError as err:
+        _fail(str(err))
+    console.print(f"bucket of {s.mlflow_artifacts_destination} at {endpoint}: {outcome}")
+
+
+@app.command("wait-champion")
+def wait_champion(
+    timeout: Annotated[float, typer.Option(help="Seconds to wait at most.")] = 1800.0,
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow URL (FRAUD_MLFLOW_TRACKING_URI).")] = None,
+) -> None:
+    """Wait until a version of the model carries the alias `champion` (exit 1 after --timeout).
+
+    The model server's init container in kind mode: its pods wait, visibly (Init:0/1), until the
+    pipeline has promoted a champion, instead of crash-looping.
+    """
+    from . import tracking
+    from .training.promotion import CHAMPION
+
+    s = _settings(mlflow_tracking_uri=tracking_uri)
+    tracking.configure(s.mlflow_tracking_uri)
+    console.print(f"waiting up to {timeout:.0f} s for {s.model_name}@{CHAMPION} at {s.mlflow_tracking_uri}")
+    version = tracking.wait_for_alias(s.model_name, CHAMPION, timeout)
+    if version is None:
+        _fail(f"no version of {s.model_name} has the alias {CHAMPION} after {timeout:.0f} s: run the pipeline (its promote step sets it)")
+    console.print(f"{s.model_name}@{CHAMPION} is version {version}")
 
 
 @app.command()
@@ -344,13 +413,16 @@ def retrain(
 def replay(
     day: Annotated[str, typer.Option(help="Day to replay, YYYY-MM-DD.")] = "2018-08-08",
     url: Annotated[Optional[str], typer.Option(help="Inference base URL (FRAUD_INFERENCE_URL).")] = None,
+    wait_ready: Annotated[float, typer.Option(help="Seconds to wait for the model to answer ready first (0: don't wait).")] = 0.0,
     data_dir: DataDir = None,
 ) -> None:
     """Send a day's transactions to the model server; check served = offline scores; time requests."""
-    from .serving.replay import ReplayError, replay_day
+    from .serving.replay import ReplayError, replay_day, wait_until_ready
 
     s = _settings(data_dir=data_dir, inference_url=url)
     try:
+        if wait_ready > 0:
+            wait_until_ready(s, wait_ready)
         r = replay_day(s, dt.date.fromisoformat(day))
     except ReplayError as err:
         _fail(str(err))

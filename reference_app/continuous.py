@@ -112,20 +112,46 @@ def reload_serving(settings: Settings) -> bool:
     return response.status_code == 200
 
 
-def create_retrain_job(settings: Settings, trigger: dict) -> str:
-    """Kind mode: start `fraudlab retrain` as a Job from the `retrain` ConfigMap template; return its name."""
+RETRAIN_TEMPLATE = "retrain"
+"""The WorkflowTemplate behind every retraining run (manifests/base/continuous-training)."""
+
+
+def retrain_workflow(trigger: dict) -> dict:
+    """The Argo Workflow that runs one retraining cycle for `trigger`.
+
+    It names the `retrain` WorkflowTemplate (the same one the weekly CronWorkflow uses) and passes
+    the trigger as its `trigger` parameter, so the manifests hold the one definition of the step.
+    Argo substitutes the parameter into one element of the container's args: no shell sees it.
+
+    Returns:
+        A Workflow object (argoproj.io/v1alpha1) with `generateName: retrain-`.
+    """
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {
+            "generateName": f"{RETRAIN_TEMPLATE}-",
+            "labels": {"app.kubernetes.io/name": "retrain", "app.kubernetes.io/part-of": "fraud-lab",
+                       "app.kubernetes.io/component": "continuous-training"},
+        },  # fmt: skip
+        "spec": {
+            "workflowTemplateRef": {"name": RETRAIN_TEMPLATE},
+            "arguments": {"parameters": [{"name": "trigger", "value": json.dumps(trigger)[:2000]}]},
+        },
+    }
+
+
+def create_retrain_workflow(settings: Settings, trigger: dict) -> str:
+    """Kind mode: submit a Workflow from the `retrain` WorkflowTemplate; return its name.
+
+    Raises:
+        httpx.HTTPStatusError: when the API server refuses it (e.g. RBAC, unknown template).
+    """
     api, headers, ca = _kubernetes()
-    ns = settings.ct_namespace
-    template = httpx.get(f"{api}/api/v1/namespaces/{ns}/configmaps/retrain-job-template", headers=headers, verify=ca, timeout=30)
-    template.raise_for_status()
-    job = json.loads(template.json()["data"]["job.json"])
-    name = f"retrain-{dt.datetime.now(dt.timezone.utc):%Y%m%d%H%M%S}"
-    job["metadata"]["name"] = name
-    container = job["spec"]["template"]["spec"]["containers"][0]
-    container["args"] = ["retrain", "--trigger", json.dumps(trigger)[:2000]]
-    response = httpx.post(f"{api}/apis/batch/v1/namespaces/{ns}/jobs", json=job, headers=headers, verify=ca, timeout=30)
+    url = f"{api}/apis/argoproj.io/v1alpha1/namespaces/{settings.ct_namespace}/workflows"
+    response = httpx.post(url, json=retrain_workflow(trigger), headers=headers, verify=ca, timeout=30)
     response.raise_for_status()
-    return name
+    return response.json()["metadata"]["name"]
 
 
 class Alert(BaseModel):
@@ -153,7 +179,7 @@ def create_app(settings: Settings) -> FastAPI:
         while trigger is not None:
             try:
                 if settings.ct_mode == "job":
-                    outcome = {"job": create_retrain_job(settings, trigger)}
+                    outcome = {"workflow": create_retrain_workflow(settings, trigger)}
                 else:
                     outcome = retrain(settings, trigger)
             except Exception as err:  # noqa: BLE001 - recorded and shown on /status, the controller stays up

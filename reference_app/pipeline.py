@@ -174,3 +174,40 @@ def features_step(settings: Settings, force: bool = False) -> tuple[dict, bool]:
         return existing, True
     frame = build_features(store.read_dataset(settings.validated_dir))
     return store.write_dataset(frame, settings.features_dir, name="features", extra={"input_digest": input_manifest["digest"]}), False
+
+
+# --8<-- [start:dag]
+PIPELINE_DAG: list[tuple[str, list[str], list[str]]] = [
+    # (step, fraudlab arguments, steps it depends on)
+    ("simulate", ["simulate"], []),
+    ("validate", ["validate", "--max-quarantine", "0.001"], ["simulate"]),
+    ("features", ["features"], ["validate"]),
+    ("train-logistic-regression", ["train", "--model", "logistic_regression", "--no-promote"], ["features"]),
+    ("train-random-forest", ["train", "--model", "random_forest", "--no-promote"], ["features"]),
+    ("train-mlp", ["train", "--model", "mlp", "--no-promote"], ["features"]),
+    ("promote", ["promote", "--undecided"], ["train-logistic-regression", "train-random-forest", "train-mlp"]),
+    ("replay", ["replay", "--day", "2018-08-08", "--wait-ready", "900"], ["promote"]),
+]
+# --8<-- [end:dag]
+"""The pipeline as a DAG: the one definition of its steps and their order. Kind mode runs it as the
+Argo WorkflowTemplate `fraud-pipeline` (train steps in parallel; tests/static checks that the
+template's tasks, dependencies and container arguments equal this list); `fraudlab pipeline
+--through STEP` runs the same arguments locally, in this (topological) order."""
+
+
+def steps_through(last: str) -> list[tuple[str, list[str]]]:
+    """The steps of `PIPELINE_DAG` that `last` needs, `last` included, in run order.
+
+    Raises:
+        ValueError: when `last` is not a step (the message lists the steps).
+    """
+    deps = {name: needs for name, _, needs in PIPELINE_DAG}
+    if last not in deps:
+        raise ValueError(f"no pipeline step {last!r}; the steps: {', '.join(deps)}")
+    wanted, todo = set(), [last]
+    while todo:
+        step = todo.pop()
+        if step not in wanted:
+            wanted.add(step)
+            todo.extend(deps[step])
+    return [(name, args) for name, args, _ in PIPELINE_DAG if name in wanted]

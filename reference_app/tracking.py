@@ -12,6 +12,8 @@ Example:
 
 from __future__ import annotations
 
+import time
+
 import logging
 import os
 import subprocess
@@ -178,6 +180,29 @@ def latest_version(model_name: str) -> str | None:
     """Return the highest version number of `model_name`, or None when it has no version."""
     versions = MlflowClient().search_model_versions(f"name = '{model_name}'")
     return str(max(int(v.version) for v in versions)) if versions else None
+
+
+def undecided_versions(model_name: str) -> list[str]:
+    """Versions of `model_name` that no promotion has decided on yet (no `promotion_decision` tag),
+    in ascending order: what the pipeline's promote step decides after the parallel train steps."""
+    versions = MlflowClient().search_model_versions(f"name = '{model_name}'")
+    return [str(v.version) for v in sorted(versions, key=lambda v: int(v.version)) if "promotion_decision" not in (v.tags or {})]
+
+
+def wait_for_alias(model_name: str, alias: str, timeout_s: float, poll_s: float = 5.0) -> str | None:
+    """Poll the registry until a version of `model_name` carries `alias`; None after `timeout_s`.
+
+    MLflow being unreachable counts as "not yet" (the server may still be starting).
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            found = alias_version(model_name, alias)
+        except MlflowException:
+            found = None
+        if found is not None or time.monotonic() >= deadline:
+            return found
+        time.sleep(poll_s)
 
 
 def promote(model_name: str, version_: str, test: pd.DataFrame, metrics: dict[str, float], gate: QualityGate) -> Decision:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make deploy: the third-party operators from pinned Helm charts (Seldon Core v1 operator,
-# kube-prometheus-stack), the Secrets' env files, then the kustomize overlay manifests/overlays/kind;
-# waits for each workload with a timeout and, on a timeout, prints what is not ready and the
-# commands to find out why.
+# kube-prometheus-stack, Argo Workflows' controller), the Secrets' env files, then the kustomize
+# overlay manifests/overlays/kind with the app image that make images built; then runs the
+# pipeline (an Argo Workflow from WorkflowTemplate fraud-pipeline) and waits for the model. Each
+# wait has a timeout; on a timeout it prints what is not ready and the commands to find out why.
 #
 # Every kubectl and helm call names the context kind-fraud-lab: without it, kubectl falls back to
 # the current context, or with no kubeconfig to localhost:8080 (MLServer's port in local mode).
@@ -20,7 +21,8 @@ OVERLAY="${REPO_ROOT}/manifests/overlays/${OVERLAY_NAME}"
 NAMESPACES_DIR="${REPO_ROOT}/manifests/base/namespaces"
 HELM_VALUES="${REPO_ROOT}/manifests/helm"
 WAIT_STORE="${WAIT_STORE:-300}"    # PostgreSQL, S3 store, bucket Job, MLflow
-WAIT_MODEL="${WAIT_MODEL:-900}"    # the SeldonDeployment: needs a trained, promoted champion
+WAIT_MODEL="${WAIT_MODEL:-900}"    # the SeldonDeployment, once the pipeline promoted a champion
+WAIT_PIPELINE="${WAIT_PIPELINE:-3600}"   # the whole pipeline Workflow (2 cores: ≈ 10–20 min)
 NS="${APP_NAMESPACE}"
 
 k() { kubectl --context "${KUBE_CONTEXT}" "$@"; }
@@ -30,15 +32,34 @@ h() { helm --kube-context "${KUBE_CONTEXT}" "$@"; }
 require_kind_api
 require_tool helm
 [[ -d "${OVERLAY}" ]] || die "${OVERLAY} is missing" "git pull (the overlay comes with the repository)"
+[[ -f "${REPO_ROOT}/manifests/components/app-image/kustomization.yaml" ]] ||
+  die "no app image chosen yet (manifests/components/app-image is written by make images)" "make images"
 say "cluster ${KUBE_CONTEXT} at ${KUBE_SERVER}"
 
 step "Namespaces (manifests/base/namespaces)"
 k apply -k "${NAMESPACES_DIR}"
 
+# helm_release_chart RELEASE NAMESPACE: "<chart>-<version>" of a deployed release, or nothing.
+helm_release_chart() {
+  h list --namespace "$2" --filter "^$1\$" --deployed --output json 2>/dev/null |
+    sed -n 's/.*"chart":"\([^"]*\)".*/\1/p' | head -n 1
+}
+
 step "Seldon Core v1 operator: chart ${SELDON_CHART} ${SELDON_CHART_VERSION} (BSL-1.1, non-production use)"
-h upgrade --install "${SELDON_RELEASE}" "${SELDON_CHART}" --repo "${SELDON_CHART_REPO}" \
-  --version "${SELDON_CHART_VERSION}" --namespace "${SELDON_NAMESPACE}" \
-  --values "${HELM_VALUES}/seldon-core-operator.values.yaml" --wait --timeout 5m
+# NOTE: the chart makes a new webhook certificate on every upgrade (failurePolicy Fail): an
+# unchanged release is left alone, so a rerun of make deploy never breaks the webhook.
+if [[ "$(helm_release_chart "${SELDON_RELEASE}" "${SELDON_NAMESPACE}")" == "${SELDON_CHART}-${SELDON_CHART_VERSION}" ]]; then
+  say "  release ${SELDON_RELEASE} is at ${SELDON_CHART_VERSION}: unchanged"
+else
+  h upgrade --install "${SELDON_RELEASE}" "${SELDON_CHART}" --repo "${SELDON_CHART_REPO}" \
+    --version "${SELDON_CHART_VERSION}" --namespace "${SELDON_NAMESPACE}" \
+    --values "${HELM_VALUES}/seldon-core-operator.values.yaml" --wait --timeout 5m
+fi
+
+step "Argo Workflows controller: chart ${ARGO_CHART} ${ARGO_CHART_VERSION} (Argo Workflows ${ARGO_APP_VERSION}, Apache-2.0)"
+h upgrade --install "${ARGO_RELEASE}" "${ARGO_CHART}" --repo "${ARGO_CHART_REPO}" \
+  --version "${ARGO_CHART_VERSION}" --namespace "${ARGO_NAMESPACE}" \
+  --values "${HELM_VALUES}/argo-workflows.values.yaml" --wait --timeout 5m
 
 step "kube-prometheus-stack ${KPS_CHART_VERSION}"
 h upgrade --install "${KPS_RELEASE}" "${KPS_CHART}" --repo "${KPS_CHART_REPO}" \
@@ -51,6 +72,14 @@ step "Secrets' env files (scripts/secrets.sh: kept if present)"
 step "The fraud system (manifests/overlays/${OVERLAY_NAME})"
 k apply -k "${OVERLAY}"
 
+# The ct-controller's and workflow pods' NetworkPolicies allow the API server by address range
+# (manifests/base/security/networkpolicy.continuous-training.yaml): check this cluster's.
+api_ip="$(k get endpoints kubernetes -n default -o jsonpath='{.subsets[0].addresses[0].ip}' 2>/dev/null || true)"
+if [[ -n "${api_ip}" && ! "${api_ip}" =~ ^172\.(1[6-9]|2[0-9]|3[01])\. ]]; then
+  warn "the API server is at ${api_ip}, outside 172.16.0.0/12 that the NetworkPolicies allow: workflow steps cannot report their results"
+  warn "edit the ipBlock in manifests/base/security/networkpolicy.continuous-training.yaml to ${api_ip}/32, then make deploy"
+fi
+
 # --- wait, with timeouts -------------------------------------------------------------------------
 NOT_READY=()
 
@@ -59,6 +88,12 @@ debug_hints() {
   local logs="$1"
   # A SeldonDeployment has no logs of its own: its pods carry seldon-deployment-id=<name>.
   if [[ "$1" == seldondeployment/* ]]; then logs="-l seldon-deployment-id=${1#*/}"; fi
+  # The pipeline's steps are pods of Workflows made from the fraud-pipeline template.
+  if [[ "$1" == pipeline ]]; then
+    say "    kubectl --context ${KUBE_CONTEXT} -n ${NS} get workflows"
+    say "    kubectl --context ${KUBE_CONTEXT} -n ${NS} logs -l workflows.argoproj.io/workflow-template=fraud-pipeline -c main --tail=30"
+    return
+  fi
   say "    kubectl --context ${KUBE_CONTEXT} -n ${NS} describe $1"
   say "    kubectl --context ${KUBE_CONTEXT} -n ${NS} logs ${logs} --all-containers --tail=50"
   say "    kubectl --context ${KUBE_CONTEXT} -n ${NS} get events --sort-by=.lastTimestamp | tail -n 20"
@@ -79,19 +114,22 @@ wait_for() {
 step "Waiting for the workloads (namespace ${NS})"
 wait_for "statefulset/postgres" "${WAIT_STORE}" rollout status statefulset/postgres
 wait_for "statefulset/s3" "${WAIT_STORE}" rollout status statefulset/s3
-if k -n "${NS}" get job/s3-buckets >/dev/null 2>&1; then
-  wait_for "job/s3-buckets" "${WAIT_STORE}" wait --for=condition=complete job/s3-buckets
-else
-  say "! job/s3-buckets: not found (already finished and removed by its TTL?)"
-fi
 wait_for "deployment/mlflow" "${WAIT_STORE}" rollout status deployment/mlflow
+
+step "The pipeline: an Argo Workflow from WorkflowTemplate fraud-pipeline (scripts/run-pipeline.sh)"
+# Every step reuses what is up to date, so a rerun of make deploy costs little.
+if WAIT_PIPELINE="${WAIT_PIPELINE}" "${SCRIPT_DIR}/run-pipeline.sh" fraud-pipeline; then
+  say "✓ pipeline"
+else
+  NOT_READY+=("pipeline")
+fi
 wait_for "seldondeployment/fraud-detector" "${WAIT_MODEL}" \
   wait --for=jsonpath='{.status.state}'=Available seldondeployment/fraud-detector
 
 echo
 if [[ ${#NOT_READY[@]} -gt 0 ]]; then
   say "Not ready: ${NOT_READY[*]}"
-  k -n "${NS}" get pods,jobs,statefulsets,deployments,seldondeployments -o wide 2>/dev/null || true
+  k -n "${NS}" get pods,workflows,statefulsets,deployments,seldondeployments -o wide 2>/dev/null || true
   echo
   say "To find out why:"
   for object in "${NOT_READY[@]}"; do
@@ -99,7 +137,7 @@ if [[ ${#NOT_READY[@]} -gt 0 ]]; then
     debug_hints "${object}"
   done
   say "Common causes: ErrImagePull (run make images; never :latest), Pending pods (make doctor:"
-  say "CPU/memory), a model with no champion yet (check the train and promote Jobs)."
+  say "CPU/memory), a model with no champion yet (the pipeline's train and promote steps)."
   say "Fix, then run make deploy again (it is safe to repeat)."
   exit 1
 fi

@@ -78,8 +78,12 @@ step "NVIDIA device plugin ${NVDP_CHART_VERSION} (namespace ${NVDP_NAMESPACE})"
 # namespace is privileged; nothing of the course runs there.
 k create namespace "${NVDP_NAMESPACE}" --dry-run=client -o yaml | k apply -f - >/dev/null
 k label namespace "${NVDP_NAMESPACE}" pod-security.kubernetes.io/enforce=privileged --overwrite >/dev/null
+# NOTE: nvkind registers RuntimeClass `nvidia` instead of making nvidia the nodes' default runtime
+# (nvkind pkg/nvkind/cluster.go RegisterNvidiaRuntimeClass): the plugin's pods, like every GPU pod
+# (manifests/components/gpu), must name it. The chart's own values key is runtimeClassName.
 h upgrade --install "${NVDP_RELEASE}" "${NVDP_CHART}" --repo "${NVDP_CHART_REPO}" \
-  --version "${NVDP_CHART_VERSION}" --namespace "${NVDP_NAMESPACE}" --wait --timeout 5m
+  --version "${NVDP_CHART_VERSION}" --namespace "${NVDP_NAMESPACE}" \
+  --set runtimeClassName=nvidia --wait --timeout 5m
 
 step "GPUs the data worker offers"
 allocatable=""

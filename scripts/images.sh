@@ -1,29 +1,29 @@
 #!/usr/bin/env bash
 # make images: build the app image (one image for every `fraudlab` command and the MLServer
-# runtime), tag it with the package version, push it to the local registry and print its digest.
+# runtime), tag it by its content, push it to the local registry, print its size and digest, and
+# point the kind overlay and the labs' starters at it (scripts/set-app-image.sh).
 #
 #   make images                      torch from the CPU wheel index (≈ 200 MB)
 #   make images TORCH_VARIANT=cu130  torch with CUDA, for the optional GPU cluster (a few GB more)
 #
-# Both push localhost:5001/fraud-lab/app:<version> (the tag in manifests/README.md), so the
-# manifests need no change: a CUDA build of torch also runs on CPU nodes. The image records the
-# variant in its label io.fraud-lab.torch-variant. TORCH_VARIANT is a wheel index name on
-# download.pytorch.org (cpu, or a CUDA variant that pytorch.org lists for torch 2.13.0).
-# Never tags or pushes `latest`: a moving tag hides which code runs, and kind nodes re-pull it.
+# The tag is git-<commit> (plus -dirty-<diff hash> for uncommitted changes; scripts/versions.sh
+# app_image_tag): a rebuilt tree gets a new tag, so it reaches the pods even with
+# imagePullPolicy IfNotPresent, and the commit label that lab 05 checks names the code that runs.
+# The image records the torch variant in its label io.fraud-lab.torch-variant (a CUDA build of
+# torch also runs on CPU nodes). Never tags or pushes `latest`: a moving tag hides which code runs.
 set -o errexit -o nounset -o pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=scripts/versions.sh
 source "${SCRIPT_DIR}/versions.sh"
 
 TORCH_VARIANT="${TORCH_VARIANT:-cpu}"
-TAG="${APP_VERSION}"
+TAG="${TAG:-$(app_image_tag)}"
 IMAGE="${APP_IMAGE_REPO}:${TAG}"
 
 [[ "${TORCH_VARIANT}" =~ ^(cpu|cu[0-9]+|rocm[0-9.]+)$ ]] ||
   die "TORCH_VARIANT=${TORCH_VARIANT} is not a torch wheel variant (cpu, cu130, …)" "make images TORCH_VARIANT=cpu"
 if [[ -z "${TAG}" || "${TAG}" == "latest" ]]; then
-  die "refusing to build tag '${TAG}': the tag is the package version in pyproject.toml, never latest" \
-    "set [project] version in pyproject.toml"
+  die "refusing to build tag '${TAG}': the tag names the content, never latest" "make images"
 fi
 
 require_docker
@@ -31,13 +31,7 @@ if [[ "$(docker inspect -f '{{.State.Running}}' "${REGISTRY_NAME}" 2>/dev/null |
   die "the local registry ${REGISTRY_NAME} is not running" "make cluster"
 fi
 
-COMMIT="unknown"
-if git -C "${REPO_ROOT}" rev-parse --verify HEAD >/dev/null 2>&1; then
-  COMMIT="$(git -C "${REPO_ROOT}" rev-parse HEAD)"
-  if [[ -n "$(git -C "${REPO_ROOT}" status --porcelain --untracked-files=no 2>/dev/null)" ]]; then
-    COMMIT="${COMMIT}-dirty"
-  fi
-fi
+COMMIT="$(app_commit)"
 
 step "Build ${IMAGE} (torch ${TORCH_VARIANT}, commit ${COMMIT:0:12})"
 docker build \
@@ -54,7 +48,9 @@ docker push "${IMAGE}"
 digest="$(docker inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "${IMAGE}" | grep "^${APP_IMAGE_REPO}@" | head -n 1)" || true
 echo
 say "pushed ${IMAGE}"
+say "size   $(docker image inspect --format '{{.Size}}' "${IMAGE}" | awk '{printf "%.2f GB", $1/1e9}')"
 say "digest ${digest:-unknown (docker inspect ${IMAGE})}"
+"${SCRIPT_DIR}/set-app-image.sh" "${TAG}"
 if [[ "${TORCH_VARIANT}" == "cpu" ]]; then
   say "Next: make deploy"
 else

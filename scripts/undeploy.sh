@@ -22,6 +22,10 @@ require_tool helm
 step "The fraud system (manifests/overlays/${OVERLAY_NAME})"
 # kustomize needs the secrets' env files to render the overlay; creating missing ones is harmless.
 "${SCRIPT_DIR}/secrets.sh" >/dev/null
+# …and an app image Component (make images writes it); any tag will do to delete.
+[[ -f "${REPO_ROOT}/manifests/components/app-image/kustomization.yaml" ]] || "${SCRIPT_DIR}/set-app-image.sh" undeploy >/dev/null
+# Pipeline runs are Workflows submitted from the templates, not objects of the overlay.
+k -n "${APP_NAMESPACE}" delete workflows -l app.kubernetes.io/part-of=fraud-lab --ignore-not-found --wait=true --timeout=120s 2>/dev/null || true
 # First, while the Seldon operator still runs to finalize its SeldonDeployment. The overlay also
 # holds the namespaces (with the Helm releases in them): the selector keeps every object that
 # carries a Pod Security label, i.e. the namespaces, which make cluster made and deploy reuses.
@@ -31,7 +35,7 @@ k delete -k "${OVERLAY}" --selector '!pod-security.kubernetes.io/enforce' \
 k -n "${APP_NAMESPACE}" delete secret,configmap -l app.kubernetes.io/part-of=fraud-lab --ignore-not-found
 
 step "Helm releases"
-for release in "${KPS_RELEASE}:${KPS_NAMESPACE}" "${SELDON_RELEASE}:${SELDON_NAMESPACE}"; do
+for release in "${KPS_RELEASE}:${KPS_NAMESPACE}" "${SELDON_RELEASE}:${SELDON_NAMESPACE}" "${ARGO_RELEASE}:${ARGO_NAMESPACE}"; do
   name="${release%%:*}" namespace="${release##*:}"
   if h status "${name}" --namespace "${namespace}" >/dev/null 2>&1; then
     h uninstall "${name}" --namespace "${namespace}" --wait

@@ -38,6 +38,15 @@ KPS_CHART_VERSION="91.5.0"
 KPS_RELEASE="kube-prometheus-stack"
 KPS_NAMESPACE="monitoring"
 
+# Argo Workflows v4.1 (Apache-2.0): the pipeline DAG and the weekly retraining CronWorkflow. Chart
+# 2.0.1 ships appVersion v4.1.0 (argo-helm charts/argo-workflows/Chart.yaml).
+ARGO_CHART_REPO="https://argoproj.github.io/argo-helm"
+ARGO_CHART="argo-workflows"
+ARGO_CHART_VERSION="2.0.1"
+ARGO_APP_VERSION="v4.1.0"
+ARGO_RELEASE="argo-workflows"
+ARGO_NAMESPACE="argo"
+
 NVDP_CHART_REPO="https://nvidia.github.io/k8s-device-plugin"
 NVDP_CHART="nvidia-device-plugin"
 NVDP_CHART_VERSION="0.19.2"
@@ -48,9 +57,36 @@ NVDP_NAMESPACE="nvidia"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 APP_NAMESPACE="fraud-lab"
 APP_IMAGE_REPO="${REGISTRY_HOST}/fraud-lab/app"
-# The tag is the package version (pyproject.toml [project] version); never `latest`.
+# The package version (pyproject.toml [project] version), recorded as an image label. The image
+# TAG is the content: see app_image_tag (never `latest`, never a fixed tag that a rebuild reuses).
 APP_VERSION="$(sed -n 's/^version *= *"\([^"]*\)".*/\1/p' "${REPO_ROOT}/pyproject.toml" | head -n 1)"
-APP_IMAGE="${APP_IMAGE_REPO}:${APP_VERSION}"
+# Where make images records the tag it pushed, for make deploy (git-ignored).
+APP_IMAGE_RECORD="${REPO_ROOT}/.app-image"
+
+# app_commit: the git commit of the work tree, `-dirty` when tracked files changed, else unknown.
+app_commit() {
+  local commit
+  commit="$(git -C "${REPO_ROOT}" rev-parse HEAD 2>/dev/null)" || { echo unknown; return; }
+  if [[ -n "$(git -C "${REPO_ROOT}" status --porcelain --untracked-files=no 2>/dev/null)" ]]; then
+    commit="${commit}-dirty"
+  fi
+  echo "${commit}"
+}
+
+# app_image_tag: the image tag for the current tree: git-<12 hex>, plus -dirty-<hash of the diff>
+# when tracked files changed, so every different tree gets a different tag and a rebuilt image
+# reaches the pods even with imagePullPolicy IfNotPresent.
+app_image_tag() {
+  local commit
+  commit="$(app_commit)"
+  if [[ "${commit}" == unknown ]]; then
+    echo "nogit-$(date -u +%Y%m%d%H%M%S)"
+  elif [[ "${commit}" == *-dirty ]]; then
+    echo "git-${commit:0:12}-dirty-$(git -C "${REPO_ROOT}" diff HEAD | sha256sum | cut -c1-8)"
+  else
+    echo "git-${commit:0:12}"
+  fi
+}
 
 # --- helpers ----------------------------------------------------------------------------------
 # One line per message; `die` exits with the message and, optionally, the command to run next.

@@ -40,6 +40,32 @@ def v2_request(features: pd.DataFrame) -> dict:
 # --8<-- [end:v2-request]
 
 
+def wait_until_ready(settings: Settings, timeout_s: float, poll_s: float = 5.0) -> None:
+    """Poll the V2 model-ready endpoint until the served model answers 200 (bounded).
+
+    Args:
+        settings: `inference_url` and `model_name`.
+        timeout_s: seconds to wait at most; 0 checks once.
+
+    Raises:
+        ReplayError: when the model is not ready within `timeout_s` (the message names the URL
+            and the last answer).
+    """
+    url = f"{settings.inference_url.rstrip('/')}/v2/models/{settings.model_name}/ready"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            answer = httpx.get(url, timeout=5)
+            if answer.status_code == 200:
+                return
+            last = f"HTTP {answer.status_code}"
+        except httpx.HTTPError as err:
+            last = f"{type(err).__name__}: {err}"
+        if time.monotonic() >= deadline:
+            raise ReplayError(f"model not ready at {url} after {timeout_s:.0f} s (last answer: {last})")
+        time.sleep(poll_s)
+
+
 def replay_day(settings: Settings, day: dt.date, out_dir: Path | None = None) -> dict:
     """Send one day's transactions to the server in batches, compare with offline scores.
 

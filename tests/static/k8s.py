@@ -8,6 +8,8 @@ a deliberately broken fixture.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -21,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = str(Path(sys.executable).parent / "kubectl")
 OVERLAYS = ["kind", "kind-gpu"]
 APP_IMAGE = "localhost:5001/fraud-lab/app"
+# The tag the static tier renders with (make images writes the real one: scripts/set-app-image.sh).
+TEST_APP_TAG = "git-0123456789ab"
 # The Kubernetes version of the pinned kind node image (manifests/README.md).
 KUBERNETES_VERSION = "1.35.0"
 # Custom resources we deploy, from operators installed by pinned Helm charts.
@@ -30,7 +34,13 @@ KNOWN_CRDS = {
     ("monitoring.coreos.com/v1", "PodMonitor"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
     ("monitoring.coreos.com/v1alpha1", "AlertmanagerConfig"),
+    ("argoproj.io/v1alpha1", "WorkflowTemplate"),
+    ("argoproj.io/v1alpha1", "CronWorkflow"),
+    ("argoproj.io/v1alpha1", "Workflow"),
 }
+# JSON schemas of the custom resources (one file per kind: <group>/<kind>_<version>.json); the
+# default is the folder beside the project, scripts/crd-schemas.sh builds one from the pinned CRDs.
+CRD_SCHEMAS = Path(os.environ.get("FRAUD_CRD_SCHEMAS", ROOT.parent / "shared" / "crd-schemas"))
 APP_NAMESPACES = ["fraud-lab"]
 # Pod Security Standard "restricted": the volume types it allows.
 RESTRICTED_VOLUME_TYPES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}
@@ -58,11 +68,20 @@ def render(overlay: str, manifests: Path) -> list[dict]:
 
 
 def prepare_manifests(tmp: Path) -> Path:
-    """Copy manifests/ to `tmp` and generate its secret env files with scripts/secrets.sh."""
+    """Copy manifests/ to `tmp`, generate its secret env files (scripts/secrets.sh) and its app
+    image Component (scripts/set-app-image.sh, as make images does) with TEST_APP_TAG."""
     target = tmp / "manifests"
-    shutil.copytree(ROOT / "manifests", target, ignore=shutil.ignore_patterns("*.env"))
+    shutil.copytree(ROOT / "manifests", target, ignore=shutil.ignore_patterns("*.env", "app-image"))
     subprocess.run(["bash", str(ROOT / "scripts" / "secrets.sh"), str(target / "overlays" / "kind" / "secrets")], check=True, capture_output=True, timeout=60)
+    subprocess.run(["bash", str(ROOT / "scripts" / "set-app-image.sh"), TEST_APP_TAG, str(target / "components" / "app-image")], check=True, capture_output=True, timeout=60)
     return target
+
+
+def crd_schema(obj: dict) -> dict | None:
+    """The JSON schema of a custom resource's kind and version from CRD_SCHEMAS, or None."""
+    group, _, version = obj["apiVersion"].rpartition("/")
+    path = CRD_SCHEMAS / group / f"{obj['kind'].lower()}_{version}.json"
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def ref(obj: dict) -> str:
@@ -86,6 +105,36 @@ def pod_templates(obj: dict) -> Iterator[tuple[str, dict, dict]]:
         for p in spec.get("predictors", []):
             for i, c in enumerate(p.get("componentSpecs", [])):
                 yield f"{ref(obj)} predictor {p.get('name')} componentSpecs[{i}]", c.get("metadata", {}).get("labels", {}), c.get("spec", {})
+    elif kind in {"WorkflowTemplate", "Workflow", "CronWorkflow"}:
+        yield from workflow_pods(obj)
+
+
+# Workflow-level fields that Argo copies onto every step's pod.
+_WORKFLOW_POD_FIELDS = ("serviceAccountName", "automountServiceAccountToken", "securityContext", "affinity", "nodeSelector", "tolerations", "volumes")
+
+
+def workflow_pods(obj: dict) -> Iterator[tuple[str, dict, dict]]:
+    """The pod each container template of an Argo Workflow(Template) would run: `(where, labels,
+    pod spec)`, with the workflow-level pod fields, the template's own (nodeSelector, tolerations,
+    affinity, podSpecPatch) and its container (named `main`, as Argo names it)."""
+    spec = obj.get("spec", {})
+    if obj.get("kind") == "CronWorkflow":
+        spec = spec.get("workflowSpec", {})
+    base = {k: spec[k] for k in _WORKFLOW_POD_FIELDS if k in spec}
+    pod_labels = spec.get("podMetadata", {}).get("labels", {})
+    for t in spec.get("templates", []):
+        if "container" not in t:
+            continue
+        pod = dict(base)
+        for key in ("nodeSelector", "tolerations", "affinity", "securityContext"):
+            if key in t:
+                pod[key] = t[key]
+        if "podSpecPatch" in t:
+            pod.update(json.loads(t["podSpecPatch"]))
+        pod["containers"] = [{"name": "main", **t["container"]}]
+        # Argo labels every pod with its Workflow's name (NetworkPolicies select on it).
+        labels = {**pod_labels, **t.get("metadata", {}).get("labels", {}), "workflows.argoproj.io/workflow": f"{obj['metadata']['name']}-x1y2z"}
+        yield f"{ref(obj)} template {t['name']}", labels, pod
 
 
 def containers(podspec: dict) -> list[dict]:
@@ -185,6 +234,11 @@ def job_problems(objects: list[dict]) -> list[str]:
             spec, where = obj["spec"], ref(obj)
         elif obj.get("kind") == "CronJob":
             spec, where = obj["spec"]["jobTemplate"]["spec"], ref(obj) + " jobTemplate"
+        elif obj.get("kind") == "WorkflowTemplate":
+            for key in ("activeDeadlineSeconds", "ttlStrategy"):
+                if key not in obj["spec"]:
+                    problems.append(f"{ref(obj)}: no spec.{key} (a run must end, and its status must outlive it long enough to check)")
+            continue
         else:
             continue
         for key in ("backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished"):

@@ -45,7 +45,9 @@ def parse_fraudlab(args: list[str]) -> str:
 
 def test_app_containers_exist(kind_objects):
     names = {c["name"] for _, _, _, c in app_containers(kind_objects)}
-    assert {"mlflow", "simulate", "validate", "features", "pipeline", "train", "promote", "fraud-detector", "replay", "drift-monitor", "ct-controller"} <= names
+    assert {"mlflow", "s3-bucket", "simulate", "main", "fraud-detector", "wait-champion", "drift-monitor", "ct-controller"} <= names
+    steps = {labels.get("app.kubernetes.io/name") for _, labels, _, c in app_containers(kind_objects) if c["name"] == "main"}
+    assert {"simulate", "validate", "features", "train", "promote", "replay", "retrain"} <= steps
 
 
 def test_every_app_container_runs_a_real_fraudlab_command(kind_objects):
@@ -189,23 +191,81 @@ def test_serve_ports_match_the_settings_the_container_gets(kind_objects):
         assert env["FRAUD_SERVE_HOST"] == "0.0.0.0"
 
 
-def test_retrain_job_template_is_a_valid_restricted_job(kind_objects):
-    """The Job the controller creates (ConfigMap retrain-job-template) meets the same policies."""
-    import json
+def test_pipeline_template_equals_the_dag_the_app_runs(kind_objects):
+    """WorkflowTemplate fraud-pipeline runs PIPELINE_DAG: the same tasks, dependencies and
+    container arguments that `fraudlab pipeline --through replay` runs locally, in that order."""
+    from reference_app.pipeline import PIPELINE_DAG
 
-    import kubernetes_validate
+    templates = {o["metadata"]["name"]: o for o in kind_objects if o["kind"] == "WorkflowTemplate"}
+    pipeline = templates["fraud-pipeline"]["spec"]
+    by_name = {t["name"]: t for t in pipeline["templates"]}
+    for name in ("train-model",):
+        for t in templates[name]["spec"]["templates"]:
+            by_name[f"{name}/{t['name']}"] = t
+    (dag,) = [t["dag"] for t in pipeline["templates"] if t["name"] == pipeline["entrypoint"]]
+    found = []
+    for task in dag["tasks"]:
+        if "templateRef" in task:
+            template = by_name[f"{task['templateRef']['name']}/{task['templateRef']['template']}"]
+        else:
+            template = by_name[task["template"]]
+        params = {p["name"]: p["value"] for p in task.get("arguments", {}).get("parameters", [])}
+        args = [re.sub(r"\{\{inputs\.parameters\.(\w+)\}\}", lambda m: params[m.group(1)], a) for a in template["container"]["args"]]
+        assert template["container"]["command"] == ["fraudlab"], f"task {task['name']}: Argo's emissary needs an explicit command"
+        depends = sorted(re.findall(r"[\w-]+", task.get("depends", "")))
+        found.append((task["name"], args, depends))
+    assert found == [(name, args, sorted(needs)) for name, args, needs in PIPELINE_DAG]
 
-    from . import k8s
 
-    (cm,) = [o for o in kind_objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "retrain-job-template"]
-    job = json.loads(cm["data"]["job.json"])
-    kubernetes_validate.validate(job, k8s.KUBERNETES_VERSION, strict=True)
-    objs = [job]
-    problems = k8s.pod_security_problems(objs) + k8s.resource_problems(objs) + k8s.job_problems(objs) + k8s.credential_problems(objs) + k8s.label_problems(objs)
-    assert not problems, "\n".join(problems)
-    args = job["spec"]["template"]["spec"]["containers"][0]["args"] + ["--trigger", '{"source": "alert"}']
-    assert parse_fraudlab(args) == "retrain"
-    assert job["spec"]["template"]["spec"]["serviceAccountName"] == "retrain"
-    from .test_manifests import allowed_images
+def test_retrain_has_one_template_for_both_triggers(kind_objects):
+    """The weekly CronWorkflow and the ct-controller's Workflows both run WorkflowTemplate retrain."""
+    from reference_app.continuous import retrain_workflow
 
-    assert not k8s.image_problems(objs, allowed_images()), "job.json's image must match manifests/base/kustomization.yaml images"
+    (cron,) = [o for o in kind_objects if o["kind"] == "CronWorkflow"]
+    assert cron["spec"]["workflowSpec"]["workflowTemplateRef"]["name"] == "retrain"
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid" and cron["spec"]["schedules"]
+    submitted = retrain_workflow({"source": "alert", "alerts": ["FraudFeatureDrift"]})
+    assert submitted["spec"]["workflowTemplateRef"]["name"] == "retrain"
+    (template,) = [o for o in kind_objects if o["kind"] == "WorkflowTemplate" and o["metadata"]["name"] == "retrain"]
+    declared = {p["name"] for p in template["spec"]["arguments"]["parameters"]}
+    assert {p["name"] for p in submitted["spec"]["arguments"]["parameters"]} == declared == {"trigger"}
+    args = template["spec"]["templates"][0]["container"]["args"]
+    assert parse_fraudlab([a.replace("{{workflow.parameters.trigger}}", submitted["spec"]["arguments"]["parameters"][0]["value"]) for a in args]) == "retrain"
+    role = [o for o in kind_objects if o["kind"] == "Role" and o["metadata"]["name"] == "ct-controller"][0]
+    assert role["rules"] == [{"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create"]}]
+
+
+HOST_PORT = re.compile(r"(?:^|[/@=\s])([a-z][a-z0-9-]*(?:\.[a-z0-9-]+)*):(\d{2,5})\b")
+
+
+def service_host_ports(podspec: dict, container: dict) -> list[tuple[str, int]]:
+    """`(host, port)` pairs a container names in its command, args and env values."""
+    texts = container.get("command", []) + container.get("args", []) + [e.get("value") or "" for e in container.get("env", [])]
+    return [(m.group(1), int(m.group(2))) for text in texts for m in HOST_PORT.finditer(text)]
+
+
+def test_every_host_port_a_container_names_is_a_service_port(kind_objects):
+    """A container that dials `name:port` (URLs in args or env, `-master=s3:9333`) reaches a
+    Service `name` in its namespace that exposes `port` — else it waits for nothing, forever."""
+    services = {(o["metadata"]["namespace"], o["metadata"]["name"]): {p["port"] for p in o["spec"]["ports"]} for o in kind_objects if o["kind"] == "Service"}
+    problems, checked = [], 0
+    for obj in kind_objects:
+        ns = obj["metadata"].get("namespace")
+        for where, _, pod in pod_templates(obj):
+            for c in containers(pod):
+                for host, port in service_host_ports(pod, c):
+                    if host in {"localhost", "0.0.0.0"} or "." in host and not host.endswith(".svc"):
+                        continue
+                    checked += 1
+                    exposed = services.get((ns, host.split(".")[0]))
+                    if exposed is None:
+                        problems.append(f"{where} container {c['name']}: names {host}:{port}, but there is no Service {host} in {ns}")
+                    elif port not in exposed:
+                        problems.append(f"{where} container {c['name']}: names {host}:{port}, but Service {host} exposes only {sorted(exposed)}")
+    assert checked and not problems, "\n".join(problems)
+
+
+def test_host_port_check_catches_the_weed_shell_master_port():
+    """The check reads `-master=s3:9333` (the bucket Job that could never finish) and URLs."""
+    container = {"args": ["echo s3.bucket.list | weed shell -master=s3:9333"], "env": [{"name": "U", "value": "http://mlflow:5000"}]}
+    assert service_host_ports({}, container) == [("s3", 9333), ("mlflow", 5000)]

@@ -16,10 +16,13 @@ from .k8s import KNOWN_CRDS, KUBERNETES_VERSION, OVERLAYS, ROOT, pod_templates, 
 
 
 def allowed_images() -> set[str]:
-    """Full references from the one image list (manifests/base/kustomization.yaml `images:`)."""
+    """Full references from the one image list (manifests/base/kustomization.yaml `images:`); the
+    app image's tag is the build's (scripts/set-app-image.sh; TEST_APP_TAG here)."""
     listed = yaml.safe_load((ROOT / "manifests" / "base" / "kustomization.yaml").read_text())["images"]
     out = set()
     for item in listed:
+        if item["name"] == "fraud-lab/app":
+            item = {**item, "newTag": k8s.TEST_APP_TAG}
         name = item.get("newName", item["name"])
         out.add(f"{name}:{item['newTag']}" + (f"@{item['digest']}" if "digest" in item else "") if "newTag" in item else f"{name}@{item['digest']}")
     return out
@@ -28,7 +31,7 @@ def allowed_images() -> set[str]:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_overlay_renders(rendered, overlay):
     kinds = {o["kind"] for o in rendered[overlay]}
-    assert {"Namespace", "StatefulSet", "Deployment", "Job", "CronJob", "SeldonDeployment", "NetworkPolicy", "PodDisruptionBudget"} <= kinds
+    assert {"Namespace", "StatefulSet", "Deployment", "Job", "WorkflowTemplate", "CronWorkflow", "SeldonDeployment", "NetworkPolicy", "PodDisruptionBudget"} <= kinds
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -48,11 +51,47 @@ def test_core_objects_validate_strictly(rendered, overlay):
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_pod_specs_inside_custom_resources_validate(rendered, overlay):
-    """SeldonDeployment componentSpecs are PodSpecs: validate them as Pods."""
+def test_custom_resources_validate_against_their_crd_schemas(rendered, overlay):
+    """Every custom resource validates against the strict JSON schema of its upstream CRD (unknown
+    fields fail, like kubectl apply's strict field validation); a kind with no schema fails."""
+    import jsonschema
+
+    assert k8s.CRD_SCHEMAS.is_dir(), f"no CRD schema folder {k8s.CRD_SCHEMAS}: set FRAUD_CRD_SCHEMAS, or build one with scripts/crd-schemas.sh"
     problems, checked = [], 0
     for obj in rendered[overlay]:
-        if obj["kind"] != "SeldonDeployment":
+        if (obj["apiVersion"], obj["kind"]) not in KNOWN_CRDS:
+            continue
+        schema = k8s.crd_schema(obj)
+        if schema is None:
+            problems.append(f"{ref(obj)}: no schema for {obj['apiVersion']} {obj['kind']} in {k8s.CRD_SCHEMAS}")
+            continue
+        checked += 1
+        for err in sorted(jsonschema.Draft7Validator(schema).iter_errors(obj), key=lambda e: list(e.path)):
+            problems.append(f"{ref(obj)}: {err.message[:200]} at {'.'.join(map(str, err.path)) or '(top)'}")
+    assert checked and not problems, "\n".join(problems)
+
+
+def test_crd_schema_check_catches_an_unknown_field(kind_objects):
+    """The schema check is strict: a misspelt field in a WorkflowTemplate fails it."""
+    import copy
+
+    import jsonschema
+
+    (template,) = [o for o in kind_objects if o["kind"] == "WorkflowTemplate" and o["metadata"]["name"] == "fraud-pipeline"]
+    broken = copy.deepcopy(template)
+    broken["spec"]["templates"][0]["dag"]["tasks"][1]["depend"] = broken["spec"]["templates"][0]["dag"]["tasks"][1].pop("depends")
+    errors = list(jsonschema.Draft7Validator(k8s.crd_schema(broken)).iter_errors(broken))
+    assert any("depend" in e.message for e in errors)
+    assert not list(jsonschema.Draft7Validator(k8s.crd_schema(template)).iter_errors(template))
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_pod_specs_inside_custom_resources_validate(rendered, overlay):
+    """SeldonDeployment componentSpecs are PodSpecs, and each Argo container template becomes a
+    pod: validate them as Pods."""
+    problems, checked = [], 0
+    for obj in rendered[overlay]:
+        if obj["kind"] not in {"SeldonDeployment", "WorkflowTemplate", "CronWorkflow"}:
             continue
         for where, labels, spec in pod_templates(obj):
             pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "check", "labels": labels}, "spec": spec}
@@ -131,13 +170,21 @@ def test_no_committed_secrets():
 
 
 def test_gpu_component_requests_a_gpu_only_for_training(rendered):
-    gpu_jobs = [
-        o["metadata"]["name"] for o in rendered["kind-gpu"] for _, _, pod in pod_templates(o)
+    """With the gpu component, only the train template asks for a GPU, and its pod names
+    RuntimeClass nvidia (nvkind registers it instead of making it the default runtime)."""
+    gpu_pods = [
+        (where, pod) for o in rendered["kind-gpu"] for where, _, pod in pod_templates(o)
         for c in pod.get("containers", []) if "nvidia.com/gpu" in c.get("resources", {}).get("limits", {})
     ]  # fmt: skip
-    assert gpu_jobs == ["train"]
+    assert [where for where, _ in gpu_pods] == ["WorkflowTemplate/fraud-lab/train-model template train"]
+    (_, pod), = gpu_pods
+    assert pod.get("runtimeClassName") == "nvidia"
+    assert pod.get("nodeSelector") == {"nvidia.com/gpu.present": "true"}
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["FRAUD_DEVICE"] == "cuda"
     cpu_only = [o for o in rendered["kind"] for _, _, pod in pod_templates(o) for c in pod.get("containers", []) if "nvidia.com/gpu" in c.get("resources", {}).get("limits", {})]
     assert not cpu_only
+    assert not [o for o in rendered["kind"] for _, _, pod in pod_templates(o) if pod.get("runtimeClassName")]
 
 
 def test_checkov_second_opinion(manifests_copy, tmp_path):

@@ -46,7 +46,7 @@ def shellcheck_binary() -> str:
 def versions() -> dict[str, str]:
     """The pins, as scripts see them: versions.sh sourced by bash."""
     names = ("KIND_VERSION", "KIND_NODE_IMAGE", "KUBECTL_VERSION", "HELM_VERSION", "CLUSTER_NAME", "KUBE_CONTEXT",
-             "REGISTRY_NAME", "REGISTRY_PORT", "REGISTRY_IMAGE", "APP_IMAGE", "APP_VERSION",
+             "REGISTRY_NAME", "REGISTRY_PORT", "REGISTRY_IMAGE", "APP_IMAGE_REPO", "APP_VERSION", "ARGO_CHART_VERSION", "ARGO_APP_VERSION",
              "SELDON_CHART_VERSION", "KPS_CHART_VERSION", "NVDP_CHART_VERSION")
     script = 'source scripts/versions.sh; for n in "$@"; do printf "%s=%s\\n" "$n" "${!n}"; done; printf "HOST_PORTS=%s\\n" "${HOST_PORTS[*]}"'
     out = subprocess.run(["bash", "-c", script, "versions", *names], cwd=ROOT, check=True, capture_output=True, text=True).stdout
@@ -246,9 +246,9 @@ def test_versions_pins():
     assert pins["SELDON_CHART_VERSION"].startswith("1.19.")
     assert (pins["CLUSTER_NAME"], pins["KUBE_CONTEXT"], pins["REGISTRY_NAME"], pins["REGISTRY_PORT"]) == ("fraud-lab", "kind-fraud-lab", "kind-registry", "5001")
     assert pins["REGISTRY_IMAGE"].split("@")[0] == "registry:3"
-    version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), flags=re.M).group(1)
-    assert pins["APP_IMAGE"] == f"localhost:5001/fraud-lab/app:{version}" != "localhost:5001/fraud-lab/app:latest"
-    assert f"`{pins['APP_IMAGE']}`" in contract
+    assert pins["APP_IMAGE_REPO"] == "localhost:5001/fraud-lab/app"
+    assert f"`{pins['APP_IMAGE_REPO']}:git-<commit>`" in contract
+    assert re.fullmatch(r"\d+\.\d+\.\d+", pins["ARGO_CHART_VERSION"]) and pins["ARGO_APP_VERSION"].startswith("v4.1.")
     assert [int(p) for p in pins["HOST_PORTS"].split()] == README_PORTS
 
 
@@ -286,6 +286,75 @@ def test_doctor_reports_docker_down_with_a_hint_and_fails():
     assert "docker" in lines[docker + 1] or "Docker" in lines[docker + 1]
     gpu = next(s for s in statuses if s[1] == "nvidia gpu")
     assert gpu[0] != "✗", "the GPU is optional: never a failure"
+
+
+def test_doctor_fails_on_arm64_with_the_reason_and_the_way_out():
+    """On arm64 the Seldon operator image cannot run: doctor says so and names local mode."""
+    env = dict(os.environ, DOCKER_HOST="unix:///nonexistent/fraud-lab-doctor.sock", DOCTOR_MACHINE="aarch64")
+    out = subprocess.run(["bash", "scripts/doctor.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120).stdout
+    lines = out.splitlines()
+    arch = lines.index(next(ln for ln in lines if ln.startswith("✗ architecture")))
+    assert "amd64 only" in lines[arch] and "Seldon" in lines[arch]
+    assert "TARGET=local" in lines[arch + 1] and "make demo" in lines[arch + 1]
+    env["DOCTOR_MACHINE"] = "x86_64"
+    out = subprocess.run(["bash", "scripts/doctor.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120).stdout
+    assert any(ln.startswith("✓ architecture") for ln in out.splitlines())
+
+
+STUB_KUBECTL = r"""#!/usr/bin/env bash
+echo "kubectl $*" >> "$STUB_LOG"
+case "$*" in
+  *"config get-contexts"*) echo kind-fraud-lab ;;
+  *"config view"*) echo https://127.0.0.1:40000 ;;
+  *"create -o jsonpath"*) cat >/dev/null; echo fraud-pipeline-abcde ;;
+  *"get workflow fraud-pipeline-abcde -o jsonpath={.status.phase}"*) echo Succeeded ;;
+  *"get endpoints kubernetes"*) echo 172.18.0.2 ;;
+esac
+exit 0
+"""
+STUB_HELM = r"""#!/usr/bin/env bash
+echo "helm $*" >> "$STUB_LOG"
+case "$*" in
+  *"list --namespace seldon-system"*) echo "[{\"name\":\"seldon-core\",\"chart\":\"${STUB_SELDON_CHART}\",\"status\":\"deployed\"}]" ;;
+esac
+exit 0
+"""
+
+
+def run_deploy_with_stubs(tmp_path: Path, seldon_chart: str) -> list[str]:
+    """scripts/deploy.sh against stub kubectl and helm that log their calls; returns the log."""
+    stubs = tmp_path / "bin"
+    stubs.mkdir(exist_ok=True)
+    for name, body in (("kubectl", STUB_KUBECTL), ("helm", STUB_HELM)):
+        (stubs / name).write_text(body)
+        (stubs / name).chmod(0o755)
+    log = tmp_path / "calls.log"
+    log.write_text("")
+    component = ROOT / "manifests" / "components" / "app-image" / "kustomization.yaml"
+    had = component.exists()
+    if not had:
+        subprocess.run(["bash", "scripts/set-app-image.sh", "git-0123456789ab"], cwd=ROOT, check=True, capture_output=True)
+    try:
+        env = dict(os.environ, PATH=f"{stubs}:{os.environ['PATH']}", STUB_LOG=str(log), STUB_SELDON_CHART=seldon_chart)
+        out = subprocess.run(["bash", "scripts/deploy.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        if not had:
+            shutil.rmtree(component.parent)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return log.read_text().splitlines()
+
+
+def test_deploy_leaves_an_unchanged_seldon_release_alone(tmp_path):
+    """A rerun of make deploy does not upgrade Seldon at the pinned version (its webhook
+    certificate would be regenerated), installs the Argo controller and runs the pipeline."""
+    pins = versions()
+    calls = run_deploy_with_stubs(tmp_path, f"seldon-core-operator-{pins['SELDON_CHART_VERSION']}")
+    assert not [c for c in calls if c.startswith("helm") and "upgrade --install seldon-core " in c]
+    assert [c for c in calls if "upgrade --install argo-workflows argo-workflows" in c and f"--version {pins['ARGO_CHART_VERSION']}" in c]
+    assert [c for c in calls if "create -o jsonpath={.metadata.name} -f -" in c], "the pipeline Workflow was not submitted"
+    assert all("--context kind-fraud-lab" in c or "--kube-context kind-fraud-lab" in c for c in calls if "config get-contexts" not in c)
+    calls = run_deploy_with_stubs(tmp_path, "seldon-core-operator-1.18.2")
+    assert [c for c in calls if "upgrade --install seldon-core seldon-core-operator" in c]
 
 
 # --- secrets ----------------------------------------------------------------------------------
@@ -361,6 +430,41 @@ def test_nvkind_template_matches_the_kind_config():
         assert f'{{containerPort: {port}, hostPort: {port}, listenAddress: "127.0.0.1", protocol: TCP}}' in template
     assert template.count("fraud-lab.io/pool: data") == template.count("fraud-lab.io/pool: serving") == 1
     assert template.index("pool: data") < template.index("nvidia-container-devices") < template.index("pool: serving")
+    # nvkind reads only mounts whose parent is exactly /var/run/nvidia-container-devices.
+    paths = re.findall(r"containerPath: (\S+)", template)
+    assert paths and all(p.rsplit("/", 1)[0] == "/var/run/nvidia-container-devices" for p in paths), paths
+
+
+def test_device_plugin_runs_with_the_nvidia_runtime_class():
+    """nvkind registers RuntimeClass nvidia without making it the default: the chart must name it."""
+    script = (SCRIPTS_DIR / "gpu-cluster.sh").read_text()
+    install = script[script.index('h upgrade --install "${NVDP_RELEASE}"'):]
+    assert "--set runtimeClassName=nvidia" in install.split("--wait")[0]
+
+
+def test_app_image_tag_is_the_content(tmp_path):
+    """app_image_tag: git-<12 hex> for a clean tree, -dirty-<hash> that changes with the diff."""
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    for name in ("versions.sh", "set-app-image.sh"):
+        (repo / "scripts" / name).write_text((SCRIPTS_DIR / name).read_text())
+    (repo / "pyproject.toml").write_text('version = "0.1.0"\n')
+    git = ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], check=True)
+    tag = lambda: subprocess.run(["bash", "-c", "source scripts/versions.sh; app_image_tag"], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()  # noqa: E731
+    clean = tag()
+    assert re.fullmatch(r"git-[0-9a-f]{12}", clean)
+    (repo / "pyproject.toml").write_text('version = "0.1.1"\n')
+    first = tag()
+    (repo / "pyproject.toml").write_text('version = "0.1.2"\n')
+    assert first.startswith(clean + "-dirty-") and tag().startswith(clean + "-dirty-") and tag() != first
+    out = subprocess.run(["bash", "scripts/set-app-image.sh", "latest"], cwd=repo, capture_output=True, text=True)
+    assert out.returncode != 0 and "latest" in out.stderr
+    subprocess.run(["bash", "scripts/set-app-image.sh", clean], cwd=repo, check=True, capture_output=True)
+    component = yaml.safe_load((repo / "manifests" / "components" / "app-image" / "kustomization.yaml").read_text())
+    assert component["kind"] == "Component" and {i.get("newTag") for i in component["images"]} == {clean}
 
 
 # --- deploy: the explicit kind context --------------------------------------------------------
