@@ -16,9 +16,10 @@ PYTEST_ARGS ?=
 TORCH_VARIANT ?= cpu
 KEEP_REGISTRY ?=
 OVERLAY ?= kind
+THROUGH ?= replay
 
 .PHONY: help install tools demo up up-monitoring down test test-fast mlflow serve simulate validate features train replay report docs docs-serve bench clean clean-data \
-        doctor cluster cluster-down gpu-cluster images deploy undeploy secrets
+        doctor cluster cluster-down gpu-cluster images images-podman deploy pipeline-cluster undeploy secrets
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -113,8 +114,15 @@ images: ## kind mode: build the app image and push it to localhost:5001 (TORCH_V
 secrets: ## kind mode: write random credentials to manifests/overlays/kind/secrets/*.env if missing
 	@scripts/secrets.sh
 
-deploy: ## kind mode: install the pinned Helm charts and the kind overlay (OVERLAY=kind-gpu for GPUs), wait until ready
+deploy: ## kind mode: the pinned Helm charts, the kind overlay (OVERLAY=kind-gpu for GPUs), the pipeline; wait until ready
 	@OVERLAY="$(OVERLAY)" scripts/deploy.sh
+
+pipeline-cluster: ## kind mode: run the pipeline as an Argo Workflow (THROUGH=promote stops there), follow it
+	@scripts/run-pipeline.sh fraud-pipeline through=$(THROUGH)
+
+images-podman: ## Build the app image with podman, without a Docker engine or a registry (what make test runs)
+	@scripts/podman-image.sh
+
 
 undeploy: ## kind mode: remove the kind overlay and the Helm releases (the cluster stays)
 	@OVERLAY="$(OVERLAY)" scripts/undeploy.sh
@@ -168,7 +176,7 @@ lab-%-solution: $(LABS_STAMP) FORCE ## Bring your system to lab N's known-good e
 	  esac; \
 	else \
 	  $(LABS_BIN)/python labs/reference.py --overlay "$(OVERLAY)" solution "$$n" || exit 1; \
-	  if [ "$$n" = 09 ] || [ "$$n" = 11 ]; then $(MAKE) --no-print-directory replay-cluster; fi; \
+	  if [ "$$n" = 09 ]; then $(MAKE) --no-print-directory replay-cluster; fi; \
 	fi
 
 lab-%-reset: $(LABS_STAMP) FORCE ## Delete what you applied in lab N, to apply a corrected version (cluster)
@@ -180,7 +188,7 @@ lab-%: $(LABS_STAMP) FORCE ## Check lab N, one line per check: make lab-9 (TARGE
 	@$(LAB_RESOLVE); \
 	$(LABS_PYTEST) "$$dir/test_lab.py" --target "$(TARGET)" $(if $(REPORT),--junitxml="$(basename $(REPORT)).xml" --lab-json="$(basename $(REPORT)).json")
 
-replay-cluster: $(STAMP) ## kind mode: replay DAY against the cluster's model (127.0.0.1:30080); served = offline scores?
+replay-cluster: $(STAMP) ## kind mode: replay DAY from this machine against the cluster's model (127.0.0.1:30080); results stay here
 	@[ -f manifests/overlays/kind/secrets/mlflow.env ] || { echo "error: no manifests/overlays/kind/secrets/mlflow.env; run make deploy first"; exit 1; }
 	@set -a; . manifests/overlays/kind/secrets/mlflow.env; set +a; \
 	export MLFLOW_TRACKING_USERNAME="$$FRAUD_MLFLOW_ADMIN_USERNAME" MLFLOW_TRACKING_PASSWORD="$$FRAUD_MLFLOW_ADMIN_PASSWORD"; \

@@ -48,10 +48,18 @@ NODEPORTS = {"mlflow": 30500, "model_http": 30080, "model_grpc": 30081, "prometh
 DATA_PVC = "fraud-data"
 DATA_MOUNT = "/data"
 # Jobs, workloads and services the labs look for, all in NAMESPACE.
-PIPELINE_JOBS = ("simulate", "validate", "features")
-PIPELINE_CRONJOB = "data-pipeline"
-TRAIN_JOB = "train"
-PROMOTE_JOB = "promote"
+SIMULATE_JOB = "simulate"
+# The pipeline: Argo WorkflowTemplates (manifests/base/pipeline) and the steps of its DAG.
+ARGO_GROUP, ARGO_VERSION = "argoproj.io", "v1alpha1"
+PIPELINE_TEMPLATE = "fraud-pipeline"
+DATA_TEMPLATE = "data-pipeline"
+TRAIN_TEMPLATE = "train-model"
+DATA_STEPS = ("simulate", "validate", "features")
+TRAIN_STEPS = ("train-logistic-regression", "train-random-forest", "train-mlp")
+# The data DAG (lab 03): task → the tasks it depends on.
+DATA_DEPENDS = {"simulate": set(), "validate": {"simulate"}, "features": {"validate"}}
+# Lasting evidence: the checks read Workflows, which the templates keep 7 days (ttlStrategy).
+WORKFLOWS_KEPT = "Workflows are kept 7 days after they finish"
 MLFLOW_DEPLOYMENT = "mlflow"
 MLFLOW_CONTAINER = "mlflow"
 MODEL_SELDONDEPLOYMENT = "fraud-detector"
@@ -509,6 +517,15 @@ class Cluster:
     def configmap(self, name: str, namespace: str) -> dict | None:
         return self._get(self.core.read_namespaced_config_map, name, namespace)
 
+    def workflowtemplate(self, name: str, namespace: str = NAMESPACE) -> dict | None:
+        """An Argo WorkflowTemplate; None when it or its CRD does not exist."""
+        return self._get(self.custom.get_namespaced_custom_object, ARGO_GROUP, ARGO_VERSION, namespace, "workflowtemplates", name)
+
+    def workflows(self, namespace: str = NAMESPACE) -> list[dict]:
+        """Every Argo Workflow of the namespace (the pipeline's runs), as dicts."""
+        out = self.read(self.custom.list_namespaced_custom_object, ARGO_GROUP, ARGO_VERSION, namespace, "workflows")
+        return list((out or {}).get("items") or [])
+
     def seldondeployment(self, name: str, namespace: str = NAMESPACE) -> dict | None:
         return self._get(self.custom.get_namespaced_custom_object, SELDON_GROUP, SELDON_VERSION, namespace, SELDON_PLURAL, name)
 
@@ -616,6 +633,20 @@ def pod_spec(obj: dict) -> dict:
     return (spec.get("template") or {}).get("spec") or {}
 
 
+def template_pod_spec(workflow_template: dict | None, name: str) -> dict:
+    """The pod spec a container template of a WorkflowTemplate runs with: the workflow-level
+    affinity, nodeSelector and securityContext (a template's own take precedence, as in Argo) and
+    its container, named `main` as Argo names it. `{}` when there is no such template."""
+    template = template_named(workflow_template, name)
+    if template is None or "container" not in template:
+        return {}
+    spec = (workflow_template or {}).get("spec") or {}
+    pod = {k: spec[k] for k in ("affinity", "nodeSelector", "securityContext", "volumes") if k in spec}
+    pod.update({k: template[k] for k in ("affinity", "nodeSelector") if k in template})
+    pod["containers"] = [{"name": "main", **template["container"]}]
+    return pod
+
+
 def find_container(podspec: dict, name: str) -> dict | None:
     """The container called `name` (or the only container when there is one), or None."""
     containers = podspec.get("containers") or []
@@ -675,6 +706,51 @@ def env_from_secret(container: dict | None, name: str) -> tuple[str, str] | None
             ref = (env.get("valueFrom") or {}).get("secretKeyRef")
             return (ref.get("name"), ref.get("key")) if ref else None
     return None
+
+
+def latest_workflow(workflows: list[dict], *templates: str) -> dict | None:
+    """The newest Workflow made from one of `templates` (workflowTemplateRef), or None."""
+    runs = [w for w in workflows if ((w.get("spec") or {}).get("workflowTemplateRef") or {}).get("name") in templates]
+    return max(runs, key=lambda w: (w.get("metadata") or {}).get("creationTimestamp") or "", default=None)
+
+
+def workflow_step(workflow: dict | None, step: str) -> dict | None:
+    """The status node of a DAG task (by display name) in a Workflow, or None."""
+    nodes = ((workflow or {}).get("status") or {}).get("nodes") or {}
+    found = [n for n in nodes.values() if n.get("displayName") == step and n.get("type") in {"Pod", "Retry"}]
+    return found[0] if found else None
+
+
+def step_state(workflow: dict | None, step: str) -> str:
+    """A step's phase and message (or why there is none), for a hint."""
+    if workflow is None:
+        return "no Workflow from the template yet"
+    node = workflow_step(workflow, step)
+    name = (workflow.get("metadata") or {}).get("name")
+    if node is None:
+        return f"workflow {name} ({((workflow.get('status') or {}).get('phase')) or 'Pending'}) has no step {step} yet"
+    message = f": {node['message']}" if node.get("message") else ""
+    return f"step {step} of workflow {name} is {node.get('phase')}{message}"
+
+
+def dag_depends(template: dict | None) -> dict[str, set[str]]:
+    """`{task: tasks it depends on}` of a WorkflowTemplate's entrypoint DAG (`depends` or
+    `dependencies`; task names are read from the `depends` expression)."""
+    import re
+
+    spec = (template or {}).get("spec") or {}
+    dags = [t.get("dag") for t in spec.get("templates") or [] if t.get("name") == spec.get("entrypoint") and t.get("dag")]
+    out = {}
+    for task in (dags[0].get("tasks") or []) if dags else []:
+        names = set(task.get("dependencies") or []) | set(re.findall(r"[A-Za-z0-9][\w-]*(?=\.|\s|&|\||\)|$)", task.get("depends") or ""))
+        out[task["name"]] = {n for n in names if n not in {"Succeeded", "Failed", "Errored", "Skipped", "Omitted", "Daemoned", "AnySucceeded", "AllFailed"}}
+    return out
+
+
+def template_named(template: dict | None, name: str) -> dict | None:
+    """One template (by name) of a WorkflowTemplate, or None."""
+    found = [t for t in ((template or {}).get("spec") or {}).get("templates") or [] if t.get("name") == name]
+    return found[0] if found else None
 
 
 def job_succeeded(job: dict | None) -> bool:

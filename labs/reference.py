@@ -30,20 +30,19 @@ SCRIPTS = ROOT / "scripts"
 PARTS: dict[str, list[tuple[str, str]]] = {
     "data-volume": [("ServiceAccount", "data-pipeline"), ("PersistentVolumeClaim", "fraud-data")],
     "simulate": [("Job", "simulate")],
-    "pipeline": [("Job", "validate"), ("Job", "features"), ("CronJob", "data-pipeline")],
+    "pipeline-account": [("ServiceAccount", "pipeline"), ("Role", "workflow-executor"), ("RoleBinding", "pipeline-workflow-executor")],
+    "data-pipeline": [("WorkflowTemplate", "data-pipeline")],
     "secrets": [("Secret", "postgres-credentials"), ("Secret", "s3-credentials"), ("Secret", "mlflow-credentials")],
     "stores": [
         ("ServiceAccount", "postgres"), ("ConfigMap", "postgres-init"), ("Service", "postgres"), ("StatefulSet", "postgres"),
-        ("ServiceAccount", "s3"), ("Service", "s3"), ("StatefulSet", "s3"), ("Job", "s3-buckets"),
+        ("ServiceAccount", "s3"), ("Service", "s3"), ("StatefulSet", "s3"),
     ],  # fmt: skip
     "mlflow-access": [("ServiceAccount", "mlflow"), ("Service", "mlflow")],
     "mlflow": [("Deployment", "mlflow")],
-    "training-account": [("ServiceAccount", "training")],
-    "train": [("Job", "train")],
-    "promote": [("Job", "promote")],
+    "train": [("WorkflowTemplate", "train-model")],
+    "pipeline": [("WorkflowTemplate", "fraud-pipeline")],
     "serving-access": [("ServiceAccount", "fraud-detector"), ("Service", "fraud-detector-nodeport"), ("PodDisruptionBudget", "fraud-detector")],
     "serving": [("SeldonDeployment", "fraud-detector")],
-    "replay": [("Job", "replay")],
     "monitoring-access": [
         ("ServiceAccount", "drift-monitor"), ("PodMonitor", "fraud-detector"), ("PrometheusRule", "fraud-lab"),
         ("ConfigMap", "grafana-dashboard-fraud-lab", "monitoring"),
@@ -51,21 +50,29 @@ PARTS: dict[str, list[tuple[str, str]]] = {
     "monitoring": [("Deployment", "drift-monitor"), ("PodMonitor", "drift-monitor")],
 }
 # The reference, in order: (lab, parts, what to wait for). A lab's solution applies every stage up
-# to its own, waiting after each (kubectl wait arguments).
+# to its own, waiting after each: kubectl wait arguments, or ["run", TEMPLATE, NAME=VALUE...] to run
+# a pipeline Workflow to its end (scripts/run-pipeline.sh, the script make deploy uses).
 STAGES: list[tuple[int, list[str], list[list[str]]]] = [
     (2, ["data-volume", "simulate"], [["--for=condition=complete", "job/simulate"]]),
-    (3, ["pipeline"], [["--for=condition=complete", "job/validate"], ["--for=condition=complete", "job/features"]]),
+    (3, ["pipeline-account", "data-pipeline"], [["run", "data-pipeline"]]),
     (5, ["secrets", "stores", "mlflow-access", "mlflow"], [["--for=condition=available", "deployment/mlflow"]]),
-    (6, ["training-account", "train"], [["--for=condition=complete", "job/train"]]),
-    (6, ["promote"], [["--for=condition=complete", "job/promote"]]),
+    # Serving comes in lab 09: the pipeline stops after promote.
+    (6, ["train", "pipeline"], [["run", "fraud-pipeline", "through=promote"]]),
     (9, ["serving-access", "serving"], [["--for=jsonpath={.status.state}=Available", "seldondeployment/fraud-detector"]]),
-    (11, ["replay", "monitoring-access", "monitoring"], [["--for=condition=complete", "job/replay"], ["--for=condition=available", "deployment/drift-monitor"]]),
+    (11, ["monitoring-access", "monitoring"], [["run", "fraud-pipeline", "through=replay"], ["--for=condition=available", "deployment/drift-monitor"]]),
 ]
 # What the learner writes in each lab (from labs/NN-*/starter/); the rest of the lab's parts and
 # every earlier part are its prerequisites.
-LEARNER: dict[int, list[str]] = {2: ["simulate"], 3: ["pipeline"], 5: ["mlflow"], 6: ["train"], 9: ["serving"], 11: ["monitoring"]}
-# Lab 05 ends with a registered champion, which the reference trains in lab 06's Jobs.
+LEARNER: dict[int, list[str]] = {2: ["simulate"], 3: ["data-pipeline"], 5: ["mlflow"], 6: ["train"], 9: ["serving"], 11: ["monitoring"]}
+# Lab 05 ends with a registered champion, which the reference trains in lab 06's pipeline run.
 SOLUTION_THROUGH: dict[int, int] = {5: 6}
+
+
+def RELEASES_FOR(lab: int) -> list[str]:  # noqa: N802 - reads like the table it is
+    """The Helm releases (scripts/helm-releases.sh) a lab's cluster needs."""
+    return [name for first, name in ((3, "argo-workflows"), (9, "seldon-core"), (11, "kube-prometheus-stack")) if lab >= first]
+
+
 WAIT_TIMEOUT = os.environ.get("LAB_WAIT_TIMEOUT", "1800s")
 
 
@@ -149,6 +156,11 @@ def apply(objects: list[dict]) -> None:
 
 def wait(waits: list[list[str]]) -> None:
     for args in waits:
+        if args[0] == "run":
+            say(f"  running a Workflow from WorkflowTemplate {args[1]} {' '.join(args[2:])} (scripts/run-pipeline.sh)")
+            if subprocess.run(["bash", str(SCRIPTS / "run-pipeline.sh"), *args[1:]]).returncode != 0:
+                sys.exit(f"error: the Workflow from {args[1]} did not succeed (see above)")
+            continue
         what = args[0].split("=", 1)[-1]
         say(f"  waiting for {args[-1]} ({what}, up to {WAIT_TIMEOUT})")
         result = kubectl("-n", NAMESPACE, "wait", *args, f"--timeout={WAIT_TIMEOUT}", check=False)
@@ -193,36 +205,15 @@ def cmd_apply(args: argparse.Namespace) -> None:
 def cmd_prereqs(args: argparse.Namespace) -> None:
     if args.lab not in LEARNER:
         sys.exit(f"error: lab {args.lab:02d} has no cluster prerequisites to apply; labs: {', '.join(map(str, LEARNER))}")
-    if args.lab >= 9:
-        say(f"Lab {args.lab:02d} needs the Seldon Core operator: install it with its pinned chart (scripts/versions.sh)")
-        install_seldon_operator()
-    if args.lab >= 11:
-        say("Lab 11 needs kube-prometheus-stack (Prometheus, Grafana, the PodMonitor CRD): install it with its pinned chart")
-        install_kube_prometheus_stack()
+    preflight()
+    install_releases(*RELEASES_FOR(args.lab))
     args.parts = prerequisites(args.lab)
     cmd_apply(args)
 
 
-def install_seldon_operator() -> None:
-    """The Seldon Core v1 operator from its pinned Helm chart, as scripts/deploy.sh installs it."""
-    script = (
-        f'source "{SCRIPTS}/versions.sh"; '
-        'helm --kube-context "${KUBE_CONTEXT}" upgrade --install "${SELDON_RELEASE}" "${SELDON_CHART}" '
-        '--repo "${SELDON_CHART_REPO}" --version "${SELDON_CHART_VERSION}" --namespace "${SELDON_NAMESPACE}" '
-        f'--values "{ROOT}/manifests/helm/seldon-core-operator.values.yaml" --wait --timeout 5m'
-    )
-    subprocess.run(["bash", "-c", script], check=True)
-
-
-def install_kube_prometheus_stack() -> None:
-    """kube-prometheus-stack from its pinned Helm chart, as scripts/deploy.sh installs it."""
-    script = (
-        f'source "{SCRIPTS}/versions.sh"; '
-        'helm --kube-context "${KUBE_CONTEXT}" upgrade --install "${KPS_RELEASE}" "${KPS_CHART}" '
-        '--repo "${KPS_CHART_REPO}" --version "${KPS_CHART_VERSION}" --namespace "${KPS_NAMESPACE}" '
-        f'--values "{ROOT}/manifests/helm/kube-prometheus-stack.values.yaml" --wait --timeout 10m'
-    )
-    subprocess.run(["bash", "-c", script], check=True)
+def install_releases(*names: str) -> None:
+    """Operators from their pinned Helm charts, through the script make deploy uses."""
+    subprocess.run(["bash", str(SCRIPTS / "helm-releases.sh"), *names], check=True)
 
 
 def cmd_solution(args: argparse.Namespace) -> None:
@@ -242,6 +233,7 @@ def cmd_solution(args: argparse.Namespace) -> None:
     preflight()
     objects = render(args.overlay)
     through = SOLUTION_THROUGH.get(lab, lab)
+    install_releases(*RELEASES_FOR(through))
     say(f"Lab {lab:02d} solution from manifests/overlays/{args.overlay} (context {CONTEXT})")
     for stage_lab, parts, waits in STAGES:
         if stage_lab <= through:
@@ -255,7 +247,6 @@ def cmd_solution(args: argparse.Namespace) -> None:
 RESETS: dict[int, list[str]] = {
     lab: [f"{kind.lower()}/{name}" for part in parts for kind, name, _ in map(key, PARTS[part])] for lab, parts in LEARNER.items()
 }
-RESETS[6] = RESETS[6] + ["job/promote"]
 
 
 def cmd_reset(args: argparse.Namespace) -> None:

@@ -190,9 +190,12 @@ PIPELINE_DAG: list[tuple[str, list[str], list[str]]] = [
 ]
 # --8<-- [end:dag]
 """The pipeline as a DAG: the one definition of its steps and their order. Kind mode runs it as the
-Argo WorkflowTemplate `fraud-pipeline` (train steps in parallel; tests/static checks that the
-template's tasks, dependencies and container arguments equal this list); `fraudlab pipeline
---through STEP` runs the same arguments locally, in this (topological) order."""
+Argo WorkflowTemplate `fraud-pipeline` (its task `data` is the DAG of WorkflowTemplate
+data-pipeline; the train steps run in parallel; tests/static checks that the templates' tasks,
+dependencies and container arguments equal this list); `fraudlab pipeline --through STEP` runs the
+same arguments locally, in this (topological) order."""
+PIPELINE_ALIASES = {"data": "features"}
+"""Names of the Argo DAG's composite tasks, as the step they end with (`--through data`)."""
 
 
 def steps_through(last: str) -> list[tuple[str, list[str]]]:
@@ -202,6 +205,7 @@ def steps_through(last: str) -> list[tuple[str, list[str]]]:
         ValueError: when `last` is not a step (the message lists the steps).
     """
     deps = {name: needs for name, _, needs in PIPELINE_DAG}
+    last = PIPELINE_ALIASES.get(last, last)
     if last not in deps:
         raise ValueError(f"no pipeline step {last!r}; the steps: {', '.join(deps)}")
     wanted, todo = set(), [last]

@@ -19,14 +19,12 @@ OVERLAY_NAME="${OVERLAY:-kind}"
 [[ "${OVERLAY_NAME}" =~ ^kind(-[a-z0-9-]+)?$ ]] || die "OVERLAY=${OVERLAY_NAME}: expected kind or kind-<variant>" "make deploy OVERLAY=kind"
 OVERLAY="${REPO_ROOT}/manifests/overlays/${OVERLAY_NAME}"
 NAMESPACES_DIR="${REPO_ROOT}/manifests/base/namespaces"
-HELM_VALUES="${REPO_ROOT}/manifests/helm"
 WAIT_STORE="${WAIT_STORE:-300}"    # PostgreSQL, S3 store, bucket Job, MLflow
 WAIT_MODEL="${WAIT_MODEL:-900}"    # the SeldonDeployment, once the pipeline promoted a champion
 WAIT_PIPELINE="${WAIT_PIPELINE:-3600}"   # the whole pipeline Workflow (2 cores: ≈ 10–20 min)
 NS="${APP_NAMESPACE}"
 
 k() { kubectl --context "${KUBE_CONTEXT}" "$@"; }
-h() { helm --kube-context "${KUBE_CONTEXT}" "$@"; }
 
 # --- preflight: the right cluster, explicitly ------------------------------------------------
 require_kind_api
@@ -39,32 +37,8 @@ say "cluster ${KUBE_CONTEXT} at ${KUBE_SERVER}"
 step "Namespaces (manifests/base/namespaces)"
 k apply -k "${NAMESPACES_DIR}"
 
-# helm_release_chart RELEASE NAMESPACE: "<chart>-<version>" of a deployed release, or nothing.
-helm_release_chart() {
-  h list --namespace "$2" --filter "^$1\$" --deployed --output json 2>/dev/null |
-    sed -n 's/.*"chart":"\([^"]*\)".*/\1/p' | head -n 1
-}
-
-step "Seldon Core v1 operator: chart ${SELDON_CHART} ${SELDON_CHART_VERSION} (BSL-1.1, non-production use)"
-# NOTE: the chart makes a new webhook certificate on every upgrade (failurePolicy Fail): an
-# unchanged release is left alone, so a rerun of make deploy never breaks the webhook.
-if [[ "$(helm_release_chart "${SELDON_RELEASE}" "${SELDON_NAMESPACE}")" == "${SELDON_CHART}-${SELDON_CHART_VERSION}" ]]; then
-  say "  release ${SELDON_RELEASE} is at ${SELDON_CHART_VERSION}: unchanged"
-else
-  h upgrade --install "${SELDON_RELEASE}" "${SELDON_CHART}" --repo "${SELDON_CHART_REPO}" \
-    --version "${SELDON_CHART_VERSION}" --namespace "${SELDON_NAMESPACE}" \
-    --values "${HELM_VALUES}/seldon-core-operator.values.yaml" --wait --timeout 5m
-fi
-
-step "Argo Workflows controller: chart ${ARGO_CHART} ${ARGO_CHART_VERSION} (Argo Workflows ${ARGO_APP_VERSION}, Apache-2.0)"
-h upgrade --install "${ARGO_RELEASE}" "${ARGO_CHART}" --repo "${ARGO_CHART_REPO}" \
-  --version "${ARGO_CHART_VERSION}" --namespace "${ARGO_NAMESPACE}" \
-  --values "${HELM_VALUES}/argo-workflows.values.yaml" --wait --timeout 5m
-
-step "kube-prometheus-stack ${KPS_CHART_VERSION}"
-h upgrade --install "${KPS_RELEASE}" "${KPS_CHART}" --repo "${KPS_CHART_REPO}" \
-  --version "${KPS_CHART_VERSION}" --namespace "${KPS_NAMESPACE}" \
-  --values "${HELM_VALUES}/kube-prometheus-stack.values.yaml" --wait --timeout 10m
+# The operators, from pinned charts; a release at its pinned version is left alone.
+"${SCRIPT_DIR}/helm-releases.sh" seldon-core argo-workflows kube-prometheus-stack
 
 step "Secrets' env files (scripts/secrets.sh: kept if present)"
 "${SCRIPT_DIR}/secrets.sh"

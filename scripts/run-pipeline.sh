@@ -2,9 +2,12 @@
 # Submit a run of the fraud pipeline (Argo WorkflowTemplate `fraud-pipeline`) on the kind cluster
 # and follow it until it ends, one line per step as it finishes:
 #
-#   scripts/run-pipeline.sh                         # the whole DAG (make pipeline-cluster)
-#   scripts/run-pipeline.sh train-model mlp         # one WorkflowTemplate, with its `model` parameter
-#   WAIT=0 scripts/run-pipeline.sh                  # submit and return
+#   scripts/run-pipeline.sh                                # the whole DAG (make pipeline-cluster)
+#   scripts/run-pipeline.sh fraud-pipeline through=promote # up to promote (no model server needed)
+#   scripts/run-pipeline.sh data-pipeline                  # another WorkflowTemplate: lab 03's DAG
+#   scripts/run-pipeline.sh train-model model=mlp          # …with a parameter
+#   WAIT=0 scripts/run-pipeline.sh                         # submit and return
+#   PRINT=1 scripts/run-pipeline.sh …                       # print the Workflow, submit nothing
 #
 # Exit 0 when the Workflow Succeeded; 1 with the failed steps and the commands to see why.
 set -o errexit -o nounset -o pipefail
@@ -13,37 +16,44 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "${SCRIPT_DIR}/versions.sh"
 
 TEMPLATE="${1:-fraud-pipeline}"
-MODEL="${2:-}"
+shift || true
 TIMEOUT="${WAIT_PIPELINE:-3600}"
 NS="${APP_NAMESPACE}"
 k() { kubectl --context "${KUBE_CONTEXT}" "$@"; }
 
-require_kind_api
-k -n "${NS}" get workflowtemplate "${TEMPLATE}" >/dev/null 2>&1 ||
-  die "no WorkflowTemplate ${TEMPLATE} in namespace ${NS}" "make deploy   (or kubectl apply -k the lab's starter)"
-
 arguments=""
-if [[ -n "${MODEL}" ]]; then
+for pair in "$@"; do
+  [[ "${pair}" =~ ^[a-z][a-z0-9-]*=[A-Za-z0-9_.-]+$ ]] || die "'${pair}' is not NAME=VALUE" "scripts/run-pipeline.sh fraud-pipeline through=promote"
+  arguments+="      - {name: ${pair%%=*}, value: \"${pair#*=}\"}"$'\n'
+done
+if [[ -n "${arguments}" ]]; then
   arguments="  arguments:
     parameters:
-      - name: model
-        value: ${MODEL}"
+${arguments}"
 fi
 # generateName: every run is a new Workflow; earlier runs stay (ttlStrategy: 7 days) as evidence.
-name="$(k -n "${NS}" create -o jsonpath='{.metadata.name}' -f - <<YAML
-apiVersion: argoproj.io/v1alpha1
+workflow="apiVersion: argoproj.io/v1alpha1
 kind: Workflow
 metadata:
   generateName: ${TEMPLATE}-
+  namespace: ${NS}
   labels:
     app.kubernetes.io/name: ${TEMPLATE}
     app.kubernetes.io/part-of: fraud-lab
 spec:
   workflowTemplateRef:
     name: ${TEMPLATE}
-${arguments}
-YAML
-)"
+${arguments}"
+if [[ -n "${PRINT:-}" ]]; then
+  printf '%s\n' "${workflow}"
+  exit 0
+fi
+
+require_kind_api
+k -n "${NS}" get workflowtemplate "${TEMPLATE}" >/dev/null 2>&1 ||
+  die "no WorkflowTemplate ${TEMPLATE} in namespace ${NS}" "make deploy   (or kubectl apply -k the lab's starter)"
+
+name="$(k -n "${NS}" create -o jsonpath='{.metadata.name}' -f - <<<"${workflow}")"
 say "submitted workflow/${name} (namespace ${NS})"
 if [[ "${WAIT:-1}" == 0 ]]; then
   say "follow it: kubectl --context ${KUBE_CONTEXT} -n ${NS} get workflow ${name} -w"

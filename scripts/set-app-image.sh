@@ -24,6 +24,9 @@ cat >"${DIR}/kustomization.yaml" <<YAML
 # Not committed: each machine deploys what it built.
 apiVersion: kustomize.config.k8s.io/v1alpha1
 kind: Component
+# Argo templates' container.image fields are images too (a copy of manifests/base/kustomizeconfig.yaml).
+configurations:
+  - kustomizeconfig.yaml
 images:
   - name: fraud-lab/app
     newName: ${APP_IMAGE_REPO}
@@ -31,4 +34,5 @@ images:
   - name: ${APP_IMAGE_REPO}
     newTag: "${TAG}"
 YAML
+cp "${REPO_ROOT}/manifests/base/kustomizeconfig.yaml" "${DIR}/kustomizeconfig.yaml"
 say "app image ${APP_IMAGE_REPO}:${TAG} (${DIR#"${REPO_ROOT}/"})"

@@ -1,8 +1,11 @@
-"""Lab 03 · Data pipelines: simulate → validate → features ran; each dataset has a manifest (row
-counts, digests) built from the current version of its input; the quarantine reconciles.
+"""Lab 03 · Data pipelines: the data pipeline is an Argo Workflows DAG (simulate → validate →
+features) that ran; each dataset has a manifest (row counts, digests) built from the current
+version of its input; the quarantine reconciles.
 
-Cluster: the Jobs and the CronJob, and the datasets on the `fraud-data` volume. Local: the
-datasets under FRAUD_DATA_DIR.
+Cluster: the WorkflowTemplate `data-pipeline`, the newest Workflow that ran it (its own, or the
+whole pipeline's; Workflows are kept 7 days after they finish: lasting evidence, unlike Jobs) and
+the datasets on the `fraud-data` volume. Local: the datasets under FRAUD_DATA_DIR (`fraudlab
+pipeline` runs the same steps).
 """
 
 from __future__ import annotations
@@ -12,67 +15,58 @@ import pytest
 import labkit
 from labkit import NAMESPACE, hint, kubectl
 
-VALIDATE, FEATURES, CRONJOB = "validate", "features", labkit.PIPELINE_CRONJOB
-MIN_RETRIES = 3
+TEMPLATE, VALIDATE = labkit.DATA_TEMPLATE, "validate"
+APPLY = kubectl("apply -k labs/03-data-pipelines/starter")
+RUN = "scripts/run-pipeline.sh data-pipeline"
 
 
 def fix_for(datasets, step: str) -> str:
     """The command that (re)builds a dataset on this target."""
     if isinstance(datasets, labkit.LocalDatasets):
         return f"make {step}"
-    return kubectl(f"-n {NAMESPACE} logs job/{step} --tail=20")
+    return RUN + "   (then: " + kubectl(f"-n {NAMESPACE} get workflows") + ")"
 
 
 # --- kind mode: the pipeline's objects --------------------------------------------------------------
-@pytest.mark.cluster("Jobs run on a cluster")
-@pytest.mark.parametrize("job", labkit.PIPELINE_JOBS)
-def test_pipeline_job_succeeded(k8s, job):
-    """Job `{job}` has completed successfully."""
-    obj = k8s.job(job)
-    found = "no such Job (Jobs are deleted 24 h after they finish)" if obj is None else labkit.job_state(obj)
-    assert labkit.job_succeeded(obj), hint("1 succeeded pod", found, kubectl(f"-n {NAMESPACE} logs job/{job} --tail=20"))
+@pytest.mark.cluster("reads the WorkflowTemplate")
+def test_pipeline_template_exists(k8s):
+    """WorkflowTemplate `data-pipeline` exists in namespace `fraud-lab`."""
+    assert k8s.workflowtemplate(TEMPLATE) is not None, hint(f"WorkflowTemplate {TEMPLATE} in {NAMESPACE}", "no such object", APPLY)
 
 
-@pytest.mark.cluster("reads the Job's spec")
+@pytest.mark.cluster("reads the WorkflowTemplate")
+@pytest.mark.needs("test_pipeline_template_exists")
+def test_pipeline_dag_orders_the_steps(k8s):
+    """The DAG orders the steps: simulate first, validate after simulate, features after validate."""
+    depends = labkit.dag_depends(k8s.workflowtemplate(TEMPLATE))
+    wrong = {task: needs for task, needs in labkit.DATA_DEPENDS.items() if depends.get(task) != needs}
+    assert not wrong, hint(
+        "; ".join(f"{task} depends on {' && '.join(sorted(needs)) or 'nothing'}" for task, needs in wrong.items()),
+        "; ".join(f"{task} depends on {' && '.join(sorted(depends[task])) or 'nothing'}" if task in depends else f"no task {task}" for task in wrong),
+        kubectl(f"-n {NAMESPACE} get workflowtemplate {TEMPLATE} -o yaml"),
+    )
+
+
+@pytest.mark.cluster("reads the WorkflowTemplate")
+@pytest.mark.needs("test_pipeline_template_exists")
 def test_validate_sets_quarantine_budget(k8s):
-    """Job `validate` states its quarantine budget: `--max-quarantine 0.001` in its args (0.1 % of rows)."""
-    job = k8s.job(VALIDATE)
-    assert job is not None, hint(f"Job {VALIDATE}", "no such Job", kubectl("apply -f labs/03-data-pipelines/starter/"))
-    args = (labkit.find_container(labkit.pod_spec(job), VALIDATE) or {}).get("args") or []
+    """Step `validate` states its quarantine budget: `--max-quarantine 0.001` in its args (0.1 % of rows)."""
+    args = ((labkit.template_named(k8s.workflowtemplate(TEMPLATE), VALIDATE) or {}).get("container") or {}).get("args") or []
     budget = args[args.index("--max-quarantine") + 1] if "--max-quarantine" in args[:-1] else None
     assert budget is not None and float(budget) == labkit.MAX_QUARANTINE_SHARE, hint(
-        f'args ["validate", "--max-quarantine", "{labkit.MAX_QUARANTINE_SHARE}"]', f"args {args}", kubectl(f"-n {NAMESPACE} get job {VALIDATE} -o jsonpath='{{.spec.template.spec.containers[0].args}}'")
+        f'args ["validate", "--max-quarantine", "{labkit.MAX_QUARANTINE_SHARE}"]', f"args {args}", kubectl(f"-n {NAMESPACE} get workflowtemplate {TEMPLATE} -o yaml")
     )
 
 
-@pytest.mark.cluster("reads the Job's spec")
-def test_features_waits_for_its_input(k8s):
-    """Job `features` retries until its input exists: restartPolicy OnFailure and backoffLimit ≥ 3."""
-    job = k8s.job(FEATURES)
-    assert job is not None, hint(f"Job {FEATURES}", "no such Job", kubectl("apply -f labs/03-data-pipelines/starter/"))
-    policy = labkit.pod_spec(job).get("restartPolicy")
-    retries = (job.get("spec") or {}).get("backoffLimit", 6)
-    assert policy == "OnFailure" and retries >= MIN_RETRIES, hint(
-        f"restartPolicy OnFailure, backoffLimit ≥ {MIN_RETRIES}", f"restartPolicy {policy}, backoffLimit {retries}", kubectl(f"-n {NAMESPACE} describe job {FEATURES}")
-    )
-
-
-@pytest.mark.cluster("CronJobs run on a cluster")
-def test_cronjob_scheduled(k8s):
-    """CronJob `data-pipeline` runs the whole pipeline every day, never two runs at once (concurrencyPolicy Forbid)."""
-    cron = k8s.cronjob(CRONJOB)
-    assert cron is not None, hint(f"CronJob {CRONJOB}", "no such CronJob", kubectl("apply -f labs/03-data-pipelines/starter/"))
-    spec = cron.get("spec") or {}
-    args = (labkit.find_container(labkit.pod_spec(cron), "pipeline") or {}).get("args") or []
-    problems = []
-    fields = str(spec.get("schedule", "")).split()
-    if len(fields) != 5 or fields[2:4] != ["*", "*"]:
-        problems.append(f"schedule {spec.get('schedule')!r} does not run every day")
-    if spec.get("concurrencyPolicy") != "Forbid":
-        problems.append(f"concurrencyPolicy {spec.get('concurrencyPolicy', 'Allow (the default)')}")
-    if not args or args[0] != "pipeline":
-        problems.append(f"args {args}")
-    assert not problems, hint('a daily schedule (e.g. "0 2 * * *"), concurrencyPolicy Forbid, args ["pipeline", …]', "; ".join(problems), kubectl(f"-n {NAMESPACE} get cronjob {CRONJOB} -o yaml"))
+@pytest.mark.cluster("Workflows run on a cluster")
+@pytest.mark.needs("test_pipeline_template_exists")
+@pytest.mark.parametrize("step", labkit.DATA_STEPS)
+def test_pipeline_step_succeeded(k8s, step):
+    """Step `{step}` of the newest pipeline Workflow has succeeded."""
+    workflow = labkit.latest_workflow(k8s.workflows(), TEMPLATE, labkit.PIPELINE_TEMPLATE)
+    node = labkit.workflow_step(workflow, step)
+    debug = RUN if workflow is None else kubectl(f"-n {NAMESPACE} logs -l workflows.argoproj.io/workflow={workflow['metadata']['name']} -c main --tail=20")
+    assert node is not None and node.get("phase") == "Succeeded", hint(f"step {step} Succeeded ({labkit.WORKFLOWS_KEPT})", labkit.step_state(workflow, step), debug)
 
 
 # --- both targets: the datasets ------------------------------------------------------------------------

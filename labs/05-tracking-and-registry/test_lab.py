@@ -48,7 +48,7 @@ def lineage_problems(run: dict) -> list[str]:
 def test_mlflow_deployment_configured(k8s):
     """Deployment `mlflow` keeps runs in PostgreSQL, artifacts in the S3 store, and turns on MLflow's login."""
     dep = k8s.deployment(DEPLOYMENT)
-    assert dep is not None, hint(f"Deployment {DEPLOYMENT} in {NAMESPACE}", "no such Deployment", kubectl("apply -f labs/05-tracking-and-registry/starter/"))
+    assert dep is not None, hint(f"Deployment {DEPLOYMENT} in {NAMESPACE}", "no such Deployment", kubectl("apply -k labs/05-tracking-and-registry/starter"))
     container = labkit.find_container(labkit.pod_spec(dep), CONTAINER)
     wanted = {
         "FRAUD_MLFLOW_BACKEND_STORE_URI": lambda v: v.startswith("postgresql://"),

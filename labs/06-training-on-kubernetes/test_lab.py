@@ -1,5 +1,6 @@
-"""Lab 06 · Training on Kubernetes: the training Job succeeded on a GPU or the CPU, its run meets
-the quality gate and records the device; the promotion step decided the champion through the gate.
+"""Lab 06 · Training on Kubernetes: the pipeline's train steps (WorkflowTemplate `train-model`,
+called once per model) succeeded on a GPU or the CPU, each run meets the quality gate and records
+the device; the promote step decided the champion through the gate.
 
 The gate is the fraud system's: AUC ROC ≥ FRAUD_GATE_MIN_AUC (0.85) and average precision ≥
 FRAUD_GATE_MIN_AP (0.60), read from the same variables as `fraudlab promote`.
@@ -12,7 +13,8 @@ import pytest
 import labkit
 from labkit import NAMESPACE, POOL_LABEL, hint, kubectl
 
-JOB, CONTAINER, PROMOTE = labkit.TRAIN_JOB, "train", labkit.PROMOTE_JOB
+TEMPLATE, STEP = labkit.TRAIN_TEMPLATE, "train"
+APPLY = kubectl("apply -k labs/06-training-on-kubernetes/starter")
 DEVICES = ("cpu", "cuda")
 CREDENTIALS = {"MLFLOW_TRACKING_USERNAME": "FRAUD_MLFLOW_ADMIN_USERNAME", "MLFLOW_TRACKING_PASSWORD": "FRAUD_MLFLOW_ADMIN_PASSWORD"}
 CREDENTIALS_SECRET = "mlflow-credentials"
@@ -33,43 +35,50 @@ def latest_run(mlflow, experiment_name: str) -> dict | None:
 
 def debug_train(endpoints) -> str:
     if endpoints.target == "cluster":
-        return kubectl(f"-n {NAMESPACE} logs job/{JOB} --tail=20")
+        return kubectl(f"-n {NAMESPACE} logs -l app.kubernetes.io/name=train -c main --tail=20")
     return "make train MODEL=random_forest"
 
 
-# --- kind mode: the Job -------------------------------------------------------------------------------
-@pytest.mark.cluster("reads the Job's spec")
-def test_train_job_on_data_pool(k8s):
-    """Job `train` runs where the datasets are: required node affinity on fraud-lab.io/pool=data."""
-    job = k8s.job(JOB)
-    assert job is not None, hint(f"Job {JOB} in {NAMESPACE}", "no such Job (Jobs are deleted 24 h after they finish)", kubectl("apply -f labs/06-training-on-kubernetes/starter/job.train.yaml"))
-    pools = labkit.required_pools(labkit.pod_spec(job))
-    assert pools == {"data"}, hint(f"{POOL_LABEL} In [data] (required node affinity)", "no rule: it may run on any node" if pools is None else f"pools {sorted(pools)}", kubectl(f"-n {NAMESPACE} get job {JOB} -o jsonpath='{{.spec.template.spec.affinity}}'"))
+# --- kind mode: the train template and the pipeline's train steps ---------------------------------------
+def train_pod(k8s) -> dict:
+    return labkit.template_pod_spec(k8s.workflowtemplate(TEMPLATE), STEP)
 
 
-@pytest.mark.cluster("reads the Job's spec")
-@pytest.mark.needs("test_train_job_on_data_pool")
-def test_train_job_sets_resources(k8s):
-    """Container `train` requests CPU and memory and sets a memory limit."""
-    missing = labkit.resource_problems(labkit.find_container(labkit.pod_spec(k8s.job(JOB)), CONTAINER))
-    assert not missing, hint("resources.requests.cpu, resources.requests.memory and resources.limits.memory", f"missing {', '.join(missing)}", kubectl(f"-n {NAMESPACE} get job {JOB} -o jsonpath='{{.spec.template.spec.containers[0].resources}}'"))
+@pytest.mark.cluster("reads the WorkflowTemplate")
+def test_train_template_on_data_pool(k8s):
+    """Template `train` of WorkflowTemplate `train-model` runs where the datasets are: required node affinity on fraud-lab.io/pool=data."""
+    template = k8s.workflowtemplate(TEMPLATE)
+    assert template is not None, hint(f"WorkflowTemplate {TEMPLATE} in {NAMESPACE}", "no such object", APPLY)
+    pools = labkit.required_pools(train_pod(k8s))
+    assert pools == {"data"}, hint(f"{POOL_LABEL} In [data] (required node affinity)", "no rule: it may run on any node" if pools is None else f"pools {sorted(pools)}", kubectl(f"-n {NAMESPACE} get workflowtemplate {TEMPLATE} -o jsonpath='{{.spec.affinity}}'"))
 
 
-@pytest.mark.cluster("reads the Job's spec")
-@pytest.mark.needs("test_train_job_on_data_pool")
-def test_train_job_uses_mlflow_secret(k8s):
-    """Job `train` logs in to MLflow with the Secret mlflow-credentials (MLFLOW_TRACKING_USERNAME / PASSWORD from secretKeyRef)."""
-    container = labkit.find_container(labkit.pod_spec(k8s.job(JOB)), CONTAINER)
+@pytest.mark.cluster("reads the WorkflowTemplate")
+@pytest.mark.needs("test_train_template_on_data_pool")
+def test_train_template_sets_resources(k8s):
+    """The train container requests CPU and memory and sets a memory limit."""
+    missing = labkit.resource_problems(labkit.find_container(train_pod(k8s), "main"))
+    assert not missing, hint("resources.requests.cpu, resources.requests.memory and resources.limits.memory", f"missing {', '.join(missing)}", kubectl(f"-n {NAMESPACE} get workflowtemplate {TEMPLATE} -o jsonpath='{{.spec.templates[0].container.resources}}'"))
+
+
+@pytest.mark.cluster("reads the WorkflowTemplate")
+@pytest.mark.needs("test_train_template_on_data_pool")
+def test_train_template_uses_mlflow_secret(k8s):
+    """The train container logs in to MLflow with the Secret mlflow-credentials (MLFLOW_TRACKING_USERNAME / PASSWORD from secretKeyRef)."""
+    container = labkit.find_container(train_pod(k8s), "main")
     wrong = [f"{var} ({'a literal value' if labkit.env_value(container, var) else 'not set'})" for var, key in CREDENTIALS.items() if labkit.env_from_secret(container, var) != (CREDENTIALS_SECRET, key)]
-    assert not wrong, hint(f"both from secretKeyRef {CREDENTIALS_SECRET}", ", ".join(wrong), kubectl(f"-n {NAMESPACE} get job {JOB} -o jsonpath='{{.spec.template.spec.containers[0].env}}'"))
+    assert not wrong, hint(f"both from secretKeyRef {CREDENTIALS_SECRET}", ", ".join(wrong), kubectl(f"-n {NAMESPACE} get workflowtemplate {TEMPLATE} -o jsonpath='{{.spec.templates[0].container.env}}'"))
 
 
-@pytest.mark.cluster("Jobs run on a cluster")
-@pytest.mark.needs("test_train_job_on_data_pool")
-def test_train_job_succeeded(k8s):
-    """Job `train` has completed successfully."""
-    job = k8s.job(JOB)
-    assert labkit.job_succeeded(job), hint("1 succeeded pod", labkit.job_state(job), kubectl(f"-n {NAMESPACE} logs job/{JOB} --tail=20"))
+@pytest.mark.cluster("Workflows run on a cluster")
+@pytest.mark.needs("test_train_template_on_data_pool")
+@pytest.mark.parametrize("step", labkit.TRAIN_STEPS)
+def test_train_step_succeeded(k8s, step):
+    """Step `{step}` of the newest pipeline Workflow has succeeded."""
+    workflow = labkit.latest_workflow(k8s.workflows(), labkit.PIPELINE_TEMPLATE)
+    node = labkit.workflow_step(workflow, step)
+    debug = "scripts/run-pipeline.sh" if workflow is None else kubectl(f"-n {NAMESPACE} logs -l workflows.argoproj.io/workflow={workflow['metadata']['name']} -c main --tail=20")
+    assert node is not None and node.get("phase") == "Succeeded", hint(f"step {step} Succeeded ({labkit.WORKFLOWS_KEPT})", labkit.step_state(workflow, step), debug)
 
 
 # --- both targets: the run in MLflow ----------------------------------------------------------------------
@@ -107,7 +116,7 @@ def test_run_meets_quality_gate(endpoints, mlflow, experiment_name):
 def test_champion_passed_gate(endpoints, mlflow, model_name):
     """The champion version passed the gate when it was promoted (version tag passed_gate=true)."""
     version = mlflow.version_by_alias(model_name, labkit.CHAMPION)
-    debug = kubectl(f"-n {NAMESPACE} logs job/{PROMOTE} --tail=20") if endpoints.target == "cluster" else "make train MODEL=random_forest   (train promotes; or: fraudlab promote)"
+    debug = kubectl(f"-n {NAMESPACE} logs -l app.kubernetes.io/name=promote -c main --tail=20") if endpoints.target == "cluster" else "make train MODEL=random_forest   (train promotes; or: fraudlab promote)"
     assert version is not None, hint(f"models:/{model_name}@{labkit.CHAMPION}", "no champion (has the promote step run?)", debug)
     tags = {t["key"]: t["value"] for t in version.get("tags") or []}
     assert tags.get("passed_gate") == "true", hint("tag passed_gate=true on the champion version", f"version {version['version']}: passed_gate={tags.get('passed_gate')!r}, reason {tags.get('promotion_reason')!r}", debug)

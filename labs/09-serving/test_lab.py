@@ -73,7 +73,7 @@ BAD_PAYLOADS = {"a missing input": _missing_input, "an amount that is not a numb
 def test_seldondeployment_spec(k8s):
     """SeldonDeployment `fraud-detector` speaks V2 with 2 replicas, loads models:/fraud-detector@champion, and is ready only once the model is."""
     sdep = k8s.seldondeployment(SDEP)
-    assert sdep is not None, hint(f"SeldonDeployment {SDEP} in {NAMESPACE}", "no such object", kubectl("apply -f labs/09-serving/starter/"))
+    assert sdep is not None, hint(f"SeldonDeployment {SDEP} in {NAMESPACE}", "no such object", kubectl("apply -k labs/09-serving/starter"))
     spec = sdep.get("spec") or {}
     container = labkit.find_container(labkit.pod_spec(sdep), CONTAINER)
     readiness = ((container or {}).get("readinessProbe") or {}).get("httpGet", {}).get("path", "")

@@ -23,7 +23,10 @@ METRIC_WAIT_S = 20.0  # a scrape of metrics that appear after a replay
 
 
 def replay_fix(target: str) -> str:
-    return "make replay-cluster DAY=2018-08-08" if target == "cluster" else "make replay DAY=2018-08-08"
+    """What makes the monitored model score a day on this target. In the cluster, the drift monitor
+    reads the served scores the pipeline's replay step leaves on the `fraud-data` volume (a replay
+    from this machine, make replay-cluster, writes them here, where the monitor never looks)."""
+    return "scripts/run-pipeline.sh fraud-pipeline through=replay" if target == "cluster" else "make replay DAY=2018-08-08"
 
 
 def prometheus_logs(endpoints) -> str:
@@ -94,7 +97,7 @@ def test_podmonitor_selects_pods(k8s, monitor):
 def test_drift_monitor_deployment_spec(k8s):
     """Deployment `drift-monitor` runs `fraudlab monitor` on 0.0.0.0:8090 behind the container port `metrics`, reading the fraud-data volume at /data."""
     dep = k8s.deployment(DEPLOYMENT)
-    assert dep is not None, hint(f"Deployment {DEPLOYMENT} in {NAMESPACE}", "no such object", kubectl("apply -f labs/11-monitoring/starter/"))
+    assert dep is not None, hint(f"Deployment {DEPLOYMENT} in {NAMESPACE}", "no such object", kubectl("apply -k labs/11-monitoring/starter"))
     podspec = labkit.pod_spec(dep)
     container = labkit.find_container(podspec, CONTAINER) or {}
     args = [str(a) for a in container.get("args") or []]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -22,14 +23,25 @@ from reference_app.features import FEATURE_NAMES
 from reference_app.localstack import free_port
 from reference_app.serving import replay
 from reference_app.tracking import OUTPUT_NAME
-from tests.static.k8s import KUBERNETES_VERSION, containers, pod_templates, pod_security_problems, prepare_manifests, render
+from tests.static.k8s import KUBECTL, KUBERNETES_VERSION, containers, pod_templates, pod_security_problems, prepare_manifests, render
 
 from .conftest import LAB_DIRS, LABS, ROOT, check, lab_env, load_lab_module, parse, run_lab
 
 @pytest.fixture(scope="module")
-def overlays(tmp_path_factory) -> dict[str, list[dict]]:
-    manifests = prepare_manifests(tmp_path_factory.mktemp("labs-manifests"))
-    return {name: render(name, manifests) for name in ("kind", "kind-gpu")}
+def workspace(tmp_path_factory) -> Path:
+    """manifests/ (prepared as make images and make deploy would) and labs/ side by side."""
+    root = tmp_path_factory.mktemp("labs-workspace")
+    prepare_manifests(root)
+    shutil.copytree(ROOT / "labs", root / "labs", ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def overlays(workspace) -> dict[str, list[dict]]:
+    return {name: render(name, workspace / "manifests") for name in ("kind", "kind-gpu")}
+
+
+_STARTERS: dict[int, list[dict]] = {}
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +71,12 @@ class FakeCluster:
     def job(self, name, namespace="fraud-lab"):
         return self._get("Job", name, namespace)
 
+    def workflowtemplate(self, name, namespace="fraud-lab"):
+        return self._get("WorkflowTemplate", name, namespace)
+
+    def workflows(self, namespace="fraud-lab"):
+        return [o for o in self.objects if o["kind"] == "Workflow" and o["metadata"].get("namespace") == namespace]
+
     def cronjob(self, name, namespace="fraud-lab"):
         return self._get("CronJob", name, namespace)
 
@@ -81,13 +99,20 @@ class FakeCluster:
         return self._get("Namespace", name, None)
 
 
-def starter_objects(lab: int) -> list[dict]:
-    return [d for path in sorted((LAB_DIRS[lab] / "starter").glob("*.yaml")) for d in yaml.safe_load_all(path.read_text()) if d]
+def starter_objects(lab: int, workspace: Path | None = None) -> list[dict]:
+    """The lab's starter as `kubectl apply -k labs/NN-…/starter` sends it (the app image
+    Component resolved in `workspace`, rendered once per lab)."""
+    if lab not in _STARTERS:
+        assert workspace is not None, "render the starters with a workspace first"
+        folder = workspace / "labs" / LAB_DIRS[lab].name / "starter"
+        out = subprocess.run([KUBECTL, "kustomize", str(folder)], capture_output=True, text=True, check=True, timeout=120)
+        _STARTERS[lab] = [d for d in yaml.safe_load_all(out.stdout) if d]
+    return _STARTERS[lab]
 
 
-def with_starter(objects: list[dict], lab: int) -> list[dict]:
+def with_starter(objects: list[dict], lab: int, workspace: Path) -> list[dict]:
     """The rendered overlay with the lab's starter objects in place of the reference ones."""
-    starters = starter_objects(lab)
+    starters = starter_objects(lab, workspace)
     keys = {(o["kind"], o["metadata"]["name"]) for o in starters}
     return [o for o in objects if (o["kind"], o["metadata"]["name"]) not in keys] + starters
 
@@ -109,17 +134,17 @@ SPEC_CHECKS = {
         ("test_simulate_sets_resources", (), "found:    missing resources.requests.cpu, resources.requests.memory, resources.limits.memory"),
     ],
     3: [
+        ("test_pipeline_template_exists", (), None),
+        ("test_pipeline_dag_orders_the_steps", (), "found:    features depends on nothing"),
         ("test_validate_sets_quarantine_budget", (), "found:    args ['validate']"),
-        ("test_features_waits_for_its_input", (), "found:    restartPolicy Never, backoffLimit 0"),
-        ("test_cronjob_scheduled", (), "found:    schedule '0 2 31 2 *' does not run every day; concurrencyPolicy Allow (the default)"),
     ],
     5: [
         ("test_mlflow_deployment_configured", (), "found:    FRAUD_MLFLOW_BACKEND_STORE_URI=(unset), FRAUD_MLFLOW_ARTIFACTS_DESTINATION=(unset), MLFLOW_S3_ENDPOINT_URL=(unset), FRAUD_MLFLOW_AUTH=false"),
     ],
     6: [
-        ("test_train_job_on_data_pool", (), "found:    no rule: it may run on any node"),
-        ("test_train_job_sets_resources", (), "found:    missing resources.requests.cpu, resources.requests.memory, resources.limits.memory"),
-        ("test_train_job_uses_mlflow_secret", (), "found:    MLFLOW_TRACKING_USERNAME (not set), MLFLOW_TRACKING_PASSWORD (not set)"),
+        ("test_train_template_on_data_pool", (), "found:    no rule: it may run on any node"),
+        ("test_train_template_sets_resources", (), "found:    missing resources.requests.cpu, resources.requests.memory, resources.limits.memory"),
+        ("test_train_template_uses_mlflow_secret", (), "found:    MLFLOW_TRACKING_USERNAME (not set), MLFLOW_TRACKING_PASSWORD (not set)"),
     ],
     9: [
         ("test_seldondeployment_spec", (), "found:    protocol None; replicas [1]; FRAUD_MODEL_URI models:/fraud-detector/1; readinessProbe (none)"),
@@ -135,13 +160,13 @@ SPEC_CHECKS = {
 
 
 @pytest.mark.parametrize("lab", sorted(SPEC_CHECKS))
-def test_spec_checks_pass_on_the_reference_and_fail_on_the_starter(overlays, labkit, lab):
+def test_spec_checks_pass_on_the_reference_and_fail_on_the_starter(overlays, workspace, labkit, lab):
     module = load_lab_module(lab)
     for name, args, starter_found in SPEC_CHECKS[lab]:
         fn = getattr(module, name)
         for overlay in ("kind", "kind-gpu"):
             assert outcome(fn, FakeCluster(overlays[overlay]), *args) is None, f"lab {lab:02d} {name} fails on the reference ({overlay})"
-        message = outcome(fn, FakeCluster(with_starter(overlays["kind"], lab)), *args)
+        message = outcome(fn, FakeCluster(with_starter(overlays["kind"], lab, workspace)), *args)
         if starter_found is None:
             assert message is None, f"lab {lab:02d} {name} should not depend on the starter's gaps:\n{message}"
         else:
@@ -158,18 +183,24 @@ def test_lab00_namespace_checks_pass_on_the_rendered_namespaces(overlays, labkit
 
 def test_names_the_validators_look_for_exist_in_the_overlay(overlays, labkit):
     objects = overlays["kind"]
-    for job in (*labkit.PIPELINE_JOBS, labkit.TRAIN_JOB, labkit.PROMOTE_JOB):
-        find(objects, "Job", job)
-    find(objects, "CronJob", labkit.PIPELINE_CRONJOB)
+    for name in (labkit.DATA_TEMPLATE, labkit.TRAIN_TEMPLATE, labkit.PIPELINE_TEMPLATE):
+        find(objects, "WorkflowTemplate", name)
+    find(objects, "Job", labkit.SIMULATE_JOB)
+    data = find(objects, "WorkflowTemplate", labkit.DATA_TEMPLATE)
+    assert labkit.dag_depends(data) == labkit.DATA_DEPENDS
+    pipeline = find(objects, "WorkflowTemplate", labkit.PIPELINE_TEMPLATE)
+    assert set(labkit.TRAIN_STEPS) <= set(labkit.dag_depends(pipeline))
     pvc = find(objects, "PersistentVolumeClaim", labkit.DATA_PVC)
     assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
     simulate = find(objects, "Job", "simulate")
     mounts = labkit.find_container(labkit.pod_spec(simulate), "simulate")["volumeMounts"]
     claim = {v["name"]: v.get("persistentVolumeClaim", {}).get("claimName") for v in labkit.pod_spec(simulate)["volumes"]}
     assert any(m["mountPath"] == labkit.DATA_MOUNT and claim[m["name"]] == labkit.DATA_PVC for m in mounts)
-    # Every data and training Job is confined to the data pool, where the volume lives.
-    for job in (*labkit.PIPELINE_JOBS, labkit.TRAIN_JOB, labkit.PROMOTE_JOB):
-        assert labkit.required_pools(labkit.pod_spec(find(objects, "Job", job))) == {"data"}, job
+    # Every pipeline step is confined to the data pool, where the volume lives.
+    for name in (labkit.DATA_TEMPLATE, labkit.TRAIN_TEMPLATE, labkit.PIPELINE_TEMPLATE):
+        template = find(objects, "WorkflowTemplate", name)
+        for step in (t["name"] for t in template["spec"]["templates"] if "container" in t):
+            assert labkit.required_pools(labkit.template_pod_spec(template, step)) == {"data"}, (name, step)
     mlflow = find(objects, "Deployment", labkit.MLFLOW_DEPLOYMENT)
     assert labkit.find_container(labkit.pod_spec(mlflow), labkit.MLFLOW_CONTAINER)["name"] == labkit.MLFLOW_CONTAINER
     assert [p["nodePort"] for p in find(objects, "Service", "mlflow")["spec"]["ports"]] == [labkit.NODEPORTS["mlflow"]]
@@ -180,7 +211,7 @@ def test_names_the_validators_look_for_exist_in_the_overlay(overlays, labkit):
     assert sdep["spec"]["predictors"][0]["componentSpecs"][0]["metadata"]["labels"][key] == value
     service = find(objects, "Service", labkit.MODEL_NODEPORT_SERVICE)
     assert sorted(p["nodePort"] for p in service["spec"]["ports"]) == sorted([labkit.NODEPORTS["model_http"], labkit.NODEPORTS["model_grpc"]])
-    assert labkit.MAX_QUARANTINE_SHARE == float(labkit.find_container(labkit.pod_spec(find(objects, "Job", "validate")), "validate")["args"][2])
+    assert labkit.MAX_QUARANTINE_SHARE == float(labkit.template_named(data, "validate")["container"]["args"][2])
     for namespace, level in labkit.NAMESPACE_POD_SECURITY.items():
         assert find(objects, "Namespace", namespace, None)["metadata"]["labels"][labkit.PSS_ENFORCE_LABEL] == level
     secret = find(objects, "Secret", "mlflow-credentials")
@@ -214,7 +245,7 @@ def test_fraud_system_names_match_the_app(labkit):
     }
 
 
-def test_reference_parts_exist_and_starters_replace_exactly_the_learners_parts(overlays):
+def test_reference_parts_exist_and_starters_replace_exactly_the_learners_parts(overlays, workspace):
     load_lab_module(0)
     import reference
 
@@ -226,25 +257,27 @@ def test_reference_parts_exist_and_starters_replace_exactly_the_learners_parts(o
     staged = [p for _, parts, _ in reference.STAGES for p in parts]
     assert sorted(staged) == sorted(reference.PARTS), "every part is applied by exactly one stage"
     for lab, learner in reference.LEARNER.items():
-        starters = {(o["kind"], o["metadata"]["name"]) for o in starter_objects(lab)}
+        starters = {(o["kind"], o["metadata"]["name"]) for o in starter_objects(lab, workspace)}
         assert starters == {key for part in learner for key in reference.PARTS[part]}, lab
         assert not set(learner) & set(reference.prerequisites(lab)), lab
-    assert reference.prerequisites(6)[-1] == "training-account" and "promote" not in reference.prerequisites(6)
+    assert reference.prerequisites(6)[-1] == "pipeline" and "train" not in reference.prerequisites(6)
+    assert reference.prerequisites(3)[-1] == "pipeline-account" and reference.RELEASES_FOR(3) == ["argo-workflows"]
     assert reference.RESETS[2] == ["job/simulate"] and reference.RESETS[9] == ["seldondeployment/fraud-detector"]
     assert reference.RESETS[11] == ["deployment/drift-monitor", "podmonitor/drift-monitor"]
-    assert reference.prerequisites(11)[-2:] == ["replay", "monitoring-access"]
+    assert reference.prerequisites(11)[-1] == "monitoring-access"
+    assert reference.RESETS[3] == ["workflowtemplate/data-pipeline"] and reference.RESETS[6] == ["workflowtemplate/train-model"]
     # The dashboard ConfigMap is the one object of a part outside namespace fraud-lab.
     (dashboard,) = [o for o in reference.select(objects, ["monitoring-access"]) if o["kind"] == "ConfigMap"]
     assert dashboard["metadata"]["namespace"] == "monitoring"
 
 
 @pytest.mark.parametrize("lab", [2, 3, 5, 6, 9, 11])
-def test_starters_are_the_reference_objects_with_gaps(overlays, lab):
+def test_starters_are_the_reference_objects_with_gaps(overlays, workspace, lab):
     """Same kind, name, namespace, labels and image as the reference; TODO(lab-NN) gaps."""
     text = "".join(p.read_text() for p in (LAB_DIRS[lab] / "starter").glob("*.yaml"))
     todos = re.findall(r"TODO\(lab-(\d\d)\)", text)
     assert todos and set(todos) == {f"{lab:02d}"}
-    for obj in starter_objects(lab):
+    for obj in starter_objects(lab, workspace):
         ref = find(overlays["kind"], obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace"))
         assert obj["metadata"]["labels"] == ref["metadata"]["labels"]
         assert obj["apiVersion"] == ref["apiVersion"]
@@ -258,7 +291,13 @@ def test_starters_are_the_reference_objects_with_gaps(overlays, lab):
         if obj["kind"] == "PodMonitor":
             assert "selector" in obj["spec"] and obj["spec"]["podMetricsEndpoints"]
             continue
-        docs = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "check"}, "spec": pod} for _, _, pod in pod_templates(obj)] if obj["kind"] == "SeldonDeployment" else [obj]
+        if obj["kind"] == "WorkflowTemplate":
+            import jsonschema
+
+            from tests.static.k8s import crd_schema
+
+            assert not list(jsonschema.Draft7Validator(crd_schema(obj)).iter_errors(obj))
+        docs = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "check"}, "spec": pod} for _, _, pod in pod_templates(obj)] if obj["kind"] in {"SeldonDeployment", "WorkflowTemplate"} else [obj]
         for doc in docs:
             kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
         assert pod_security_problems([obj]) == []

@@ -191,30 +191,56 @@ def test_serve_ports_match_the_settings_the_container_gets(kind_objects):
         assert env["FRAUD_SERVE_HOST"] == "0.0.0.0"
 
 
+def flatten_dag(templates: dict[str, dict], template: str, entry: str) -> list[tuple[str, list[str], set[str]]]:
+    """`(task, fraudlab args, tasks it depends on)` of a WorkflowTemplate's DAG, in order, with
+    tasks that call another DAG (templateRef) replaced by that DAG's tasks: a dependency on such a
+    task becomes a dependency on its last task."""
+    spec = templates[template]["spec"]
+    by_name = {t["name"]: t for t in spec["templates"]}
+    (dag,) = [by_name[entry]["dag"]]
+    out, ends = [], {}
+    for task in dag["tasks"]:
+        ref = task.get("templateRef")
+        owner, name = (ref["name"], ref["template"]) if ref else (template, task["template"])
+        target = {t["name"]: t for t in templates[owner]["spec"]["templates"]}[name]
+        depends = {ends.get(d, d) for d in re.findall(r"[\w-]+", task.get("depends", ""))}
+        if "dag" in target:
+            inner = flatten_dag(templates, owner, name)
+            first = inner[0][0]
+            out += [(n, a, deps or (depends if n == first else deps)) for n, a, deps in inner]
+            ends[task["name"]] = inner[-1][0]
+            continue
+        params = {p["name"]: p["value"] for p in task.get("arguments", {}).get("parameters", [])}
+        assert target["container"]["command"] == ["fraudlab"], f"task {task['name']}: Argo's emissary needs an explicit command"
+        args = [re.sub(r"\{\{inputs\.parameters\.(\w+)\}\}", lambda m: params[m.group(1)], a) for a in target["container"]["args"]]
+        out.append((task["name"], args, depends))
+    return out
+
+
 def test_pipeline_template_equals_the_dag_the_app_runs(kind_objects):
-    """WorkflowTemplate fraud-pipeline runs PIPELINE_DAG: the same tasks, dependencies and
-    container arguments that `fraudlab pipeline --through replay` runs locally, in that order."""
-    from reference_app.pipeline import PIPELINE_DAG
+    """WorkflowTemplate fraud-pipeline (with data-pipeline's DAG and train-model's template) runs
+    PIPELINE_DAG: the same tasks, dependencies and container arguments that `fraudlab pipeline
+    --through replay` runs locally, in that order."""
+    from reference_app.pipeline import PIPELINE_ALIASES, PIPELINE_DAG
 
     templates = {o["metadata"]["name"]: o for o in kind_objects if o["kind"] == "WorkflowTemplate"}
-    pipeline = templates["fraud-pipeline"]["spec"]
-    by_name = {t["name"]: t for t in pipeline["templates"]}
-    for name in ("train-model",):
-        for t in templates[name]["spec"]["templates"]:
-            by_name[f"{name}/{t['name']}"] = t
-    (dag,) = [t["dag"] for t in pipeline["templates"] if t["name"] == pipeline["entrypoint"]]
-    found = []
-    for task in dag["tasks"]:
-        if "templateRef" in task:
-            template = by_name[f"{task['templateRef']['name']}/{task['templateRef']['template']}"]
-        else:
-            template = by_name[task["template"]]
-        params = {p["name"]: p["value"] for p in task.get("arguments", {}).get("parameters", [])}
-        args = [re.sub(r"\{\{inputs\.parameters\.(\w+)\}\}", lambda m: params[m.group(1)], a) for a in template["container"]["args"]]
-        assert template["container"]["command"] == ["fraudlab"], f"task {task['name']}: Argo's emissary needs an explicit command"
-        depends = sorted(re.findall(r"[\w-]+", task.get("depends", "")))
-        found.append((task["name"], args, depends))
-    assert found == [(name, args, sorted(needs)) for name, args, needs in PIPELINE_DAG]
+    found = flatten_dag(templates, "fraud-pipeline", templates["fraud-pipeline"]["spec"]["entrypoint"])
+    assert found == [(name, args, set(needs)) for name, args, needs in PIPELINE_DAG]
+    # `through` names only tasks of the DAG; each is a step the local pipeline knows.
+    (through,) = templates["fraud-pipeline"]["spec"]["arguments"]["parameters"]
+    tasks = [t["name"] for t in templates["fraud-pipeline"]["spec"]["templates"][0]["dag"]["tasks"]]
+    assert through["enum"] == tasks and through["value"] == "replay"
+    assert all(PIPELINE_ALIASES.get(t, t) in {n for n, _, _ in PIPELINE_DAG} for t in tasks)
+
+
+def test_dag_check_catches_a_missing_dependency(kind_objects):
+    """Dropping `depends` from a task changes what flatten_dag reads: the equality test would fail."""
+    import copy
+
+    templates = {o["metadata"]["name"]: copy.deepcopy(o) for o in kind_objects if o["kind"] == "WorkflowTemplate"}
+    templates["data-pipeline"]["spec"]["templates"][0]["dag"]["tasks"][2].pop("depends")
+    found = dict((n, d) for n, _, d in flatten_dag(templates, "fraud-pipeline", "pipeline"))
+    assert found["features"] == set()
 
 
 def test_retrain_has_one_template_for_both_triggers(kind_objects):
