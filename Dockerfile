@@ -40,6 +40,32 @@ COPY reference_app ./reference_app
 # The package and the kind-mode extras (PostgreSQL driver, S3 client), pinned by the lock file.
 RUN pip install --constraint requirements.lock ".[kind]" \
  && pip check
+# Trim what no feature of the image uses (≈ 0.5 GB; `make images` prints the size):
+# - test suites shipped inside wheels (pandas, scipy, sklearn, sympy, pyarrow, …: `tests` folders),
+#   torch's own C++ test binaries and test data (torch/bin but torch_shm_manager, which
+#   `import torch` needs; torch/test; torch/lib's test libraries),
+#   C/C++ headers for building extensions (torch/include, pyarrow/include);
+# - symbol tables of torch's libraries (strip --strip-unneeded: torch builds them itself, no
+#   auditwheel/patchelf edits that stripping could break; libtorch_cpu alone drops ≈ 90 MB);
+# - pyarrow's Arrow Flight (RPC) module and library: only Parquet and datasets are read and
+#   written (pyarrow.lib does not link Flight; it does link Substrait, which stays);
+# - compiled bytecode of sympy and networkx (torch requires them; nothing imports them at run
+#   time; if something does, Python compiles them in memory) — the rest keeps its bytecode, which
+#   halves every container's start (≈ 15 s → 6 s to import the app with and without);
+# - pip, setuptools and wheel: nothing installs at run time (models load with env_manager local).
+# tests/container runs every app container from the trimmed image (training and serving the MLP).
+RUN apt-get update -q && apt-get install -y -q --no-install-recommends binutils \
+ && SITE=/opt/venv/lib/python3.11/site-packages \
+ && find "${SITE}" -depth -type d -name tests -prune -exec rm -rf {} + \
+ && find "${SITE}/torch/bin" -mindepth 1 -maxdepth 1 ! -name torch_shm_manager -exec rm -rf {} + \
+ && rm -rf "${SITE}/torch/test" "${SITE}/torch/include" "${SITE}/pyarrow/include" \
+           "${SITE}"/torch/lib/libtorchbind_test.so "${SITE}"/torch/lib/libaoti_custom_ops.so \
+           "${SITE}"/torch/lib/libbackend_with_compiler.so \
+ && find "${SITE}/torch/lib" -name '*.so*' -exec strip --strip-unneeded {} + \
+ && rm -rf "${SITE}"/pyarrow/*flight* \
+ && find "${SITE}/sympy" "${SITE}/networkx" -name __pycache__ -prune -exec rm -rf {} + \
+ && python -m pip uninstall --yes --quiet pip setuptools wheel \
+ && python -c "import torch, sklearn, pandas, pyarrow.parquet, pyarrow.dataset, scipy.stats, mlflow, mlserver; torch.nn.Linear(2, 1)(torch.ones(1, 2))"
 
 FROM ${PYTHON_IMAGE} AS runtime
 ARG PYTHON_IMAGE
@@ -67,6 +93,7 @@ ENV PATH=/opt/venv/bin:${PATH} \
     MLSERVER_METRICS_DIR=/tmp/mlserver-metrics \
     MLSERVER_ENVIRONMENTS_DIR=/tmp/mlserver-envs \
     PYTHONDONTWRITEBYTECODE=1 \
+    GIT_PYTHON_REFRESH=quiet \
     PYTHONUNBUFFERED=1 \
     FRAUD_DATA_DIR=/data \
     FRAUD_SERVE_HOST=0.0.0.0 \

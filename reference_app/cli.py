@@ -31,7 +31,10 @@ def _settings(**overrides) -> Settings:
 
 
 def _fail(message: str, code: int = 1) -> None:
-    console.print(f"[red]error:[/red] {message}")
+    from rich.markup import escape
+
+    # Messages quote user input and paths: never read them as rich markup ("[/prefix]" is not a tag).
+    console.print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(code)
 
 

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -144,10 +145,12 @@ class Settings(BaseSettings):
     serving_reload_url: str = ""
     """Model repository URL to reload after a promotion (local mode: MLServer's
     `/v2/repository/models/<name>/load`); empty → `inference_url`."""
-    ct_mode: str = "inline"
-    """How the controller retrains: "inline" (in its own process) or "job" (a Kubernetes Job)."""
+    ct_mode: Literal["inline", "workflow"] = "inline"
+    """How the controller retrains: "inline" (in its own process, local mode) or "workflow" (kind
+    mode: it submits an Argo Workflow from the WorkflowTemplate `retrain`, and the retraining step
+    rolls the SeldonDeployment through the Kubernetes API)."""
     ct_namespace: str = "fraud-lab"
-    """Namespace of the retraining Job and the SeldonDeployment (kind mode)."""
+    """Namespace of the retraining Workflows and the SeldonDeployment (kind mode)."""
 
     @property
     def raw_dir(self) -> str:

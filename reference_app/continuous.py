@@ -5,7 +5,7 @@ the challenger goes through the promotion gate, and serving moves to a new champ
   windows, decision and reason).
 - `create_app`: the controller, an Alertmanager webhook receiver (`POST /alerts`); alerts
   labelled `action=retrain` start a cycle — in its own process (local mode, `ct_mode=inline`) or
-  as a Kubernetes Job (kind mode, `ct_mode=job`). One cycle at a time; alerts that arrive during
+  as an Argo Workflow from the WorkflowTemplate `retrain` (kind mode, `ct_mode=workflow`). One cycle at a time; alerts that arrive during
   a cycle are coalesced into it.
 
 Example:
@@ -100,7 +100,7 @@ def reload_serving(settings: Settings) -> bool:
     Returns:
         True when serving acknowledged the reload.
     """
-    if "KUBERNETES_SERVICE_HOST" in os.environ and settings.ct_mode == "job":
+    if "KUBERNETES_SERVICE_HOST" in os.environ and settings.ct_mode == "workflow":
         api, headers, ca = _kubernetes()
         patch = [{"op": "add", "path": "/spec/predictors/0/componentSpecs/0/metadata/annotations",
                   "value": {"fraud-lab.io/champion-reloaded-at": dt.datetime.now(dt.timezone.utc).isoformat()}}]  # fmt: skip
@@ -178,7 +178,7 @@ def create_app(settings: Settings) -> FastAPI:
     def cycle(trigger: dict) -> None:
         while trigger is not None:
             try:
-                if settings.ct_mode == "job":
+                if settings.ct_mode == "workflow":
                     outcome = {"workflow": create_retrain_workflow(settings, trigger)}
                 else:
                     outcome = retrain(settings, trigger)

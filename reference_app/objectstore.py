@@ -64,14 +64,24 @@ def ensure_bucket(destination: str, endpoint_url: str, timeout_s: float = 300.0,
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            client.create_bucket(Bucket=bucket)
-            return "created"
+            # HeadBucket first: some S3 servers (AWS in us-east-1, moto) answer CreateBucket with 200
+            # for a bucket the caller already owns, so its answer alone cannot tell.
+            client.head_bucket(Bucket=bucket)
+            return "exists"
         except ClientError as err:
-            code = err.response.get("Error", {}).get("Code", "")
-            if code in ALREADY_THERE:
-                return "exists"
-            raise ObjectStoreError(f"{endpoint_url} refused CreateBucket {bucket}: {code or err}") from err
+            code = str(err.response.get("Error", {}).get("Code", ""))
+            if code not in {"404", "NoSuchBucket", "NotFound"}:
+                raise ObjectStoreError(f"{endpoint_url} refused HeadBucket {bucket}: {code or err}") from err
         except (S3ConnectionError, HTTPClientError) as err:
             if time.monotonic() >= deadline:
                 raise ObjectStoreError(f"{endpoint_url} did not answer within {timeout_s:.0f} s: {err}") from err
             time.sleep(poll_s)
+            continue
+        try:
+            client.create_bucket(Bucket=bucket)
+            return "created"
+        except ClientError as err:
+            code = err.response.get("Error", {}).get("Code", "")
+            if code in ALREADY_THERE:  # created meanwhile by another replica
+                return "exists"
+            raise ObjectStoreError(f"{endpoint_url} refused CreateBucket {bucket}: {code or err}") from err

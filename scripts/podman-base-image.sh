@@ -39,5 +39,8 @@ debootstrap --variant=minbase --include=python3.11,python3-venv,ca-certificates 
 ln -sf /usr/bin/python3.11 "${root}/usr/local/bin/python"
 ln -sf /usr/bin/python3.11 "${root}/usr/local/bin/python3"
 rm -rf "${root}"/var/cache/apt/archives/*.deb "${root}"/var/lib/apt/lists/*
+# Like the official slim images: no manuals, no translations; licences (copyright files) stay.
+rm -rf "${root}"/usr/share/man/* "${root}"/usr/share/info/* "${root}"/usr/share/locale/*
+find "${root}/usr/share/doc" -type f ! -name copyright -delete
 tar -C "${root}" -c . | "${PODMAN[@]}" import --change 'CMD ["python"]' - "${BASE_IMAGE}" >&2
 say "${BASE_IMAGE}"

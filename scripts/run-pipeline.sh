@@ -51,7 +51,7 @@ fi
 
 require_kind_api
 k -n "${NS}" get workflowtemplate "${TEMPLATE}" >/dev/null 2>&1 ||
-  die "no WorkflowTemplate ${TEMPLATE} in namespace ${NS}" "make deploy   (or kubectl apply -k the lab's starter)"
+  die "no WorkflowTemplate ${TEMPLATE} in namespace ${NS}" "make deploy   (or: kubectl --context ${KUBE_CONTEXT} apply -k labs/NN-…/starter)"
 
 name="$(k -n "${NS}" create -o jsonpath='{.metadata.name}' -f - <<<"${workflow}")"
 say "submitted workflow/${name} (namespace ${NS})"

@@ -20,10 +20,51 @@ pytestmark = pytest.mark.slow
 
 
 def test_pipeline_command_reuses_the_demo_datasets(demo_run, stack_env):
+    """`fraudlab pipeline` runs the DAG's data steps with the Argo template's arguments, in order."""
     result = run_fraudlab(stack_env, "pipeline")
     assert result.returncode == 0, result.stdout + result.stderr
-    for step in ("simulate: reused", "validate: reused", "features: reused"):
-        assert step in result.stdout
+    lines = result.stdout.splitlines()
+    steps = [ln for ln in lines if ln.startswith("▸ ")]
+    assert steps == ["▸ simulate: fraudlab simulate", "▸ validate: fraudlab validate --max-quarantine 0.001", "▸ features: fraudlab features"]
+    assert sum(ln.startswith("reused ") for ln in lines) == 3, result.stdout
+
+
+def test_pipeline_through_an_unknown_step_lists_the_steps(stack_env):
+    result = run_fraudlab(stack_env, "pipeline", "--through", "trian")
+    assert result.returncode == 2 and "no pipeline step 'trian'; the steps: simulate, validate, features" in result.stdout
+
+
+def test_promote_undecided_decides_every_new_version_in_order(demo_run, mlflow_server, stack_env):
+    """The pipeline's promote step: every version the parallel train steps registered gets its alias."""
+    client = MlflowClient(tracking_uri=mlflow_server.url)
+    for model in ("logistic_regression", "logistic_regression"):
+        trained = run_fraudlab(stack_env, "train", "--model", model, "--no-promote", "--force")
+        assert trained.returncode == 0, trained.stdout + trained.stderr
+    versions = sorted(int(v.version) for v in client.search_model_versions("name = 'fraud-detector'"))
+    new = versions[-2:]
+    promoted = run_fraudlab(stack_env, "promote", "--undecided")
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+    decided = [ln for ln in promoted.stdout.splitlines() if "→ alias" in ln]
+    assert [ln.split(":")[0] for ln in decided] == [f"fraud-detector version {v}" for v in new]
+    for v in new:
+        assert client.get_model_version("fraud-detector", str(v)).tags["promotion_decision"] in {"champion", "challenger"}
+    again = run_fraudlab(stack_env, "promote", "--undecided")
+    assert again.returncode == 0 and "every version is decided already" in again.stdout
+    both = run_fraudlab(stack_env, "promote", "--undecided", "--version", "1")
+    assert both.returncode == 2 and "exclude each other" in both.stdout
+
+
+def test_wait_champion_finds_it_or_times_out(demo_run, mlflow_server, stack_env):
+    found = run_fraudlab(stack_env, "wait-champion", "--timeout", "30")
+    assert found.returncode == 0 and "fraud-detector@champion is version" in found.stdout, found.stdout + found.stderr
+    missing = run_fraudlab({**stack_env, "FRAUD_MODEL_NAME": "no-such-model"}, "wait-champion", "--timeout", "1")
+    assert missing.returncode == 1 and "no version of no-such-model has the alias champion after 1 s" in missing.stdout
+
+
+def test_replay_waits_for_the_model_then_says_why_it_gave_up(stack_env):
+    port = free_port()
+    result = run_fraudlab(stack_env, "replay", "--url", f"http://127.0.0.1:{port}", "--wait-ready", "1")
+    assert result.returncode == 1 and f"model not ready at http://127.0.0.1:{port}/v2/models/fraud-detector/ready after 1 s" in result.stdout
 
 
 def test_train_without_promotion_then_promote(mlflow_server, stack_env):

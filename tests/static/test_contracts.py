@@ -295,3 +295,35 @@ def test_host_port_check_catches_the_weed_shell_master_port():
     """The check reads `-master=s3:9333` (the bucket Job that could never finish) and URLs."""
     container = {"args": ["echo s3.bucket.list | weed shell -master=s3:9333"], "env": [{"name": "U", "value": "http://mlflow:5000"}]}
     assert service_host_ports({}, container) == [("s3", 9333), ("mlflow", 5000)]
+
+
+@pytest.mark.parametrize("args", [[], ["fraud-pipeline", "through=promote"], ["data-pipeline"], ["train-model", "model=mlp"]])
+def test_submitted_workflows_validate_and_name_declared_parameters(kind_objects, args):
+    """The Workflow scripts/run-pipeline.sh submits is valid for the Workflow CRD, names an existing
+    WorkflowTemplate, and passes only parameters the template declares (with allowed values)."""
+    import subprocess
+
+    import jsonschema
+    import yaml
+
+    from . import k8s
+
+    out = subprocess.run(["bash", "scripts/run-pipeline.sh", *args], cwd=k8s.ROOT, env={"PRINT": "1", "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    workflow = yaml.safe_load(out.stdout)
+    assert not list(jsonschema.Draft7Validator(k8s.crd_schema(workflow)).iter_errors(workflow))
+    templates = {o["metadata"]["name"]: o for o in kind_objects if o["kind"] == "WorkflowTemplate"}
+    template = templates[workflow["spec"]["workflowTemplateRef"]["name"]]
+    declared = {p["name"]: p for p in template["spec"].get("arguments", {}).get("parameters", [])}
+    for p in workflow["spec"].get("arguments", {}).get("parameters", []):
+        assert p["name"] in declared, p
+        assert p["value"] in declared[p["name"]].get("enum", [p["value"]]), p
+
+
+def test_run_pipeline_refuses_a_malformed_parameter():
+    import subprocess
+
+    from . import k8s
+
+    out = subprocess.run(["bash", "scripts/run-pipeline.sh", "fraud-pipeline", "through"], cwd=k8s.ROOT, env={"PRINT": "1", "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "is not NAME=VALUE" in out.stderr

@@ -32,8 +32,8 @@ SECRET_FILES = {
 RANDOM_KEYS = ("POSTGRES_PASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "FRAUD_MLFLOW_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY")
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 # Scripts that talk to a cluster: every kubectl/helm call names the kind context.
-CLUSTER_SCRIPTS = ("cluster-up.sh", "deploy.sh", "undeploy.sh", "gpu-cluster.sh")
-MAKE_TARGETS = ("doctor", "cluster", "cluster-down", "gpu-cluster", "images", "deploy", "undeploy", "secrets")
+CLUSTER_SCRIPTS = ("cluster-up.sh", "deploy.sh", "undeploy.sh", "gpu-cluster.sh", "helm-releases.sh", "run-pipeline.sh")
+MAKE_TARGETS = ("doctor", "cluster", "cluster-down", "gpu-cluster", "images", "images-podman", "deploy", "pipeline-cluster", "undeploy", "secrets", "system-packages")
 
 
 def shellcheck_binary() -> str:
@@ -449,6 +449,8 @@ def test_app_image_tag_is_the_content(tmp_path):
     for name in ("versions.sh", "set-app-image.sh"):
         (repo / "scripts" / name).write_text((SCRIPTS_DIR / name).read_text())
     (repo / "pyproject.toml").write_text('version = "0.1.0"\n')
+    (repo / "manifests" / "base").mkdir(parents=True)
+    shutil.copy(ROOT / "manifests" / "base" / "kustomizeconfig.yaml", repo / "manifests" / "base")
     git = ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t"]
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "add", "."], check=True)
@@ -543,6 +545,24 @@ def test_seldon_operator_values():
     values = yaml.safe_load((ROOT / "manifests" / "helm" / "seldon-core-operator.values.yaml").read_text())
     assert values["istio"]["enabled"] is False and values["ambassador"]["enabled"] is False
     assert values["usageMetrics"]["enabled"] is False
+
+
+RESTRICTED_CONTAINER = {"allowPrivilegeEscalation": False, "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def test_argo_workflows_values_fit_pod_security_restricted():
+    """Controller only; its pod and the executor's init/wait containers pass "restricted" (namespace
+    argo enforces it; fraud-lab, where workflow pods run, too); our own RBAC, no chart-made SA."""
+    values = yaml.safe_load((ROOT / "manifests" / "helm" / "argo-workflows.values.yaml").read_text())
+    assert values["server"]["enabled"] is False
+    assert values["workflow"]["serviceAccount"]["create"] is False and values["workflow"]["rbac"]["create"] is False
+    for context in (values["controller"]["securityContext"], values["executor"]["securityContext"]):
+        assert RESTRICTED_CONTAINER.items() <= context.items(), context
+    assert values["controller"]["podSecurityContext"]["runAsNonRoot"] is True
+    assert values["executor"]["image"]["tag"].endswith("-nonroot"), "the default argoexec image runs as root"
+    assert values["executor"]["image"]["tag"].startswith(versions()["ARGO_APP_VERSION"])
+    namespaces = yaml.safe_load((ROOT / "manifests" / "base" / "namespaces" / "namespace.argo.yaml").read_text())
+    assert namespaces["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
 # --- Makefile -----------------------------------------------------------------------------------
