@@ -37,10 +37,14 @@ Element.prototype.attachShadow = function (init) { return attach.call(this, {...
 """
 TIMEOUT_MS = 30_000
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"),
-]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _chromium():
+    """No silent skip in a full `make test`: without the browser these tests fail, saying how to get it."""
+    if not CHROMIUM.exists():
+        pytest.fail("needs Debian's chromium at /usr/bin/chromium: scripts/system-packages.sh installs it (make test runs it)")
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
