@@ -137,9 +137,10 @@ class Settings(BaseSettings):
     scrape_interval_s: float = Field(15.0, gt=0)
     """Local Prometheus scrape and rule evaluation interval, in seconds."""
     psi_alert_threshold: float = 0.25
-    """PSI above which a feature counts as drifted (the drift alert's threshold)."""
+    """PSI above which a feature counts as drifted: the monitor, the report and the FraudFeatureDrift
+    rule (manifests/base/monitoring/prometheusrule.fraud-lab.yaml; tests/monitoring checks it equal)."""
     cp_floor: float = 0.2
-    """Realised CP@k below this fires the performance alert."""
+    """Realised CP@k below this fires FraudCardPrecisionLow (tests/monitoring checks the rule equal)."""
     retrain_model: str = "random_forest"
     """Model type that continuous training trains."""
     serving_reload_url: str = ""

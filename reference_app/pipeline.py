@@ -160,6 +160,10 @@ def _write_quarantine(quarantined: pd.DataFrame, url: str, input_digest: str | N
 def features_step(settings: Settings, force: bool = False) -> tuple[dict, bool]:
     """Compute the 15 handbook features for the validated dataset into `features_dir`.
 
+    The terminal-risk windows use the label delay `settings.delta_delay` (FRAUD_DELTA_DELAY), the
+    same delay the train/test split uses (Fraud Detection Handbook, ch. 3.4 and 5.2); a dataset
+    built with another delay is recomputed, not reused.
+
     Returns:
         `(manifest, reused)`.
 
@@ -170,10 +174,11 @@ def features_step(settings: Settings, force: bool = False) -> tuple[dict, bool]:
     if input_manifest is None:
         raise store.DatasetError(f"{settings.validated_dir} has no manifest: run `fraudlab validate` first")
     existing = store.read_manifest(settings.features_dir)
-    if not force and existing and existing.get("input_digest") == input_manifest["digest"]:
+    if not force and existing and existing.get("input_digest") == input_manifest["digest"] and existing.get("delay_days") == settings.delta_delay:
         return existing, True
-    frame = build_features(store.read_dataset(settings.validated_dir))
-    return store.write_dataset(frame, settings.features_dir, name="features", extra={"input_digest": input_manifest["digest"]}), False
+    frame = build_features(store.read_dataset(settings.validated_dir), delay_days=settings.delta_delay)
+    extra = {"input_digest": input_manifest["digest"], "delay_days": settings.delta_delay}
+    return store.write_dataset(frame, settings.features_dir, name="features", extra=extra), False
 
 
 # --8<-- [start:dag]

@@ -18,7 +18,9 @@ from scipy import stats
 PSI_BINS = 10
 PSI_EPSILON = 1e-4
 PSI_WARN = 0.1
-PSI_ALERT = 0.25
+"""Above this PSI a feature is reported as "moderate" (Siddiqi's common reading). The alert
+threshold is a setting, FRAUD_PSI_ALERT_THRESHOLD (config.Settings.psi_alert_threshold): the one
+source for this module, the report and the PrometheusRule (tests/monitoring checks the rule)."""
 # --8<-- [end:thresholds]
 
 
@@ -62,18 +64,26 @@ def psi(reference: np.ndarray, current: np.ndarray, bins: int = PSI_BINS) -> flo
     # --8<-- [end:psi-bins]
 
 
-def drift_table(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+def drift_table(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str], alert_threshold: float | None = None) -> pd.DataFrame:
     """PSI and KS per column.
+
+    Args:
+        alert_threshold: PSI above which a column's status is "drift"; default the setting's
+            default (Settings.psi_alert_threshold).
 
     Returns:
         Frame indexed by column with `psi`, `ks_statistic`, `ks_pvalue`, `reference_mean`,
         `current_mean` and `status` ("stable", "moderate", "drift").
     """
+    if alert_threshold is None:
+        from ..config import Settings
+
+        alert_threshold = Settings.model_fields["psi_alert_threshold"].default
     rows = []
     for col in columns:
         ref, cur = reference[col].to_numpy(float), current[col].to_numpy(float)
         ks = stats.ks_2samp(ref, cur)
         value = psi(ref, cur)
-        status = "drift" if value > PSI_ALERT else "moderate" if value > PSI_WARN else "stable"
+        status = "drift" if value > alert_threshold else "moderate" if value > PSI_WARN else "stable"
         rows.append({"feature": col, "psi": value, "ks_statistic": float(ks.statistic), "ks_pvalue": float(ks.pvalue), "reference_mean": float(ref.mean()), "current_mean": float(cur.mean()), "status": status})
     return pd.DataFrame(rows).set_index("feature")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score
 
@@ -84,11 +83,10 @@ def compute_monitoring(settings: Settings, reference: pd.DataFrame | None = None
     if reference is None:
         start = settings.train_start
         reference = store.read_dataset(settings.features_dir, days=(start, start + dt.timedelta(days=settings.delta_train - 1)))
-    table = drift_table(reference, current, FEATURE_NAMES)
+    table = drift_table(reference, current, FEATURE_NAMES, settings.psi_alert_threshold)
     first = pd.read_parquet(days[min(days)])
-    score = drift_table(first.rename(columns={"served_score": "fraud_score"}), current.rename(columns={"served_score": "fraud_score"}), ["fraud_score"])
+    score = drift_table(first.rename(columns={"served_score": "fraud_score"}), current.rename(columns={"served_score": "fraud_score"}), ["fraud_score"], settings.psi_alert_threshold)
     table = pd.concat([table, score])
-    table["status"] = np.where(table["psi"] > settings.psi_alert_threshold, "drift", table["status"])
     drift = table[["psi", "ks_statistic", "ks_pvalue", "status"]].to_dict(orient="index")
     # --8<-- [start:label-delay]
     labelled = [d for d in days if d <= as_of - dt.timedelta(days=settings.delta_delay)]

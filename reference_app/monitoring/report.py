@@ -26,7 +26,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve  # n
 from ..config import Settings  # noqa: E402
 from ..data import store  # noqa: E402
 from ..features import FEATURE_NAMES  # noqa: E402
-from .drift import drift_table  # noqa: E402
+from .drift import PSI_WARN, drift_table  # noqa: E402
 
 
 def _png(fig) -> str:
@@ -57,12 +57,12 @@ def _score_distribution(y: np.ndarray, scores: np.ndarray) -> str:
     return _png(fig)
 
 
-def _drift_plot(table: pd.DataFrame) -> str:
+def _drift_plot(table: pd.DataFrame, alert_threshold: float) -> str:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     colors = ["tab:red" if s == "drift" else "tab:orange" if s == "moderate" else "tab:green" for s in table["status"]]
     ax.barh(table.index, table["psi"], color=colors)
-    ax.axvline(0.1, color="orange", ls="--")
-    ax.axvline(0.25, color="red", ls="--")
+    ax.axvline(PSI_WARN, color="orange", ls="--")
+    ax.axvline(alert_threshold, color="red", ls="--")
     ax.invert_yaxis()
     ax.set(xlabel="PSI (training window → replayed day)", title="Feature drift")
     return _png(fig)
@@ -115,9 +115,9 @@ def write_report(settings: Settings, summary: dict, replay: dict, out_dir: Path 
     y, s = scored["TX_FRAUD"].to_numpy(), scored["served_score"].to_numpy()
     start = settings.train_start
     reference = store.read_dataset(settings.features_dir, days=(start, start + dt.timedelta(days=settings.delta_train - 1)))
-    drift = drift_table(reference, scored, FEATURE_NAMES)
+    drift = drift_table(reference, scored, FEATURE_NAMES, settings.psi_alert_threshold)
     if summary.get("reference_scores") is not None:  # the champion's scores on the training window
-        scores = drift_table(pd.DataFrame({"fraud_score": summary["reference_scores"]}), pd.DataFrame({"fraud_score": s}), ["fraud_score"])
+        scores = drift_table(pd.DataFrame({"fraud_score": summary["reference_scores"]}), pd.DataFrame({"fraud_score": s}), ["fraud_score"], settings.psi_alert_threshold)
         drift = pd.concat([drift, scores])
     replay_metrics = {"average_precision": float(average_precision_score(y, s)) if len(np.unique(y)) > 1 else None, "fraud_rate": float(y.mean()), "flagged_rate": float((s >= settings.flag_threshold).mean())}
     result = {
@@ -144,7 +144,7 @@ flagged rate {replay_metrics['flagged_rate']:.4%}; training/serving skew max |di
 ({'within' if replay['skew_ok'] else 'ABOVE'} tolerance {replay['skew_tolerance']:.0e}).</p>
 <div class="grid"><img alt="precision-recall curve" src="{_pr_curve(y, s)}"><img alt="score distribution" src="{_score_distribution(y, s)}"></div>
 <h2>Drift: training window → replayed day</h2>
-<div class="grid"><img alt="feature drift" src="{_drift_plot(drift)}">{_table(drift[['psi', 'ks_statistic', 'ks_pvalue', 'status']])}</div>
+<div class="grid"><img alt="feature drift" src="{_drift_plot(drift, settings.psi_alert_threshold)}">{_table(drift[['psi', 'ks_statistic', 'ks_pvalue', 'status']])}</div>
 {_monitoring_section(summary.get("monitoring"))}
 <h2>Latency</h2>
 <p>{replay['requests']} requests of {replay['batch_size']} transactions at concurrency 1: p50 {replay['latency_ms_p50']:.1f} ms, p95 {replay['latency_ms_p95']:.1f} ms, p99 {replay['latency_ms_p99']:.1f} ms.</p>

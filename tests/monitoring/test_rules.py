@@ -57,3 +57,20 @@ def test_every_alert_has_a_runbook_page():
             text = page.read_text()
             for section in ("## Symptom", "## Impact", "## Diagnosis", "## Mitigation"):
                 assert section in text, f"{page.name}: no '{section}' section"
+
+
+def test_rule_thresholds_equal_the_settings():
+    """The PrometheusRule's drift and CP@100 thresholds are the app's settings (one source each):
+    FRAUD_PSI_ALERT_THRESHOLD and FRAUD_CP_FLOOR, which the monitor and the report use."""
+    import re
+
+    from reference_app.config import Settings
+
+    settings = Settings()
+    rules = {r["alert"]: r for g in groups() for r in g["rules"] if "alert" in r}
+    drift = rules["FraudFeatureDrift"]
+    assert float(re.search(r"\)\s*>\s*([\d.]+)\s*$", drift["expr"].strip()).group(1)) == settings.psi_alert_threshold
+    assert f"> {settings.psi_alert_threshold}" in drift["annotations"]["summary"]
+    floor = rules["FraudCardPrecisionLow"]
+    assert float(re.search(r"<\s*([\d.]+)\s*$", floor["expr"].strip()).group(1)) == settings.cp_floor
+    assert f"the {settings.cp_floor} floor" in floor["annotations"]["summary"]

@@ -79,3 +79,24 @@ def test_features_do_not_depend_on_future_transactions(tiny_transactions):
     cut = tx["TX_DATETIME"].iloc[len(tx) // 2]
     past = tx[tx["TX_DATETIME"] <= cut]
     pd.testing.assert_frame_equal(build_features(past)[FEATURE_NAMES], build_features(tx)[FEATURE_NAMES].iloc[: len(past)])
+
+
+def test_features_step_uses_the_label_delay_setting(tmp_path):
+    """FRAUD_DELTA_DELAY moves the terminal-risk windows too (not only the train/test split): a
+    different delay changes the terminal features, and the dataset is recomputed, not reused."""
+    from reference_app.config import Settings
+    from reference_app.data import store
+    from reference_app.pipeline import features_step, simulate_step, validate_step
+
+    base = Settings(data_dir=str(tmp_path), n_customers=100, n_terminals=200, nb_days=60)
+    simulate_step(base)
+    validate_step(base)
+    seven, reused = features_step(base)
+    assert not reused and seven["delay_days"] == 7
+    terminal = [c for c in store.read_dataset(base.features_dir).columns if c.startswith("TERMINAL_ID_RISK")]
+    first = store.read_dataset(base.features_dir)[terminal].to_numpy()
+    assert features_step(base)[1], "same input and delay: reused"
+    three, reused = features_step(base.model_copy(update={"delta_delay": 3}))
+    assert not reused and three["delay_days"] == 3
+    second = store.read_dataset(base.features_dir)[terminal].to_numpy()
+    assert first.shape == second.shape and (first != second).any()
