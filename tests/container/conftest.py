@@ -12,7 +12,7 @@ import pytest
 
 from tests.static.k8s import ROOT, prepare_manifests, render
 
-from .podman import Netns, have_podman
+from .podman import STARTED, Netns, have_podman, stop
 
 POSTGRES_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
 
@@ -39,6 +39,14 @@ def _secret(objects: list[dict], name: str) -> dict[str, str]:
 
     (secret,) = [o for o in objects if o["kind"] == "Secret" and o["metadata"]["name"] == name]
     return {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stop_started_containers():
+    """Whatever happens in the tests, no server container outlives the module."""
+    yield
+    while STARTED:
+        stop(STARTED.pop())
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,8 @@ PODMAN = ["podman", "--runtime", "runc", "--cgroup-manager", "cgroupfs"]
 # Raising rlimits is not permitted on these machines; podman's defaults try to.
 ULIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096"]
 ENV_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+STARTED: list[str] = []
+"""Names of the containers started in the background (stopped at the end of the test module)."""
 
 
 class ContainerFailed(AssertionError):
@@ -196,9 +198,11 @@ class Pod:
         return out.stdout + out.stderr
 
     def start(self, container: dict) -> str:
-        """Start a long-running container in the background; return its name (stop with `stop`)."""
+        """Start a long-running container in the background; return its name. It is removed by
+        `stop`, and in any case when the test module ends (conftest's `_stop_started_containers`)."""
         name = f"fl-{container['name']}-{uuid.uuid4().hex[:6]}"
         args = self._args(container, name, {})
+        STARTED.append(name)
         out = subprocess.run([*PODMAN, "run", "--detach", *args], capture_output=True, text=True, timeout=120)
         if out.returncode != 0:
             raise ContainerFailed(f"{container['name']}: podman run failed\n{out.stderr}")

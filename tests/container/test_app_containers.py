@@ -213,9 +213,3 @@ def test_retrain_step_runs_a_cycle(make_pod, overlay):
     found = re.search(r"challenger version \d+ .* → (champion|challenger): .*; serving reloaded: (True|False)", out)
     assert found, out[-2000:]
     assert (found.group(2) == "True") == (found.group(1) == "champion"), "serving reloads exactly when a new champion wins"
-
-
-def test_stop_the_servers():
-    for key in ("server_container", "mlflow_container"):
-        if STATE.get(key):
-            stop(STATE[key])

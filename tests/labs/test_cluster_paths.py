@@ -451,3 +451,11 @@ def test_lab11_names_match_the_monitoring_manifests_and_the_app(overlays, labkit
     assert values["prometheus"]["service"]["nodePort"] == labkit.NODEPORTS["prometheus"] and values["grafana"]["service"]["nodePort"] == labkit.NODEPORTS["grafana"]
     versions = (ROOT / "scripts" / "versions.sh").read_text()
     assert f'KPS_RELEASE="{labkit.GRAFANA_SECRET.removesuffix("-grafana")}"' in versions and f'KPS_NAMESPACE="{labkit.MONITORING_NAMESPACE}"' in versions
+
+
+def test_lab11_cluster_hint_reruns_the_in_cluster_replay(labkit):
+    """The drift monitor reads the served scores the pipeline's replay step leaves on the volume;
+    a replay from the host (make replay-cluster) writes them where the monitor never looks."""
+    module = load_lab_module(11)
+    assert module.replay_fix("cluster") == "scripts/run-pipeline.sh fraud-pipeline through=replay"
+    assert "replay-cluster" not in module.replay_fix("cluster")

@@ -327,3 +327,16 @@ def test_run_pipeline_refuses_a_malformed_parameter():
 
     out = subprocess.run(["bash", "scripts/run-pipeline.sh", "fraud-pipeline", "through"], cwd=k8s.ROOT, env={"PRINT": "1", "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and "is not NAME=VALUE" in out.stderr
+
+
+def test_api_server_egress_is_limited_to_the_api_servers_addresses(kind_objects):
+    """No NetworkPolicy opens 443/6443 to anywhere: egress on those ports names ipBlocks, and only
+    the ct-controller and Argo's workflow pods (whose executor reports to the API) get it."""
+    opened = []
+    for policy in (o for o in kind_objects if o["kind"] == "NetworkPolicy"):
+        for rule in policy["spec"].get("egress", []):
+            ports = {p.get("port") for p in rule.get("ports", [])}
+            if ports & {443, 6443}:
+                assert rule.get("to") and all("ipBlock" in peer for peer in rule["to"]), f"{ref(policy)}: {rule}"
+                opened.append(policy["metadata"]["name"])
+    assert sorted(set(opened)) == ["kubernetes-api-ct-controller", "kubernetes-api-workflow-pods"]
