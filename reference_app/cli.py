@@ -160,26 +160,20 @@ def promote(
     test set. Exit status 0 either way (the alias says what happened); 2 when nothing to decide on.
     """
     from .data.store import DatasetError
-    from .jobs import NothingToPromoteError, promote_version
-
-    from . import tracking
+    from .jobs import NothingToPromoteError, promote_undecided, promote_version
 
     s = _settings(data_dir=data_dir, mlflow_tracking_uri=tracking_uri)
     if undecided and version is not None:
         _fail("--version and --undecided exclude each other", 2)
-    if undecided:
-        tracking.configure(s.mlflow_tracking_uri)
-        versions = tracking.undecided_versions(s.model_name)
-        if not versions:
-            console.print(f"{s.model_name}: every version is decided already (champion: {tracking.alias_version(s.model_name, 'champion')})")
-            return
-    else:
-        versions = [version]
-    for v in versions:
-        try:
-            v, metrics, decision = promote_version(s, v)
-        except (NothingToPromoteError, DatasetError) as err:
-            _fail(str(err), 2)
+    try:
+        decided = promote_undecided(s) if undecided else [promote_version(s, version)]
+    except (NothingToPromoteError, DatasetError) as err:
+        _fail(str(err), 2)
+    if not decided:
+        from . import tracking
+
+        console.print(f"{s.model_name}: every version is decided already (champion: {tracking.alias_version(s.model_name, 'champion')})")
+    for v, metrics, decision in decided:
         console.print(f"{s.model_name} version {v}: AUC {metrics['auc_roc']:.4f} AP {metrics['average_precision']:.4f} → alias {decision.alias}: {decision.reason}")
 
 

@@ -53,12 +53,13 @@ def train_and_register(s: Settings, model: str, device: str, frame=None, manifes
     return {"run_id": run_id, "version": version, "metrics": result.metrics, "device": result.device, "reused": False, "decision": decision}
 
 
-def promote_version(s: Settings, version: str | None = None) -> tuple[str, dict[str, float], Decision]:
+def promote_version(s: Settings, version: str | None = None, test=None) -> tuple[str, dict[str, float], Decision]:
     """Evaluate a registered version on the test week and decide its alias.
 
     Args:
         s: settings (protocol dates, model name, tracking URI, gate).
         version: the version to decide on; default the latest.
+        test: the test week of the features dataset, when the caller has it already.
 
     Returns:
         `(version, metrics on the test set, decision)`.
@@ -71,7 +72,26 @@ def promote_version(s: Settings, version: str | None = None) -> tuple[str, dict[
     version = version or tracking.latest_version(s.model_name)
     if version is None:
         raise NothingToPromoteError(f"model {s.model_name} has no registered version: run `fraudlab train` first")
-    _, test = split_train_test(store.read_dataset(s.features_dir), s.train_start, s.delta_train, s.delta_delay, s.delta_test)
+    if test is None:
+        _, test = split_train_test(store.read_dataset(s.features_dir), s.train_start, s.delta_train, s.delta_delay, s.delta_test)
     model = tracking.load_model(f"models:/{s.model_name}/{version}")
     metrics = evaluate_scores(test, model.predict_proba(test), k=s.top_k)
     return version, metrics, tracking.promote(s.model_name, version, test, metrics, quality_gate(s))
+
+
+def promote_undecided(s: Settings) -> list[tuple[str, dict[str, float], Decision]]:
+    """Decide, in version order, every version no promotion has decided on yet: the pipeline's
+    promote step after its parallel train steps. The test week is read once for all of them.
+
+    Returns:
+        `(version, metrics, decision)` per version; empty when every version is decided.
+
+    Raises:
+        store.DatasetError: if the features dataset is missing.
+    """
+    tracking.configure(s.mlflow_tracking_uri)
+    versions = tracking.undecided_versions(s.model_name)
+    if not versions:
+        return []
+    _, test = split_train_test(store.read_dataset(s.features_dir), s.train_start, s.delta_train, s.delta_delay, s.delta_test)
+    return [promote_version(s, v, test) for v in versions]

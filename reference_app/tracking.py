@@ -192,14 +192,12 @@ def undecided_versions(model_name: str) -> list[str]:
 def wait_for_alias(model_name: str, alias: str, timeout_s: float, poll_s: float = 5.0) -> str | None:
     """Poll the registry until a version of `model_name` carries `alias`; None after `timeout_s`.
 
-    MLflow being unreachable counts as "not yet" (the server may still be starting).
+    MLflow being unreachable counts as "not yet" (the server may still be starting): the client
+    raises MlflowException then, which `alias_version` reads as no version.
     """
     deadline = time.monotonic() + timeout_s
     while True:
-        try:
-            found = alias_version(model_name, alias)
-        except MlflowException:
-            found = None
+        found = alias_version(model_name, alias)
         if found is not None or time.monotonic() >= deadline:
             return found
         time.sleep(poll_s)

@@ -64,21 +64,16 @@ def psi(reference: np.ndarray, current: np.ndarray, bins: int = PSI_BINS) -> flo
     # --8<-- [end:psi-bins]
 
 
-def drift_table(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str], alert_threshold: float | None = None) -> pd.DataFrame:
+def drift_table(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str], alert_threshold: float) -> pd.DataFrame:
     """PSI and KS per column.
 
     Args:
-        alert_threshold: PSI above which a column's status is "drift"; default the setting's
-            default (Settings.psi_alert_threshold).
+        alert_threshold: PSI above which a column's status is "drift" (Settings.psi_alert_threshold).
 
     Returns:
         Frame indexed by column with `psi`, `ks_statistic`, `ks_pvalue`, `reference_mean`,
         `current_mean` and `status` ("stable", "moderate", "drift").
     """
-    if alert_threshold is None:
-        from ..config import Settings
-
-        alert_threshold = Settings.model_fields["psi_alert_threshold"].default
     rows = []
     for col in columns:
         ref, cur = reference[col].to_numpy(float), current[col].to_numpy(float)

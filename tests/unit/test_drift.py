@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from reference_app.config import Settings
 from reference_app.monitoring.drift import drift_table, psi
 
 
@@ -34,7 +35,7 @@ def test_drift_table_flags_the_shifted_feature():
     rng = np.random.default_rng(1)
     ref = pd.DataFrame({"a": rng.normal(size=5000), "b": rng.exponential(size=5000)})
     cur = pd.DataFrame({"a": rng.normal(size=5000), "b": rng.exponential(size=5000) * 3})
-    table = drift_table(ref, cur, ["a", "b"])
+    table = drift_table(ref, cur, ["a", "b"], alert_threshold=Settings().psi_alert_threshold)
     assert table.loc["a", "status"] == "stable" and table.loc["b", "status"] == "drift"
     assert table.loc["b", "ks_pvalue"] < 1e-6 < table.loc["a", "ks_pvalue"]
     with pytest.raises(ValueError):
