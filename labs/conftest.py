@@ -36,17 +36,43 @@ PASS, FAIL, SKIP = "✓", "✗", "–"
 NEEDS_CLUSTER = "needs a cluster"
 LOCAL_ONLY = "local mode only"
 EARLIER_FAILED = "skipped because an earlier check failed"
-OUTCOMES = pytest.StashKey[dict]()  # check name → its outcomes ("passed", "failed", "skipped:target", "skipped:earlier")
-GATES = pytest.StashKey[dict]()  # fixture name → the check that found it broken (later checks are skipped)
-DESCRIPTIONS: dict[str, str] = {}  # check name → the sentence learners read (of its first failure, if any)
+OUTCOMES = pytest.StashKey[
+    dict
+]()  # check name → its outcomes ("passed", "failed", "skipped:target", "skipped:earlier")
+GATES = pytest.StashKey[
+    dict
+]()  # fixture name → the check that found it broken (later checks are skipped)
+DESCRIPTIONS: dict[
+    str, str
+] = {}  # check name → the sentence learners read (of its first failure, if any)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("fraud lab")
-    group.addoption("--target", choices=TARGETS, default="cluster", help="cluster: the kind cluster (context kind-fraud-lab); local: the local stack on 127.0.0.1")
-    group.addoption("--lab-json", metavar="PATH", default=None, help="also write a JSON summary of the checks to PATH (for instructors)")
-    group.addoption("--tracebacks", action="store_true", default=False, help="show Python tracebacks of failed checks (course development)")
-    group.addoption("--list", action="store_true", default=False, help="print what a run where every check passes looks like, without running the checks")
+    group.addoption(
+        "--target",
+        choices=TARGETS,
+        default="cluster",
+        help="cluster: the kind cluster (context kind-fraud-lab); local: the local stack on 127.0.0.1",
+    )
+    group.addoption(
+        "--lab-json",
+        metavar="PATH",
+        default=None,
+        help="also write a JSON summary of the checks to PATH (for instructors)",
+    )
+    group.addoption(
+        "--tracebacks",
+        action="store_true",
+        default=False,
+        help="show Python tracebacks of failed checks (course development)",
+    )
+    group.addoption(
+        "--list",
+        action="store_true",
+        default=False,
+        help="print what a run where every check passes looks like, without running the checks",
+    )
 
 
 # --- markers and ordering -------------------------------------------------------------------------
@@ -87,7 +113,9 @@ def summary_line(passed: int, total: int, details: list[str]) -> str:
     return f"{passed}/{total} checks passed" + (f" ({', '.join(details)})" if details else "")
 
 
-def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
     target = config.getoption("--target")
     for item in items:
         item.user_properties.append(("check", description(item)))
@@ -107,7 +135,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                 applicable += 1
                 lines.append(f"{PASS} {description(item)}")
         details = [f"{not_here} not for target {target}"] if not_here else []
-        lines += ["", summary_line(applicable, applicable, details), f"Lab {lab} done on target {target}."]
+        lines += [
+            "",
+            summary_line(applicable, applicable, details),
+            f"Lab {lab} done on target {target}.",
+        ]
         reporter = config.pluginmanager.getplugin("terminalreporter")
         reporter.listing = True
         for line in lines:
@@ -117,7 +149,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 def header(lab: str, target: str) -> str:
-    where = f"context {labkit.KUBE_CONTEXT}" if target == "cluster" else f"local stack, data in {labkit.data_dir()}"
+    where = (
+        f"context {labkit.KUBE_CONTEXT}"
+        if target == "cluster"
+        else f"local stack, data in {labkit.data_dir()}"
+    )
     return f"Lab {lab} · target {target} ({where})"
 
 
@@ -135,7 +171,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
                 pytest.skip(f"{EARLIER_FAILED}: {DESCRIPTIONS.get(name, name)}")
 
 
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
@@ -147,7 +182,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             outcomes.append("passed")
         elif report.skipped:
             reason = skip_reason(report)
-            outcomes.append("skipped:target" if reason.startswith((NEEDS_CLUSTER, LOCAL_ONLY)) else "skipped:earlier")
+            outcomes.append(
+                "skipped:target"
+                if reason.startswith((NEEDS_CLUSTER, LOCAL_ONLY))
+                else "skipped:earlier"
+            )
         else:
             outcomes.append("failed")
     if report.failed and call.excinfo is not None and not item.config.getoption("--tracebacks"):
@@ -180,7 +219,9 @@ def target(request: pytest.FixtureRequest) -> str:
     return request.config.getoption("--target")
 
 
-def gate(request: pytest.FixtureRequest, name: str, problem: str | None, expected: str, fix: str | None) -> None:
+def gate(
+    request: pytest.FixtureRequest, name: str, problem: str | None, expected: str, fix: str | None
+) -> None:
     """Fail the first check that needs a broken prerequisite, skip the later ones with the reason."""
     if problem is None:
         return
@@ -194,7 +235,9 @@ def gate(request: pytest.FixtureRequest, name: str, problem: str | None, expecte
 @pytest.fixture(scope="session")
 def _cluster(target: str) -> tuple[labkit.Cluster | None, labkit.ClusterError | None]:
     if target != "cluster":
-        return None, labkit.ClusterError("the local target has no cluster", "make lab-N TARGET=cluster")
+        return None, labkit.ClusterError(
+            "the local target has no cluster", "make lab-N TARGET=cluster"
+        )
     try:
         return labkit.connect(), None
     except labkit.ClusterError as err:
@@ -209,7 +252,13 @@ def k8s(request: pytest.FixtureRequest, _cluster) -> labkit.Cluster:
     missing, points elsewhere or does not answer; the following checks are skipped.
     """
     cluster, err = _cluster
-    gate(request, "k8s", None if cluster else str(err), f"context {labkit.KUBE_CONTEXT} in your kubeconfig, pointing at the kind cluster, answering", err.fix if err else None)
+    gate(
+        request,
+        "k8s",
+        None if cluster else str(err),
+        f"context {labkit.KUBE_CONTEXT} in your kubeconfig, pointing at the kind cluster, answering",
+        err.fix if err else None,
+    )
     return cluster
 
 
@@ -222,7 +271,11 @@ def _endpoints(target: str) -> labkit.Endpoints:
 def endpoints(request: pytest.FixtureRequest, _endpoints: labkit.Endpoints) -> labkit.Endpoints:
     """MLflow, model and Prometheus URLs of the target (local: from `<data dir>/state/stack.json`)."""
     ep = _endpoints
-    expected = "the local stack running (make up writes state/stack.json)" if ep.target == "local" else "MLflow credentials from make secrets"
+    expected = (
+        "the local stack running (make up writes state/stack.json)"
+        if ep.target == "local"
+        else "MLflow credentials from make secrets"
+    )
     gate(request, "endpoints", ep.problem, expected, ep.fix)
     return ep
 
@@ -237,8 +290,18 @@ def mlflow(endpoints: labkit.Endpoints) -> labkit.MlflowApi:
 def prometheus(request: pytest.FixtureRequest, endpoints: labkit.Endpoints) -> labkit.PrometheusApi:
     """Prometheus's HTTP API on the target (local: the `prometheus` entry of stack.json, which only
     `make up-monitoring` writes; cluster: NodePort 30090)."""
-    problem = None if endpoints.prometheus else f"{endpoints.source} lists no prometheus (make up starts none; make up-monitoring does)"
-    gate(request, "prometheus", problem, "Prometheus in the local stack (make up-monitoring)", "make down && make up-monitoring")
+    problem = (
+        None
+        if endpoints.prometheus
+        else f"{endpoints.source} lists no prometheus (make up starts none; make up-monitoring does)"
+    )
+    gate(
+        request,
+        "prometheus",
+        problem,
+        "Prometheus in the local stack (make up-monitoring)",
+        "make down && make up-monitoring",
+    )
     return labkit.PrometheusApi(endpoints.prometheus)
 
 
@@ -251,7 +314,13 @@ def datasets(request: pytest.FixtureRequest, target: str):
     try:
         return labkit.ClusterDatasets(cluster)
     except labkit.DatasetsUnavailable as err:
-        gate(request, "datasets", str(err), f"the dataset volume {labkit.DATA_PVC} bound and readable", err.fix)
+        gate(
+            request,
+            "datasets",
+            str(err),
+            f"the dataset volume {labkit.DATA_PVC} bound and readable",
+            err.fix,
+        )
     except labkit.Timeout as err:
         gate(request, "datasets", str(err), "the kind node answering docker exec", "docker ps")
 
@@ -288,7 +357,7 @@ class LabReporter(TerminalReporter):
         self.load_errors: list[str] = []
         self.current_lab: str | None = None
         self.listing = False
-        self.started = dt.datetime.now(dt.timezone.utc)
+        self.started = dt.datetime.now(dt.UTC)
 
     # Silence pytest's own session header, collection and progress output.
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -342,7 +411,14 @@ class LabReporter(TerminalReporter):
             for line in message.splitlines():
                 self._tw.line(f"    {line}")
 
-    def _record(self, report: pytest.TestReport, text: str, outcome: str, reason: str = "", message: str = "") -> None:
+    def _record(
+        self,
+        report: pytest.TestReport,
+        text: str,
+        outcome: str,
+        reason: str = "",
+        message: str = "",
+    ) -> None:
         kind = ""
         if outcome == "skipped":
             kind = "target" if reason.startswith((NEEDS_CLUSTER, LOCAL_ONLY)) else "earlier-failed"
@@ -364,7 +440,14 @@ class LabReporter(TerminalReporter):
         earlier = sum(c["skip"] == "earlier-failed" for c in applicable)
         not_here = len(self.checks) - len(applicable)
         ok = passed > 0 and passed == len(applicable) and not self.load_errors
-        return {"passed": passed, "total": len(applicable), "failed": failed, "skipped_earlier_failed": earlier, "skipped_target": not_here, "ok": ok}
+        return {
+            "passed": passed,
+            "total": len(applicable),
+            "failed": failed,
+            "skipped_earlier_failed": earlier,
+            "skipped_target": not_here,
+            "ok": ok,
+        }
 
     @pytest.hookimpl(wrapper=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus):
@@ -389,7 +472,11 @@ class LabReporter(TerminalReporter):
         if s["ok"]:
             self._tw.line(f"Lab {self.current_lab} done on target {target}.")
         # Exit 0 only when every check that applies to the target passed.
-        session.exitstatus = 0 if s["ok"] else (pytest.ExitCode.USAGE_ERROR if exitstatus == pytest.ExitCode.USAGE_ERROR else 1)
+        session.exitstatus = (
+            0
+            if s["ok"]
+            else (pytest.ExitCode.USAGE_ERROR if exitstatus == pytest.ExitCode.USAGE_ERROR else 1)
+        )
         path = self.config.getoption("--lab-json")
         if path:
             out = Path(path)
@@ -398,7 +485,7 @@ class LabReporter(TerminalReporter):
                 "lab": self.current_lab,
                 "target": target,
                 "started_at": self.started.isoformat(timespec="seconds"),
-                "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 **s,
                 "exit_status": int(session.exitstatus),
                 "load_errors": self.load_errors,

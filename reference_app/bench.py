@@ -24,7 +24,13 @@ from rich.console import Console
 from rich.table import Table
 
 from .config import Settings
-from .data.simulator import SECONDS_PER_DAY, generate_customer_profiles, generate_terminal_profiles, simulate_transactions, terminals_within_radius
+from .data.simulator import (
+    SECONDS_PER_DAY,
+    generate_customer_profiles,
+    generate_terminal_profiles,
+    simulate_transactions,
+    terminals_within_radius,
+)
 from .features import FEATURE_NAMES, build_features
 
 console = Console()
@@ -36,7 +42,9 @@ def _timed(fn, *args, **kwargs):
     return out, time.perf_counter() - t0
 
 
-def reference_simulate(n_customers: int, n_terminals: int, nb_days: int, seed: int = 0) -> pd.DataFrame:
+def reference_simulate(
+    n_customers: int, n_terminals: int, nb_days: int, seed: int = 0
+) -> pd.DataFrame:
     """Legitimate transactions the obvious way: a Python loop per customer and per day."""
     rng = np.random.default_rng(seed)
     customers = generate_customer_profiles(n_customers, rng)
@@ -54,8 +62,18 @@ def reference_simulate(n_customers: int, n_terminals: int, nb_days: int, seed: i
                     amount = rng.normal(c.mean_amount, c.std_amount)
                     if amount < 0:
                         amount = rng.uniform(0, 2 * c.mean_amount)
-                    rows.append((day * SECONDS_PER_DAY + tod, day, c.CUSTOMER_ID, int(rng.choice(available)), round(amount, 2)))
-    return pd.DataFrame(rows, columns=["TX_TIME_SECONDS", "TX_TIME_DAYS", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT"])
+                    rows.append(
+                        (
+                            day * SECONDS_PER_DAY + tod,
+                            day,
+                            c.CUSTOMER_ID,
+                            int(rng.choice(available)),
+                            round(amount, 2),
+                        )
+                    )
+    return pd.DataFrame(
+        rows, columns=["TX_TIME_SECONDS", "TX_TIME_DAYS", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT"]
+    )
 
 
 def reference_features(tx: pd.DataFrame, delay_days: int = 7) -> pd.DataFrame:
@@ -70,15 +88,33 @@ def reference_features(tx: pd.DataFrame, delay_days: int = 7) -> pd.DataFrame:
                 if key == "CUSTOMER_ID":
                     count = g["TX_AMOUNT"].rolling(f"{n}D").count()
                     total = g["TX_AMOUNT"].rolling(f"{n}D").sum()
-                    pieces.append(pd.DataFrame({f"{prefix}_NB_TX_{n}DAY_WINDOW": count.to_numpy(), f"{prefix}_AVG_AMOUNT_{n}DAY_WINDOW": (total / count).to_numpy()}, index=g["TRANSACTION_ID"]))
+                    pieces.append(
+                        pd.DataFrame(
+                            {
+                                f"{prefix}_NB_TX_{n}DAY_WINDOW": count.to_numpy(),
+                                f"{prefix}_AVG_AMOUNT_{n}DAY_WINDOW": (total / count).to_numpy(),
+                            },
+                            index=g["TRANSACTION_ID"],
+                        )
+                    )
                 else:
                     f_delay = g["TX_FRAUD"].rolling(f"{delay_days}D").sum()
                     c_delay = g["TX_FRAUD"].rolling(f"{delay_days}D").count()
                     f_all = g["TX_FRAUD"].rolling(f"{delay_days + n}D").sum()
                     c_all = g["TX_FRAUD"].rolling(f"{delay_days + n}D").count()
                     count = (c_all - c_delay).to_numpy()
-                    risk = np.where(count > 0, (f_all - f_delay).to_numpy() / np.maximum(count, 1), 0.0)
-                    pieces.append(pd.DataFrame({f"{prefix}_NB_TX_{n}DAY_WINDOW": count, f"{prefix}_RISK_{n}DAY_WINDOW": risk}, index=g["TRANSACTION_ID"]))
+                    risk = np.where(
+                        count > 0, (f_all - f_delay).to_numpy() / np.maximum(count, 1), 0.0
+                    )
+                    pieces.append(
+                        pd.DataFrame(
+                            {
+                                f"{prefix}_NB_TX_{n}DAY_WINDOW": count,
+                                f"{prefix}_RISK_{n}DAY_WINDOW": risk,
+                            },
+                            index=g["TRANSACTION_ID"],
+                        )
+                    )
             out = out.join(pd.concat(pieces), on="TRANSACTION_ID")
     return out
 
@@ -89,16 +125,42 @@ def bench_data(quick: bool) -> list[tuple]:
     ref, t_ref = _timed(reference_simulate, ref_customers, ref_customers * 2, ref_days)
     scale = (500, 1000, 60) if quick else (5_000, 10_000, 183)
     ours, t_ours = _timed(simulate_transactions, *scale)
-    rows.append(("simulator (legitimate + frauds)", f"{len(ours) / t_ours:,.0f} tx/s", f"{len(ref) / t_ref:,.0f} tx/s (per-customer loop, no frauds)", f"{(len(ours) / t_ours) / (len(ref) / t_ref):,.0f}x"))
+    rows.append(
+        (
+            "simulator (legitimate + frauds)",
+            f"{len(ours) / t_ours:,.0f} tx/s",
+            f"{len(ref) / t_ref:,.0f} tx/s (per-customer loop, no frauds)",
+            f"{(len(ours) / t_ours) / (len(ref) / t_ref):,.0f}x",
+        )
+    )
     sample = ours[ours["TX_TIME_DAYS"] < (40 if not quick else 20)]
     fast, t_fast = _timed(build_features, sample)
     slow, t_slow = _timed(reference_features, sample)
-    check = slow.set_index("TRANSACTION_ID").loc[fast["TRANSACTION_ID"], [c for c in FEATURE_NAMES if "_ID_" in c]]
-    differ = int((~np.isclose(check.to_numpy(float), fast[[c for c in FEATURE_NAMES if "_ID_" in c]].to_numpy(float), equal_nan=True)).any(axis=1).sum())
+    check = slow.set_index("TRANSACTION_ID").loc[
+        fast["TRANSACTION_ID"], [c for c in FEATURE_NAMES if "_ID_" in c]
+    ]
+    differ = int(
+        (
+            ~np.isclose(
+                check.to_numpy(float),
+                fast[[c for c in FEATURE_NAMES if "_ID_" in c]].to_numpy(float),
+                equal_nan=True,
+            )
+        )
+        .any(axis=1)
+        .sum()
+    )
     # pandas' row-based rolling counts a same-second twin only if it comes first in row order;
     # ours counts every transaction at or before t, whatever the row order.
     ties = int(sample.duplicated(["CUSTOMER_ID", "TX_DATETIME"], keep=False).sum())
-    rows.append((f"features ({len(sample):,} tx)", f"{len(sample) / t_fast:,.0f} tx/s", f"{len(sample) / t_slow:,.0f} tx/s (pandas rolling per group); values differ on {differ} rows, {ties} same-second customer ties", f"{t_slow / t_fast:,.0f}x"))
+    rows.append(
+        (
+            f"features ({len(sample):,} tx)",
+            f"{len(sample) / t_fast:,.0f} tx/s",
+            f"{len(sample) / t_slow:,.0f} tx/s (pandas rolling per group); values differ on {differ} rows, {ties} same-second customer ties",
+            f"{t_slow / t_fast:,.0f}x",
+        )
+    )
     return rows, ours
 
 
@@ -111,7 +173,15 @@ def bench_training(transactions: pd.DataFrame, quick: bool) -> list[tuple]:
     rows = []
     for model in ("logistic_regression", "random_forest", "mlp"):
         result = train(feats, model, start)
-        rows.append((model, result.device, f"{result.metrics['fit_seconds']:.1f} s", f"{result.params['n_train']:,} rows", f"{result.params['n_train'] / result.metrics['fit_seconds']:,.0f} rows/s"))
+        rows.append(
+            (
+                model,
+                result.device,
+                f"{result.metrics['fit_seconds']:.1f} s",
+                f"{result.params['n_train']:,} rows",
+                f"{result.params['n_train'] / result.metrics['fit_seconds']:,.0f} rows/s",
+            )
+        )
     return rows
 
 
@@ -125,7 +195,14 @@ def bench_serving(settings: Settings, requests: int = 200) -> list[tuple] | None
         return None
     rows = []
     mlflow_port = free_port()
-    settings = settings.model_copy(update={"mlflow_tracking_uri": f"http://127.0.0.1:{mlflow_port}", "http_port": free_port(), "grpc_port": free_port(), "metrics_port": free_port()})
+    settings = settings.model_copy(
+        update={
+            "mlflow_tracking_uri": f"http://127.0.0.1:{mlflow_port}",
+            "http_port": free_port(),
+            "grpc_port": free_port(),
+            "metrics_port": free_port(),
+        }
+    )
     day = settings.train_start + dt.timedelta(days=settings.delta_train + settings.delta_delay)
     frame = store.read_dataset(settings.features_dir, days=(day, day))
     with start_mlflow(settings, mlflow_port), start_mlserver(settings) as server:
@@ -134,7 +211,10 @@ def bench_serving(settings: Settings, requests: int = 200) -> list[tuple] | None
         url = f"{server.url}/v2/models/{settings.model_name}/infer"
         with httpx.Client(timeout=30) as client:
             for batch in (1, 200):
-                bodies = [v2_request(frame.iloc[(i * batch) % (len(frame) - batch) :][:batch]) for i in range(requests)]
+                bodies = [
+                    v2_request(frame.iloc[(i * batch) % (len(frame) - batch) :][:batch])
+                    for i in range(requests)
+                ]
                 client.post(url, json=bodies[0])  # warm-up
                 lat = []
                 t0 = time.perf_counter()
@@ -149,7 +229,15 @@ def bench_serving(settings: Settings, requests: int = 200) -> list[tuple] | None
                     t = time.perf_counter()
                     model.predict_proba(part)
                     local.append((time.perf_counter() - t) * 1000)
-                rows.append((f"batch {batch}, model v{model.version}", f"{np.percentile(lat, 50):.1f} / {np.percentile(lat, 99):.1f} ms", f"{requests / wall:,.0f} req/s ({requests * batch / wall:,.0f} tx/s)", f"{np.median(local):.2f} ms", f"{np.percentile(lat, 50) / np.median(local):.1f}x"))
+                rows.append(
+                    (
+                        f"batch {batch}, model v{model.version}",
+                        f"{np.percentile(lat, 50):.1f} / {np.percentile(lat, 99):.1f} ms",
+                        f"{requests / wall:,.0f} req/s ({requests * batch / wall:,.0f} tx/s)",
+                        f"{np.median(local):.2f} ms",
+                        f"{np.percentile(lat, 50) / np.median(local):.1f}x",
+                    )
+                )
     return rows
 
 
@@ -170,9 +258,17 @@ def main(argv: list[str] | None = None) -> None:
     console.print("[bold]Serving[/] (MLServer over REST at concurrency 1 vs in-process predict)")
     rows = bench_serving(Settings())
     if rows is None:
-        console.print("skipped: no features dataset with a registered champion — run `make demo` first")
+        console.print(
+            "skipped: no features dataset with a registered champion — run `make demo` first"
+        )
         return
-    table = Table("request", "p50 / p99 latency", "throughput", "in-process predict (median)", "server overhead")
+    table = Table(
+        "request",
+        "p50 / p99 latency",
+        "throughput",
+        "in-process predict (median)",
+        "server overhead",
+    )
     for row in rows:
         table.add_row(*row)
     console.print(table)

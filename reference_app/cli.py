@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -19,11 +19,15 @@ from rich.table import Table
 
 from .config import Settings
 
-app = typer.Typer(help="Fraud Lab: the fraud-detection system of the course 'ML systems on Kubernetes'.", no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Fraud Lab: the fraud-detection system of the course 'ML systems on Kubernetes'.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 # Wide enough for the summary table in a file or CI log; long lines are not wrapped (grep-able).
 console = Console(width=None if sys.stdout.isatty() else 140, soft_wrap=True)
 
-DataDir = Annotated[Optional[str], typer.Option("--data-dir", help="Dataset root (FRAUD_DATA_DIR).")]
+DataDir = Annotated[str | None, typer.Option("--data-dir", help="Dataset root (FRAUD_DATA_DIR).")]
 
 
 def _settings(**overrides) -> Settings:
@@ -41,15 +45,28 @@ def _fail(message: str, code: int = 1) -> None:
 @app.command()
 def simulate(
     data_dir: DataDir = None,
-    customers: Annotated[Optional[int], typer.Option(help="Number of customers (default 5 000).")] = None,
-    terminals: Annotated[Optional[int], typer.Option(help="Number of terminals (default 10 000).")] = None,
-    days: Annotated[Optional[int], typer.Option(help="Number of days (default 183).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed (default 0).")] = None,
+    customers: Annotated[
+        int | None, typer.Option(help="Number of customers (default 5 000).")
+    ] = None,
+    terminals: Annotated[
+        int | None, typer.Option(help="Number of terminals (default 10 000).")
+    ] = None,
+    days: Annotated[int | None, typer.Option(help="Number of days (default 183).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
     force: Annotated[bool, typer.Option(help="Simulate even if the same dataset exists.")] = False,
-    drift_from: Annotated[Optional[str], typer.Option(help="Inject drift from this day on (YYYY-MM-DD).")] = None,
-    drift_terminals: Annotated[Optional[int], typer.Option(help="Drift: extra compromised terminals per day.")] = None,
-    drift_amount_factor: Annotated[Optional[float], typer.Option(help="Drift: multiply every amount by this factor.")] = None,
-    drift_night_customers: Annotated[Optional[int], typer.Option(help="Drift: customers per day hit by night card testing (new pattern).")] = None,
+    drift_from: Annotated[
+        str | None, typer.Option(help="Inject drift from this day on (YYYY-MM-DD).")
+    ] = None,
+    drift_terminals: Annotated[
+        int | None, typer.Option(help="Drift: extra compromised terminals per day.")
+    ] = None,
+    drift_amount_factor: Annotated[
+        float | None, typer.Option(help="Drift: multiply every amount by this factor.")
+    ] = None,
+    drift_night_customers: Annotated[
+        int | None,
+        typer.Option(help="Drift: customers per day hit by night card testing (new pattern)."),
+    ] = None,
 ) -> None:
     """Simulate transactions (Fraud Detection Handbook, ch. 3.2) into Parquet files, one per day.
 
@@ -64,16 +81,31 @@ def simulate(
     )  # fmt: skip
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("simulating", total=3)
-        manifest, reused = simulate_step(s, force=force, progress=lambda stage: bar.update(task, advance=1, description=f"simulated {stage}"))
-    console.print(f"{'reused' if reused else 'wrote'} {s.raw_dir}: {manifest['rows']:,} transactions, {manifest['frauds']:,} frauds, {len(manifest['files'])} files, digest {manifest['digest'][:12]}")
+        manifest, reused = simulate_step(
+            s,
+            force=force,
+            progress=lambda stage: bar.update(task, advance=1, description=f"simulated {stage}"),
+        )
+    console.print(
+        f"{'reused' if reused else 'wrote'} {s.raw_dir}: {manifest['rows']:,} transactions, {manifest['frauds']:,} frauds, {len(manifest['files'])} files, digest {manifest['digest'][:12]}"
+    )
 
 
 @app.command()
 def validate(
     data_dir: DataDir = None,
-    input_dir: Annotated[Optional[str], typer.Option("--input", help="Directory of Parquet or pandas-pickle files (default: <data-dir>/raw).")] = None,
-    max_quarantine: Annotated[float, typer.Option(help="Largest share of quarantined rows that still exits 0.")] = 0.0,
-    force: Annotated[bool, typer.Option(help="Validate even if the input has not changed.")] = False,
+    input_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--input", help="Directory of Parquet or pandas-pickle files (default: <data-dir>/raw)."
+        ),
+    ] = None,
+    max_quarantine: Annotated[
+        float, typer.Option(help="Largest share of quarantined rows that still exits 0.")
+    ] = 0.0,
+    force: Annotated[
+        bool, typer.Option(help="Validate even if the input has not changed.")
+    ] = False,
 ) -> None:
     """Check raw transactions against the data contract; quarantine the rows that break it.
 
@@ -88,21 +120,34 @@ def validate(
         n_files = len(list_files(input_dir or s.raw_dir))
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task("validating", total=n_files)
-            manifest, reused = validate_step(s, source=input_dir, force=force, progress=lambda name: bar.update(task, advance=1, description=f"validated {name}"))
+            manifest, reused = validate_step(
+                s,
+                source=input_dir,
+                force=force,
+                progress=lambda name: bar.update(task, advance=1, description=f"validated {name}"),
+            )
     except DatasetError as err:
         _fail(str(err), 2)
     q = manifest["quarantined_rows"]
     total = manifest["input_rows"]
-    console.print(f"{'reused' if reused else 'validated'} {total:,} rows from {manifest['input_files']} files: {manifest['rows']:,} valid → {s.validated_dir}, {q:,} quarantined → {s.quarantine_dir}")
+    console.print(
+        f"{'reused' if reused else 'validated'} {total:,} rows from {manifest['input_files']} files: {manifest['rows']:,} valid → {s.validated_dir}, {q:,} quarantined → {s.quarantine_dir}"
+    )
     for reason, count in sorted(manifest["quarantine_reasons"].items(), key=lambda kv: -kv[1]):
         console.print(f"  {count:>8,}  {reason}")
     share = q / total if total else 0.0
     if share > max_quarantine:
-        _fail(f"{share:.3%} of rows quarantined, above --max-quarantine {max_quarantine:.3%}; inspect {s.quarantine_dir}/quarantine.parquet", 1)
+        _fail(
+            f"{share:.3%} of rows quarantined, above --max-quarantine {max_quarantine:.3%}; inspect {s.quarantine_dir}/quarantine.parquet",
+            1,
+        )
 
 
 @app.command()
-def features(data_dir: DataDir = None, force: Annotated[bool, typer.Option(help="Recompute even if up to date.")] = False) -> None:
+def features(
+    data_dir: DataDir = None,
+    force: Annotated[bool, typer.Option(help="Recompute even if up to date.")] = False,
+) -> None:
     """Compute the handbook's 15 features (ch. 3.4) for the validated transactions."""
     from .data.store import DatasetError
     from .pipeline import features_step
@@ -112,17 +157,32 @@ def features(data_dir: DataDir = None, force: Annotated[bool, typer.Option(help=
         manifest, reused = features_step(s, force=force)
     except DatasetError as err:
         _fail(str(err), 2)
-    console.print(f"{'reused' if reused else 'wrote'} {s.features_dir}: {manifest['rows']:,} rows, digest {manifest['digest'][:12]}")
+    console.print(
+        f"{'reused' if reused else 'wrote'} {s.features_dir}: {manifest['rows']:,} rows, digest {manifest['digest'][:12]}"
+    )
 
 
 @app.command("train")
 def train_cmd(
-    model: Annotated[str, typer.Option(help="logistic_regression, random_forest or mlp.")] = "logistic_regression",
-    device: Annotated[Optional[str], typer.Option(help="auto (CUDA when present), cuda or cpu (FRAUD_DEVICE).")] = None,
+    model: Annotated[
+        str, typer.Option(help="logistic_regression, random_forest or mlp.")
+    ] = "logistic_regression",
+    device: Annotated[
+        str | None, typer.Option(help="auto (CUDA when present), cuda or cpu (FRAUD_DEVICE).")
+    ] = None,
     data_dir: DataDir = None,
-    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow URL (FRAUD_MLFLOW_TRACKING_URI).")] = None,
-    promote: Annotated[bool, typer.Option(help="Decide the alias right away (--no-promote leaves it to `fraudlab promote`).")] = True,
-    force: Annotated[bool, typer.Option(help="Train even if an identical finished run exists.")] = False,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow URL (FRAUD_MLFLOW_TRACKING_URI).")
+    ] = None,
+    promote: Annotated[
+        bool,
+        typer.Option(
+            help="Decide the alias right away (--no-promote leaves it to `fraudlab promote`)."
+        ),
+    ] = True,
+    force: Annotated[
+        bool, typer.Option(help="Train even if an identical finished run exists.")
+    ] = False,
 ) -> None:
     """Train on the handbook's protocol, log to MLflow, register `fraud-detector`, set its alias."""
     from .data.store import DatasetError
@@ -137,22 +197,39 @@ def train_cmd(
     except (DatasetError, RuntimeError) as err:
         _fail(str(err), 2)
     m = out["metrics"]
-    console.print(f"{model}: AUC {m['auc_roc']:.4f}  AP {m['average_precision']:.4f}  CP@{s.top_k} {m['card_precision_top_k']:.4f} (perfect {m['card_precision_top_k_perfect']:.4f})  device {out['device']}")
+    console.print(
+        f"{model}: AUC {m['auc_roc']:.4f}  AP {m['average_precision']:.4f}  CP@{s.top_k} {m['card_precision_top_k']:.4f} (perfect {m['card_precision_top_k_perfect']:.4f})  device {out['device']}"
+    )
     if out["reused"]:
-        console.print(f"reused run {out['run_id']} (version {out['version']}): data and code unchanged")
+        console.print(
+            f"reused run {out['run_id']} (version {out['version']}): data and code unchanged"
+        )
     elif out["decision"] is None:
-        console.print(f"registered {s.model_name} version {out['version']}; run `fraudlab promote --version {out['version']}` to decide its alias")
+        console.print(
+            f"registered {s.model_name} version {out['version']}; run `fraudlab promote --version {out['version']}` to decide its alias"
+        )
     else:
         d = out["decision"]
-        console.print(f"registered {s.model_name} version {out['version']} → alias {d.alias}: {d.reason}")
+        console.print(
+            f"registered {s.model_name} version {out['version']} → alias {d.alias}: {d.reason}"
+        )
 
 
 @app.command()
 def promote(
-    version: Annotated[Optional[str], typer.Option(help="Version to decide on (default: the latest).")] = None,
-    undecided: Annotated[bool, typer.Option("--undecided", help="Decide every version no promotion has decided on, in order.")] = False,
+    version: Annotated[
+        str | None, typer.Option(help="Version to decide on (default: the latest).")
+    ] = None,
+    undecided: Annotated[
+        bool,
+        typer.Option(
+            "--undecided", help="Decide every version no promotion has decided on, in order."
+        ),
+    ] = False,
     data_dir: DataDir = None,
-    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow URL (FRAUD_MLFLOW_TRACKING_URI).")] = None,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow URL (FRAUD_MLFLOW_TRACKING_URI).")
+    ] = None,
 ) -> None:
     """Evaluate a registered version on the test week and give it alias `champion` or `challenger`.
 
@@ -172,16 +249,27 @@ def promote(
     if not decided:
         from . import tracking
 
-        console.print(f"{s.model_name}: every version is decided already (champion: {tracking.alias_version(s.model_name, 'champion')})")
+        console.print(
+            f"{s.model_name}: every version is decided already (champion: {tracking.alias_version(s.model_name, 'champion')})"
+        )
     for v, metrics, decision in decided:
-        console.print(f"{s.model_name} version {v}: AUC {metrics['auc_roc']:.4f} AP {metrics['average_precision']:.4f} → alias {decision.alias}: {decision.reason}")
+        console.print(
+            f"{s.model_name} version {v}: AUC {metrics['auc_roc']:.4f} AP {metrics['average_precision']:.4f} → alias {decision.alias}: {decision.reason}"
+        )
 
 
 @app.command()
 def pipeline(
     data_dir: DataDir = None,
-    through: Annotated[str, typer.Option(help="Last step to run: simulate, validate, features, train-…, promote or replay.")] = "features",
-    max_quarantine: Annotated[Optional[float], typer.Option(help="Override the validate step's --max-quarantine.")] = None,
+    through: Annotated[
+        str,
+        typer.Option(
+            help="Last step to run: simulate, validate, features, train-…, promote or replay."
+        ),
+    ] = "features",
+    max_quarantine: Annotated[
+        float | None, typer.Option(help="Override the validate step's --max-quarantine.")
+    ] = None,
 ) -> None:
     """Run the pipeline's steps locally, in the order of its DAG, up to and including --through.
 
@@ -208,7 +296,9 @@ def pipeline(
 
 @app.command("s3-bucket")
 def s3_bucket(
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the S3 endpoint to answer.")] = 300.0,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the S3 endpoint to answer.")
+    ] = 300.0,
 ) -> None:
     """Create the bucket of FRAUD_MLFLOW_ARTIFACTS_DESTINATION (s3://…) unless it exists.
 
@@ -233,7 +323,9 @@ def s3_bucket(
 @app.command("wait-champion")
 def wait_champion(
     timeout: Annotated[float, typer.Option(help="Seconds to wait at most.")] = 1800.0,
-    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow URL (FRAUD_MLFLOW_TRACKING_URI).")] = None,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow URL (FRAUD_MLFLOW_TRACKING_URI).")
+    ] = None,
 ) -> None:
     """Wait until a version of the model carries the alias `champion` (exit 1 after --timeout).
 
@@ -245,16 +337,22 @@ def wait_champion(
 
     s = _settings(mlflow_tracking_uri=tracking_uri)
     tracking.configure(s.mlflow_tracking_uri)
-    console.print(f"waiting up to {timeout:.0f} s for {s.model_name}@{CHAMPION} at {s.mlflow_tracking_uri}")
+    console.print(
+        f"waiting up to {timeout:.0f} s for {s.model_name}@{CHAMPION} at {s.mlflow_tracking_uri}"
+    )
     version = tracking.wait_for_alias(s.model_name, CHAMPION, timeout)
     if version is None:
-        _fail(f"no version of {s.model_name} has the alias {CHAMPION} after {timeout:.0f} s: run the pipeline (its promote step sets it)")
+        _fail(
+            f"no version of {s.model_name} has the alias {CHAMPION} after {timeout:.0f} s: run the pipeline (its promote step sets it)"
+        )
     console.print(f"{s.model_name}@{CHAMPION} is version {version}")
 
 
 @app.command()
 def mlflow(
-    port: Annotated[Optional[int], typer.Option(help="Port (FRAUD_MLFLOW_PORT, default 5000).")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port (FRAUD_MLFLOW_PORT, default 5000).")
+    ] = None,
     host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
     data_dir: DataDir = None,
 ) -> None:
@@ -272,7 +370,11 @@ def mlflow(
 
 
 @app.command()
-def serve(config_dir: Annotated[Optional[Path], typer.Option(help="Where to write MLServer's settings.")] = None) -> None:
+def serve(
+    config_dir: Annotated[
+        Path | None, typer.Option(help="Where to write MLServer's settings.")
+    ] = None,
+) -> None:
     """Run MLServer with the fraud runtime (V2 inference protocol) in the foreground."""
     import shutil
 
@@ -287,7 +389,12 @@ def serve(config_dir: Annotated[Optional[Path], typer.Option(help="Where to writ
 @app.command()
 def up(
     data_dir: DataDir = None,
-    monitoring: Annotated[bool, typer.Option(help="Also start the drift exporter, Prometheus, Alertmanager and the continuous-training controller.")] = False,
+    monitoring: Annotated[
+        bool,
+        typer.Option(
+            help="Also start the drift exporter, Prometheus, Alertmanager and the continuous-training controller."
+        ),
+    ] = False,
 ) -> None:
     """Start the local stack in the background: MLflow, and MLServer serving the champion."""
     from .localstack import ServerError, stack_up
@@ -321,15 +428,21 @@ def status(data_dir: DataDir = None) -> None:
     if not record:
         _fail("the local stack is not running: start it with `fraudlab up` (make up)")
     for name, entry in record.items():
-        console.print(f"{'✓' if entry['alive'] else '✗'} {name:<8} {entry['url']}  pid {entry['pid']}  log {entry['log']}")
+        console.print(
+            f"{'✓' if entry['alive'] else '✗'} {name:<8} {entry['url']}  pid {entry['pid']}  log {entry['log']}"
+        )
     if not all(entry["alive"] for entry in record.values()):
         raise typer.Exit(1)
 
 
 @app.command()
 def monitor(
-    once: Annotated[bool, typer.Option(help="Compute once, write reports/monitoring.json and exit (for Jobs).")] = False,
-    port: Annotated[Optional[int], typer.Option(help="Metrics port (FRAUD_MONITOR_PORT, default 8090).")] = None,
+    once: Annotated[
+        bool, typer.Option(help="Compute once, write reports/monitoring.json and exit (for Jobs).")
+    ] = False,
+    port: Annotated[
+        int | None, typer.Option(help="Metrics port (FRAUD_MONITOR_PORT, default 8090).")
+    ] = None,
     host: Annotated[str, typer.Option(help="Bind address (0.0.0.0 in a container).")] = "127.0.0.1",
     data_dir: DataDir = None,
 ) -> None:
@@ -347,7 +460,9 @@ def monitor(
             _fail(str(err), 2)
         out = Path(s.reports_dir) / "monitoring.json"
         out.write_text(json.dumps(result, indent=2))
-        console.print(f"as of {result['as_of']}: max PSI {result['max_psi']:.3f}, drifted {result['drifted_features'] or 'none'}; performance {result['performance']}; wrote {out}")
+        console.print(
+            f"as of {result['as_of']}: max PSI {result['max_psi']:.3f}, drifted {result['drifted_features'] or 'none'}; performance {result['performance']}; wrote {out}"
+        )
         return
     server, _ = serve_metrics(s, s.monitor_port, host)
     console.print(f"monitoring metrics on http://{host}:{s.monitor_port}/metrics (Ctrl-C to stop)")
@@ -377,7 +492,7 @@ def prometheus(data_dir: DataDir = None) -> None:
 
 @app.command("ct-controller")
 def ct_controller(
-    port: Annotated[Optional[int], typer.Option(help="Port (FRAUD_CT_PORT, default 8095).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (FRAUD_CT_PORT, default 8095).")] = None,
     host: Annotated[str, typer.Option(help="Bind address (0.0.0.0 in a container).")] = "127.0.0.1",
 ) -> None:
     """The continuous-training controller: Alertmanager webhook on /alerts, retrains on drift or performance alerts."""
@@ -391,7 +506,9 @@ def ct_controller(
 
 @app.command()
 def retrain(
-    trigger: Annotated[str, typer.Option(help="JSON describing what started the cycle (recorded in MLflow).")] = '{"source": "manual"}',
+    trigger: Annotated[
+        str, typer.Option(help="JSON describing what started the cycle (recorded in MLflow).")
+    ] = '{"source": "manual"}',
     data_dir: DataDir = None,
 ) -> None:
     """One continuous-training cycle: retrain on the newest labelled window, gate, promote, reload serving."""
@@ -403,14 +520,21 @@ def retrain(
         outcome = run_retrain(s, json.loads(trigger))
     except (DatasetError, ValueError) as err:
         _fail(str(err), 2)
-    console.print(f"challenger version {outcome['version']} (train from {outcome['window']['train_start']}, test {outcome['window']['test_start']} … {outcome['window']['test_end']}) → {outcome['decision']}: {outcome['reason']}; serving reloaded: {outcome['reloaded']}")
+    console.print(
+        f"challenger version {outcome['version']} (train from {outcome['window']['train_start']}, test {outcome['window']['test_start']} … {outcome['window']['test_end']}) → {outcome['decision']}: {outcome['reason']}; serving reloaded: {outcome['reloaded']}"
+    )
 
 
 @app.command()
 def replay(
     day: Annotated[str, typer.Option(help="Day to replay, YYYY-MM-DD.")] = "2018-08-08",
-    url: Annotated[Optional[str], typer.Option(help="Inference base URL (FRAUD_INFERENCE_URL).")] = None,
-    wait_ready: Annotated[float, typer.Option(help="Seconds to wait for the model to answer ready first (0: don't wait).")] = 0.0,
+    url: Annotated[
+        str | None, typer.Option(help="Inference base URL (FRAUD_INFERENCE_URL).")
+    ] = None,
+    wait_ready: Annotated[
+        float,
+        typer.Option(help="Seconds to wait for the model to answer ready first (0: don't wait)."),
+    ] = 0.0,
     data_dir: DataDir = None,
 ) -> None:
     """Send a day's transactions to the model server; check served = offline scores; time requests."""
@@ -423,13 +547,20 @@ def replay(
         r = replay_day(s, dt.date.fromisoformat(day))
     except ReplayError as err:
         _fail(str(err))
-    console.print(f"replayed {r['transactions']:,} transactions in {r['requests']} requests to version {r['model_version']}: p50 {r['latency_ms_p50']:.1f} ms, p99 {r['latency_ms_p99']:.1f} ms; max |served − offline| = {r['max_abs_diff']:.2e}")
+    console.print(
+        f"replayed {r['transactions']:,} transactions in {r['requests']} requests to version {r['model_version']}: p50 {r['latency_ms_p50']:.1f} ms, p99 {r['latency_ms_p99']:.1f} ms; max |served − offline| = {r['max_abs_diff']:.2e}"
+    )
     if not r["skew_ok"]:
-        _fail(f"training/serving skew {r['max_abs_diff']:.2e} above {r['skew_tolerance']:.0e}; see {r['scores_path']}")
+        _fail(
+            f"training/serving skew {r['max_abs_diff']:.2e} above {r['skew_tolerance']:.0e}; see {r['scores_path']}"
+        )
 
 
 @app.command()
-def report(day: Annotated[str, typer.Option(help="Replayed day, YYYY-MM-DD.")] = "2018-08-08", data_dir: DataDir = None) -> None:
+def report(
+    day: Annotated[str, typer.Option(help="Replayed day, YYYY-MM-DD.")] = "2018-08-08",
+    data_dir: DataDir = None,
+) -> None:
     """Write the HTML report and JSON summary for a replayed day (run `fraudlab replay` first)."""
     from .monitoring.report import write_report
 
@@ -444,10 +575,14 @@ def report(day: Annotated[str, typer.Option(help="Replayed day, YYYY-MM-DD.")] =
 @app.command()
 def demo(
     data_dir: DataDir = None,
-    customers: Annotated[Optional[int], typer.Option(help="Customers (default: handbook scale, 5 000).")] = None,
-    terminals: Annotated[Optional[int], typer.Option(help="Terminals (default 10 000).")] = None,
-    days: Annotated[Optional[int], typer.Option(help="Days (default 183).")] = None,
-    replay_day: Annotated[str, typer.Option("--replay-day", help="Test day to replay.")] = "2018-08-08",
+    customers: Annotated[
+        int | None, typer.Option(help="Customers (default: handbook scale, 5 000).")
+    ] = None,
+    terminals: Annotated[int | None, typer.Option(help="Terminals (default 10 000).")] = None,
+    days: Annotated[int | None, typer.Option(help="Days (default 183).")] = None,
+    replay_day: Annotated[
+        str, typer.Option("--replay-day", help="Test day to replay.")
+    ] = "2018-08-08",
 ) -> None:
     """The whole system locally: data → features → 3 models → champion → MLServer → replay → report."""
     from .demo import NoChampionError, run_demo
@@ -462,10 +597,28 @@ def demo(
     except (DatasetError, ServerError, ReplayError, NoChampionError, ValueError) as err:
         _fail(str(err))
     table = Table(title="Fraud Lab demo")
-    for col in ("model", "version", "AUC ROC", "AP", f"CP@{s.top_k}", f"CP@{s.top_k} perfect", "device", "alias"):
+    for col in (
+        "model",
+        "version",
+        "AUC ROC",
+        "AP",
+        f"CP@{s.top_k}",
+        f"CP@{s.top_k} perfect",
+        "device",
+        "alias",
+    ):
         table.add_column(col)
     for name, m in summary["models"].items():
-        table.add_row(name, m["version"], f"{m['auc_roc']:.4f}", f"{m['average_precision']:.4f}", f"{m['card_precision_top_k']:.4f}", f"{m['card_precision_top_k_perfect']:.4f}", m["device"], m["alias"])
+        table.add_row(
+            name,
+            m["version"],
+            f"{m['auc_roc']:.4f}",
+            f"{m['average_precision']:.4f}",
+            f"{m['card_precision_top_k']:.4f}",
+            f"{m['card_precision_top_k_perfect']:.4f}",
+            m["device"],
+            m["alias"],
+        )
     console.print(table)
     r = summary["replay"]
     console.print(

@@ -46,7 +46,14 @@ def recent_window(settings: Settings, as_of: dt.date) -> dict[str, dt.date]:
     test_end = as_of - dt.timedelta(days=settings.delta_delay)
     test_start = test_end - dt.timedelta(days=settings.delta_test - 1)
     train_start = test_start - dt.timedelta(days=settings.delta_delay + settings.delta_train)
-    return {"train_start": train_start, "test_start": test_start, "test_end": test_end, "as_of": as_of}
+    return {
+        "train_start": train_start,
+        "test_start": test_start,
+        "test_end": test_end,
+        "as_of": as_of,
+    }
+
+
 # --8<-- [end:window]
 
 
@@ -67,17 +74,33 @@ def retrain(settings: Settings, trigger: dict) -> dict:
     days = served_days(settings)
     manifest = store.read_manifest(settings.features_dir)
     if manifest is None:
-        raise store.DatasetError(f"{settings.features_dir} has no manifest: run the data pipeline first")
+        raise store.DatasetError(
+            f"{settings.features_dir} has no manifest: run the data pipeline first"
+        )
     features = store.read_dataset(settings.features_dir)
     as_of = max(days) if days else features["TX_DATETIME"].max().date()
     window = recent_window(settings, as_of)
     tracking.configure(settings.mlflow_tracking_uri, settings.experiment)
     result = train(features, settings.retrain_model, window["train_start"], settings.delta_train, settings.delta_delay,
                    settings.delta_test, settings.top_k, settings.seed, settings.device)  # fmt: skip
-    _, version = tracking.log_training_run(result, settings.model_name, manifest["digest"], {"continuous_training": "true", "trigger": str(trigger.get("alertname", trigger.get("source", "manual")))})
-    decision = tracking.promote(settings.model_name, version, result.test, result.metrics, quality_gate(settings))
+    _, version = tracking.log_training_run(
+        result,
+        settings.model_name,
+        manifest["digest"],
+        {
+            "continuous_training": "true",
+            "trigger": str(trigger.get("alertname", trigger.get("source", "manual"))),
+        },
+    )
+    decision = tracking.promote(
+        settings.model_name, version, result.test, result.metrics, quality_gate(settings)
+    )
     reloaded = reload_serving(settings) if decision.alias == CHAMPION else False
-    params = {"model_type": settings.retrain_model, **{k: v.isoformat() for k, v in window.items()}, "data_digest": manifest["digest"]}
+    params = {
+        "model_type": settings.retrain_model,
+        **{k: v.isoformat() for k, v in window.items()},
+        "data_digest": manifest["digest"],
+    }
     run_id = tracking.log_continuous_training(trigger, params, result.metrics, decision, version)
     return {"version": version, "decision": decision.alias, "reason": decision.reason, "metrics": result.metrics,
             "window": {k: v.isoformat() for k, v in window.items()}, "reloaded": reloaded, "ct_run_id": run_id}  # fmt: skip
@@ -87,7 +110,11 @@ def _kubernetes() -> tuple[str, dict, str]:
     """In-cluster API server URL, auth header and CA file (the pod's ServiceAccount)."""
     host, port = os.environ["KUBERNETES_SERVICE_HOST"], os.environ["KUBERNETES_SERVICE_PORT"]
     token = (SERVICE_ACCOUNT / "token").read_text().strip()
-    return f"https://{host}:{port}", {"Authorization": f"Bearer {token}"}, str(SERVICE_ACCOUNT / "ca.crt")
+    return (
+        f"https://{host}:{port}",
+        {"Authorization": f"Bearer {token}"},
+        str(SERVICE_ACCOUNT / "ca.crt"),
+    )
 
 
 def reload_serving(settings: Settings) -> bool:
@@ -103,12 +130,20 @@ def reload_serving(settings: Settings) -> bool:
     if "KUBERNETES_SERVICE_HOST" in os.environ and settings.ct_mode == "workflow":
         api, headers, ca = _kubernetes()
         patch = [{"op": "add", "path": "/spec/predictors/0/componentSpecs/0/metadata/annotations",
-                  "value": {"fraud-lab.io/champion-reloaded-at": dt.datetime.now(dt.timezone.utc).isoformat()}}]  # fmt: skip
+                  "value": {"fraud-lab.io/champion-reloaded-at": dt.datetime.now(dt.UTC).isoformat()}}]  # fmt: skip
         url = f"{api}/apis/machinelearning.seldon.io/v1/namespaces/{settings.ct_namespace}/seldondeployments/{settings.model_name}"
-        response = httpx.patch(url, json=patch, headers={**headers, "Content-Type": "application/json-patch+json"}, verify=ca, timeout=30)
+        response = httpx.patch(
+            url,
+            json=patch,
+            headers={**headers, "Content-Type": "application/json-patch+json"},
+            verify=ca,
+            timeout=30,
+        )
         return response.status_code == 200
     base = settings.serving_reload_url or settings.inference_url
-    response = httpx.post(f"{base.rstrip('/')}/v2/repository/models/{settings.model_name}/load", timeout=120)
+    response = httpx.post(
+        f"{base.rstrip('/')}/v2/repository/models/{settings.model_name}/load", timeout=120
+    )
     return response.status_code == 200
 
 
@@ -131,8 +166,11 @@ def retrain_workflow(trigger: dict) -> dict:
         "kind": "Workflow",
         "metadata": {
             "generateName": f"{RETRAIN_TEMPLATE}-",
-            "labels": {"app.kubernetes.io/name": "retrain", "app.kubernetes.io/part-of": "fraud-lab",
-                       "app.kubernetes.io/component": "continuous-training"},
+            "labels": {
+                "app.kubernetes.io/name": "retrain",
+                "app.kubernetes.io/part-of": "fraud-lab",
+                "app.kubernetes.io/component": "continuous-training",
+            },
         },  # fmt: skip
         "spec": {
             "workflowTemplateRef": {"name": RETRAIN_TEMPLATE},
@@ -149,7 +187,9 @@ def create_retrain_workflow(settings: Settings, trigger: dict) -> str:
     """
     api, headers, ca = _kubernetes()
     url = f"{api}/apis/argoproj.io/v1alpha1/namespaces/{settings.ct_namespace}/workflows"
-    response = httpx.post(url, json=retrain_workflow(trigger), headers=headers, verify=ca, timeout=30)
+    response = httpx.post(
+        url, json=retrain_workflow(trigger), headers=headers, verify=ca, timeout=30
+    )
     response.raise_for_status()
     return response.json()["metadata"]["name"]
 
@@ -185,17 +225,32 @@ def create_app(settings: Settings) -> FastAPI:
             except Exception as err:  # noqa: BLE001 - recorded and shown on /status, the controller stays up
                 outcome = {"error": f"{type(err).__name__}: {err}"}
             with lock:
-                state["history"].append({"trigger": trigger, "outcome": outcome, "finished_at": dt.datetime.now(dt.timezone.utc).isoformat()})
+                state["history"].append(
+                    {
+                        "trigger": trigger,
+                        "outcome": outcome,
+                        "finished_at": dt.datetime.now(dt.UTC).isoformat(),
+                    }
+                )
                 trigger, state["pending"] = state["pending"], None
                 state["running"] = trigger is not None
 
     # --8<-- [start:webhook]
     @app.post("/alerts")
     def alerts(notification: AlertNotification) -> dict:
-        firing = [a for a in notification.alerts if a.status == "firing" and a.labels.get("action") == "retrain"]
+        firing = [
+            a
+            for a in notification.alerts
+            if a.status == "firing" and a.labels.get("action") == "retrain"
+        ]
         if not firing:
             return {"accepted": False, "reason": "no firing alert with action=retrain"}
-        trigger = {"source": "alert", "alertname": firing[0].labels.get("alertname", ""), "labels": firing[0].labels, "alerts": len(firing)}
+        trigger = {
+            "source": "alert",
+            "alertname": firing[0].labels.get("alertname", ""),
+            "labels": firing[0].labels,
+            "alerts": len(firing),
+        }
         with lock:
             if state["running"]:
                 state["pending"] = trigger
@@ -203,6 +258,7 @@ def create_app(settings: Settings) -> FastAPI:
             state["running"] = True
         threading.Thread(target=cycle, args=(trigger,), daemon=True).start()
         return {"accepted": True, "queued": False}
+
     # --8<-- [end:webhook]
 
     @app.get("/status")

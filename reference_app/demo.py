@@ -58,7 +58,9 @@ def quality_expectations(settings: Settings, models: dict[str, dict]) -> tuple[b
     if lr and lr["auc_roc"] < settings.gate_min_auc:
         notes.append(f"logistic regression AUC {lr['auc_roc']:.4f} < {settings.gate_min_auc}")
     if lr and lr["average_precision"] < settings.gate_min_ap_logistic:
-        notes.append(f"logistic regression AP {lr['average_precision']:.4f} < {settings.gate_min_ap_logistic}")
+        notes.append(
+            f"logistic regression AP {lr['average_precision']:.4f} < {settings.gate_min_ap_logistic}"
+        )
     best = max((m["average_precision"] for m in models.values()), default=0.0)
     if best < settings.gate_min_ap:
         notes.append(f"best AP {best:.4f} < {settings.gate_min_ap}")
@@ -85,29 +87,61 @@ def run_demo(settings: Settings, day: dt.date, console: Console | None = None) -
         if _mlflow_up(settings.mlflow_tracking_uri):
             step(f"MLflow already running at {settings.mlflow_tracking_uri}")
         else:
-            port = settings.mlflow_port if not port_open("127.0.0.1", settings.mlflow_port) else free_port()
+            port = (
+                settings.mlflow_port
+                if not port_open("127.0.0.1", settings.mlflow_port)
+                else free_port()
+            )
             server = servers.enter_context(start_mlflow(settings, port))
             settings = settings.model_copy(update={"mlflow_tracking_uri": server.url})
             step(f"started MLflow at {server.url} (log: {server.log_path})")
 
         raw, reused = simulate_step(settings)
-        step(f"simulate: {'reused' if reused else 'wrote'} {raw['rows']:,} transactions, {raw['frauds']:,} frauds")
+        step(
+            f"simulate: {'reused' if reused else 'wrote'} {raw['rows']:,} transactions, {raw['frauds']:,} frauds"
+        )
         validated, reused = validate_step(settings)
-        step(f"validate: {'reused' if reused else 'checked'} — {validated['rows']:,} valid, {validated['quarantined_rows']:,} quarantined")
+        step(
+            f"validate: {'reused' if reused else 'checked'} — {validated['rows']:,} valid, {validated['quarantined_rows']:,} quarantined"
+        )
         feats, reused = features_step(settings)
-        step(f"features: {'reused' if reused else 'computed'} 15 features for {feats['rows']:,} transactions")
+        step(
+            f"features: {'reused' if reused else 'computed'} 15 features for {feats['rows']:,} transactions"
+        )
 
         frame = store.read_dataset(settings.features_dir)
         models = {}
         for model_type in MODEL_TYPES:
-            out = train_and_register(settings, model_type, settings.device, frame=frame, manifest=feats)
+            out = train_and_register(
+                settings, model_type, settings.device, frame=frame, manifest=feats
+            )
             m = out["metrics"]
-            what = "reused run" if out["reused"] else f"→ {out['decision'].alias} ({out['decision'].reason})"
-            step(f"train {model_type}: AUC {m['auc_roc']:.4f} AP {m['average_precision']:.4f} CP@{settings.top_k} {m['card_precision_top_k']:.4f}, version {out['version']} {what}")
-            models[model_type] = {**{k: m[k] for k in ("auc_roc", "average_precision", "card_precision_top_k", "card_precision_top_k_perfect")}, "version": out["version"], "device": out["device"]}
+            what = (
+                "reused run"
+                if out["reused"]
+                else f"→ {out['decision'].alias} ({out['decision'].reason})"
+            )
+            step(
+                f"train {model_type}: AUC {m['auc_roc']:.4f} AP {m['average_precision']:.4f} CP@{settings.top_k} {m['card_precision_top_k']:.4f}, version {out['version']} {what}"
+            )
+            models[model_type] = {
+                **{
+                    k: m[k]
+                    for k in (
+                        "auc_roc",
+                        "average_precision",
+                        "card_precision_top_k",
+                        "card_precision_top_k_perfect",
+                    )
+                },
+                "version": out["version"],
+                "device": out["device"],
+            }
         champion = tracking.alias_version(settings.model_name, CHAMPION)
         if champion is None:
-            raise NoChampionError("no model passed the quality gate, so there is no champion to serve; see the reasons above")
+            raise NoChampionError(
+                "no model passed the quality gate, so there is no champion to serve; see the reasons above"
+            )
         challenger = tracking.alias_version(settings.model_name, CHALLENGER)
         for m in models.values():
             m["alias"] = {champion: CHAMPION, challenger: CHALLENGER}.get(m["version"], "—")
@@ -117,15 +151,27 @@ def run_demo(settings: Settings, day: dt.date, console: Console | None = None) -
         for name in ("http_port", "grpc_port", "metrics_port"):
             wanted = getattr(settings, name)
             ports[name] = wanted if not port_open("127.0.0.1", wanted) else free_port()
-        settings = settings.model_copy(update={**ports, "inference_url": f"http://127.0.0.1:{ports['http_port']}"})
+        settings = settings.model_copy(
+            update={**ports, "inference_url": f"http://127.0.0.1:{ports['http_port']}"}
+        )
         server = servers.enter_context(start_mlserver(settings))
-        step(f"MLServer serving {settings.model_uri} at {server.url} (metrics :{settings.metrics_port}/metrics)")
+        step(
+            f"MLServer serving {settings.model_uri} at {server.url} (metrics :{settings.metrics_port}/metrics)"
+        )
 
         replay = replay_day(settings, day)
-        step(f"replay {day}: {replay['transactions']:,} transactions, p50 {replay['latency_ms_p50']:.1f} ms, p99 {replay['latency_ms_p99']:.1f} ms, skew {replay['max_abs_diff']:.1e}")
+        step(
+            f"replay {day}: {replay['transactions']:,} transactions, p50 {replay['latency_ms_p50']:.1f} ms, p99 {replay['latency_ms_p99']:.1f} ms, skew {replay['max_abs_diff']:.1e}"
+        )
 
         champion_model = tracking.load_model(f"models:/{settings.model_name}/{champion}")
-        reference = frame[(frame["TX_DATETIME"] >= str(settings.train_start)) & (frame["TX_DATETIME"] < str(settings.train_start + dt.timedelta(days=settings.delta_train)))]
+        reference = frame[
+            (frame["TX_DATETIME"] >= str(settings.train_start))
+            & (
+                frame["TX_DATETIME"]
+                < str(settings.train_start + dt.timedelta(days=settings.delta_train))
+            )
+        ]
         quality_ok, notes = quality_expectations(settings, models)
         monitoring = compute_monitoring(settings)
         summary = {
@@ -133,9 +179,18 @@ def run_demo(settings: Settings, day: dt.date, console: Console | None = None) -
             "champion_version": champion,
             "quality_ok": quality_ok,
             "quality_notes": notes,
-            "datasets": {"raw": raw["digest"], "validated": validated["digest"], "features": feats["digest"], "quarantined_rows": validated["quarantined_rows"]},
+            "datasets": {
+                "raw": raw["digest"],
+                "validated": validated["digest"],
+                "features": feats["digest"],
+                "quarantined_rows": validated["quarantined_rows"],
+            },
             "monitoring": monitoring,
-            "reference_scores": score(champion_model.pyfunc.unwrap_python_model().estimator, reference) if len(reference) else None,
+            "reference_scores": score(
+                champion_model.pyfunc.unwrap_python_model().estimator, reference
+            )
+            if len(reference)
+            else None,
         }
         result = write_report(settings, summary, replay)
         step(f"report: {result['report_html']}")

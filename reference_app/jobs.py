@@ -26,7 +26,15 @@ def quality_gate(s: Settings) -> QualityGate:
     return QualityGate(s.gate_min_auc, s.gate_min_ap)
 
 
-def train_and_register(s: Settings, model: str, device: str, frame=None, manifest=None, promote: bool = True, force: bool = False) -> dict:
+def train_and_register(
+    s: Settings,
+    model: str,
+    device: str,
+    frame=None,
+    manifest=None,
+    promote: bool = True,
+    force: bool = False,
+) -> dict:
     """Train one model, log it to MLflow, register it and (optionally) decide its alias.
 
     A finished run with the same data digest, model type, protocol and code is reused instead,
@@ -47,13 +55,38 @@ def train_and_register(s: Settings, model: str, device: str, frame=None, manifes
         return {**found, "reused": True, "decision": None}
     if frame is None:
         frame = store.read_dataset(s.features_dir)
-    result = train(frame, model, s.train_start, s.delta_train, s.delta_delay, s.delta_test, s.top_k, s.seed, device)
-    run_id, version = tracking.log_training_run(result, s.model_name, manifest["digest"], {k: key[k] for k in ("protocol", "code_digest")})
-    decision = tracking.promote(s.model_name, version, result.test, result.metrics, quality_gate(s)) if promote else None
-    return {"run_id": run_id, "version": version, "metrics": result.metrics, "device": result.device, "reused": False, "decision": decision}
+    result = train(
+        frame,
+        model,
+        s.train_start,
+        s.delta_train,
+        s.delta_delay,
+        s.delta_test,
+        s.top_k,
+        s.seed,
+        device,
+    )
+    run_id, version = tracking.log_training_run(
+        result, s.model_name, manifest["digest"], {k: key[k] for k in ("protocol", "code_digest")}
+    )
+    decision = (
+        tracking.promote(s.model_name, version, result.test, result.metrics, quality_gate(s))
+        if promote
+        else None
+    )
+    return {
+        "run_id": run_id,
+        "version": version,
+        "metrics": result.metrics,
+        "device": result.device,
+        "reused": False,
+        "decision": decision,
+    }
 
 
-def promote_version(s: Settings, version: str | None = None, test=None) -> tuple[str, dict[str, float], Decision]:
+def promote_version(
+    s: Settings, version: str | None = None, test=None
+) -> tuple[str, dict[str, float], Decision]:
     """Evaluate a registered version on the test week and decide its alias.
 
     Args:
@@ -71,9 +104,17 @@ def promote_version(s: Settings, version: str | None = None, test=None) -> tuple
     tracking.configure(s.mlflow_tracking_uri)
     version = version or tracking.latest_version(s.model_name)
     if version is None:
-        raise NothingToPromoteError(f"model {s.model_name} has no registered version: run `fraudlab train` first")
+        raise NothingToPromoteError(
+            f"model {s.model_name} has no registered version: run `fraudlab train` first"
+        )
     if test is None:
-        _, test = split_train_test(store.read_dataset(s.features_dir), s.train_start, s.delta_train, s.delta_delay, s.delta_test)
+        _, test = split_train_test(
+            store.read_dataset(s.features_dir),
+            s.train_start,
+            s.delta_train,
+            s.delta_delay,
+            s.delta_test,
+        )
     model = tracking.load_model(f"models:/{s.model_name}/{version}")
     metrics = evaluate_scores(test, model.predict_proba(test), k=s.top_k)
     return version, metrics, tracking.promote(s.model_name, version, test, metrics, quality_gate(s))
@@ -93,5 +134,11 @@ def promote_undecided(s: Settings) -> list[tuple[str, dict[str, float], Decision
     versions = tracking.undecided_versions(s.model_name)
     if not versions:
         return []
-    _, test = split_train_test(store.read_dataset(s.features_dir), s.train_start, s.delta_train, s.delta_delay, s.delta_test)
+    _, test = split_train_test(
+        store.read_dataset(s.features_dir),
+        s.train_start,
+        s.delta_train,
+        s.delta_delay,
+        s.delta_test,
+    )
     return [promote_version(s, v, test) for v in versions]

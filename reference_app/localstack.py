@@ -49,12 +49,26 @@ def port_open(host: str, port: int) -> bool:
 class ManagedProcess:
     """A child process with a log file, a readiness URL and a clean stop (context manager)."""
 
-    def __init__(self, name: str, cmd: list[str], log_path: Path, ready_url: str, url: str, env: dict | None = None):
-        self.name, self.cmd, self.log_path, self.ready_url, self.url = name, cmd, log_path, ready_url, url
+    def __init__(
+        self,
+        name: str,
+        cmd: list[str],
+        log_path: Path,
+        ready_url: str,
+        url: str,
+        env: dict | None = None,
+    ):
+        self.name, self.cmd, self.log_path, self.ready_url, self.url = (
+            name,
+            cmd,
+            log_path,
+            ready_url,
+            url,
+        )
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = READY_TIMEOUT_S) -> "ManagedProcess":
+    def start(self, timeout: float = READY_TIMEOUT_S) -> ManagedProcess:
         """Start the process and wait until `ready_url` answers 200.
 
         Raises:
@@ -63,12 +77,16 @@ class ManagedProcess:
         """
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+        )
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise ServerError(f"{self.name} exited with code {self.proc.returncode}:\n{self.log_tail()}")
+                raise ServerError(
+                    f"{self.name} exited with code {self.proc.returncode}:\n{self.log_tail()}"
+                )
             try:
                 if httpx.get(self.ready_url, timeout=2).status_code == 200:
                     return self
@@ -76,7 +94,9 @@ class ManagedProcess:
                 pass
             time.sleep(0.5)
         self.stop()
-        raise ServerError(f"{self.name} was not ready at {self.ready_url} after {timeout:.0f} s:\n{self.log_tail()}")
+        raise ServerError(
+            f"{self.name} was not ready at {self.ready_url} after {timeout:.0f} s:\n{self.log_tail()}"
+        )
 
     def log_tail(self, lines: int = 30) -> str:
         """The last lines of the process log."""
@@ -98,14 +118,16 @@ class ManagedProcess:
         except ProcessLookupError:
             pass
 
-    def __enter__(self) -> "ManagedProcess":
+    def __enter__(self) -> ManagedProcess:
         return self.start() if self.proc is None else self
 
     def __exit__(self, *exc) -> None:
         self.stop()
 
 
-def mlflow_command(settings: Settings, port: int, host: str = "127.0.0.1") -> tuple[list[str], dict]:
+def mlflow_command(
+    settings: Settings, port: int, host: str = "127.0.0.1"
+) -> tuple[list[str], dict]:
     """The `mlflow server` command line and extra environment for `settings`.
 
     Local mode: SQLite store and artifacts under `state_dir`. Kind mode: PostgreSQL backend, S3
@@ -144,7 +166,10 @@ def mlflow_command(settings: Settings, port: int, host: str = "127.0.0.1") -> tu
             "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
         )
         cmd += ["--app-name", "basic-auth"]
-        env |= {"MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_AUTH_ADMIN_PASSWORD": settings.mlflow_admin_password.get_secret_value()}
+        env |= {
+            "MLFLOW_AUTH_CONFIG_PATH": str(ini),
+            "MLFLOW_AUTH_ADMIN_PASSWORD": settings.mlflow_admin_password.get_secret_value(),
+        }
         if not os.environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY"):
             # CSRF key of the auth app: from a Secret in kind mode; locally one per state folder.
             key_file = state / "mlflow-secret-key"
@@ -160,7 +185,9 @@ def start_mlflow(settings: Settings, port: int | None = None) -> ManagedProcess:
     port = port or settings.mlflow_port
     cmd, env = mlflow_command(settings, port)
     url = f"http://127.0.0.1:{port}"
-    return ManagedProcess("MLflow", cmd, Path(settings.state_dir) / "logs" / "mlflow.log", f"{url}/health", url, env)
+    return ManagedProcess(
+        "MLflow", cmd, Path(settings.state_dir) / "logs" / "mlflow.log", f"{url}/health", url, env
+    )
 
 
 def start_mlserver(settings: Settings) -> ManagedProcess:
@@ -178,7 +205,14 @@ def start_mlserver(settings: Settings) -> ManagedProcess:
     }
     url = f"http://{settings.serve_host}:{settings.http_port}"
     ready = f"{url}/v2/models/{settings.model_name}/ready"
-    return ManagedProcess("MLServer", [fraudlab, "serve"], Path(settings.state_dir) / "logs" / "mlserver.log", ready, url, env)
+    return ManagedProcess(
+        "MLServer",
+        [fraudlab, "serve"],
+        Path(settings.state_dir) / "logs" / "mlserver.log",
+        ready,
+        url,
+        env,
+    )
 
 
 def stack_file(settings: Settings) -> Path:
@@ -203,7 +237,13 @@ def start_prometheus(settings: Settings, mlflow_url: str | None = None) -> Manag
 
     folder = Path(settings.state_dir).resolve() / "prometheus"
     url = f"http://127.0.0.1:{settings.prometheus_port}"
-    return ManagedProcess("Prometheus", prometheus_command(settings, folder, mlflow_url), Path(settings.state_dir) / "logs" / "prometheus.log", f"{url}/-/ready", url)
+    return ManagedProcess(
+        "Prometheus",
+        prometheus_command(settings, folder, mlflow_url),
+        Path(settings.state_dir) / "logs" / "prometheus.log",
+        f"{url}/-/ready",
+        url,
+    )
 
 
 def start_alertmanager(settings: Settings) -> ManagedProcess:
@@ -212,24 +252,55 @@ def start_alertmanager(settings: Settings) -> ManagedProcess:
 
     folder = Path(settings.state_dir).resolve() / "alertmanager"
     url = f"http://127.0.0.1:{settings.alertmanager_port}"
-    return ManagedProcess("Alertmanager", alertmanager_command(settings, folder), Path(settings.state_dir) / "logs" / "alertmanager.log", f"{url}/-/ready", url)
+    return ManagedProcess(
+        "Alertmanager",
+        alertmanager_command(settings, folder),
+        Path(settings.state_dir) / "logs" / "alertmanager.log",
+        f"{url}/-/ready",
+        url,
+    )
 
 
-def _fraudlab(settings: Settings, name: str, args: list[str], ready_path: str, port: int) -> ManagedProcess:
+def _fraudlab(
+    settings: Settings, name: str, args: list[str], ready_path: str, port: int
+) -> ManagedProcess:
     fraudlab = shutil.which("fraudlab", path=str(Path(sys.executable).parent)) or "fraudlab"
     url = f"http://127.0.0.1:{port}"
-    env = {f"FRAUD_{k.upper()}": str(v) for k, v in settings.model_dump(exclude={"mlflow_admin_password"}).items() if v is not None and not isinstance(v, (dict, list))}
-    return ManagedProcess(name, [fraudlab, *args], Path(settings.state_dir) / "logs" / f"{name.lower()}.log", f"{url}{ready_path}", url, env)
+    env = {
+        f"FRAUD_{k.upper()}": str(v)
+        for k, v in settings.model_dump(exclude={"mlflow_admin_password"}).items()
+        if v is not None and not isinstance(v, (dict, list))
+    }
+    return ManagedProcess(
+        name,
+        [fraudlab, *args],
+        Path(settings.state_dir) / "logs" / f"{name.lower()}.log",
+        f"{url}{ready_path}",
+        url,
+        env,
+    )
 
 
 def start_monitor(settings: Settings) -> ManagedProcess:
     """`fraudlab monitor`: drift and delayed-label performance on /metrics."""
-    return _fraudlab(settings, "Monitor", ["monitor", "--port", str(settings.monitor_port)], "/metrics", settings.monitor_port)
+    return _fraudlab(
+        settings,
+        "Monitor",
+        ["monitor", "--port", str(settings.monitor_port)],
+        "/metrics",
+        settings.monitor_port,
+    )
 
 
 def start_ct_controller(settings: Settings) -> ManagedProcess:
     """`fraudlab ct-controller`: Alertmanager's webhook receiver that retrains."""
-    return _fraudlab(settings, "CT-controller", ["ct-controller", "--port", str(settings.ct_port)], "/healthz", settings.ct_port)
+    return _fraudlab(
+        settings,
+        "CT-controller",
+        ["ct-controller", "--port", str(settings.ct_port)],
+        "/healthz",
+        settings.ct_port,
+    )
 
 
 def stack_up(settings: Settings, monitoring: bool = False) -> dict:
@@ -251,17 +322,33 @@ def stack_up(settings: Settings, monitoring: bool = False) -> dict:
         return current
     ports = [settings.mlflow_port, settings.http_port, settings.grpc_port, settings.metrics_port]
     if monitoring:
-        ports += [settings.monitor_port, settings.prometheus_port, settings.alertmanager_port, settings.ct_port]
+        ports += [
+            settings.monitor_port,
+            settings.prometheus_port,
+            settings.alertmanager_port,
+            settings.ct_port,
+        ]
     for port in ports:
         if port_open("127.0.0.1", port):
-            raise ServerError(f"port {port} on 127.0.0.1 is already in use: stop what listens there or set FRAUD_*_PORT")
+            raise ServerError(
+                f"port {port} on 127.0.0.1 is already in use: stop what listens there or set FRAUD_*_PORT"
+            )
     if monitoring and not settings.mlflow_prometheus_dir:
-        settings = settings.model_copy(update={"mlflow_prometheus_dir": str(Path(settings.state_dir).resolve() / "mlflow-metrics")})
+        settings = settings.model_copy(
+            update={
+                "mlflow_prometheus_dir": str(Path(settings.state_dir).resolve() / "mlflow-metrics")
+            }
+        )
     started: list[tuple[str, ManagedProcess]] = []
     try:
         mlflow_proc = start_mlflow(settings).start()
         started.append(("mlflow", mlflow_proc))
-        settings = settings.model_copy(update={"mlflow_tracking_uri": mlflow_proc.url, "inference_url": f"http://{settings.serve_host}:{settings.http_port}"})
+        settings = settings.model_copy(
+            update={
+                "mlflow_tracking_uri": mlflow_proc.url,
+                "inference_url": f"http://{settings.serve_host}:{settings.http_port}",
+            }
+        )
         started.append(("mlserver", start_mlserver(settings).start()))
         if monitoring:
             started.append(("monitor", start_monitor(settings).start()))
@@ -272,8 +359,14 @@ def stack_up(settings: Settings, monitoring: bool = False) -> dict:
         for _, proc in reversed(started):
             proc.stop()
         raise
-    record = {name: {"pid": proc.proc.pid, "url": proc.url, "log": str(proc.log_path)} for name, proc in started}
-    record["mlserver"] |= {"grpc": f"{settings.serve_host}:{settings.grpc_port}", "metrics_url": f"http://{settings.serve_host}:{settings.metrics_port}/metrics"}
+    record = {
+        name: {"pid": proc.proc.pid, "url": proc.url, "log": str(proc.log_path)}
+        for name, proc in started
+    }
+    record["mlserver"] |= {
+        "grpc": f"{settings.serve_host}:{settings.grpc_port}",
+        "metrics_url": f"http://{settings.serve_host}:{settings.metrics_port}/metrics",
+    }
     stack_file(settings).write_text(json.dumps(record, indent=2))
     return record
 

@@ -31,11 +31,15 @@ def bucket_of(destination: str) -> str:
     """
     parsed = urlparse(destination)
     if parsed.scheme != "s3" or not parsed.netloc:
-        raise ValueError(f"{destination!r} is not an s3://bucket[/prefix] URI (FRAUD_MLFLOW_ARTIFACTS_DESTINATION)")
+        raise ValueError(
+            f"{destination!r} is not an s3://bucket[/prefix] URI (FRAUD_MLFLOW_ARTIFACTS_DESTINATION)"
+        )
     return parsed.netloc
 
 
-def ensure_bucket(destination: str, endpoint_url: str, timeout_s: float = 300.0, poll_s: float = 2.0) -> str:
+def ensure_bucket(
+    destination: str, endpoint_url: str, timeout_s: float = 300.0, poll_s: float = 2.0
+) -> str:
     """Create the bucket of `destination` unless it exists; wait (bounded) for the server to answer.
 
     Credentials come from the usual AWS variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`).
@@ -60,7 +64,11 @@ def ensure_bucket(destination: str, endpoint_url: str, timeout_s: float = 300.0,
     from botocore.exceptions import ConnectionError as S3ConnectionError
 
     bucket = bucket_of(destination)
-    client = boto3.client("s3", endpoint_url=endpoint_url, config=Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 1}))
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        config=Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 1}),
+    )
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -71,10 +79,14 @@ def ensure_bucket(destination: str, endpoint_url: str, timeout_s: float = 300.0,
         except ClientError as err:
             code = str(err.response.get("Error", {}).get("Code", ""))
             if code not in {"404", "NoSuchBucket", "NotFound"}:
-                raise ObjectStoreError(f"{endpoint_url} refused HeadBucket {bucket}: {code or err}") from err
+                raise ObjectStoreError(
+                    f"{endpoint_url} refused HeadBucket {bucket}: {code or err}"
+                ) from err
         except (S3ConnectionError, HTTPClientError) as err:
             if time.monotonic() >= deadline:
-                raise ObjectStoreError(f"{endpoint_url} did not answer within {timeout_s:.0f} s: {err}") from err
+                raise ObjectStoreError(
+                    f"{endpoint_url} did not answer within {timeout_s:.0f} s: {err}"
+                ) from err
             time.sleep(poll_s)
             continue
         try:
@@ -84,4 +96,6 @@ def ensure_bucket(destination: str, endpoint_url: str, timeout_s: float = 300.0,
             code = err.response.get("Error", {}).get("Code", "")
             if code in ALREADY_THERE:  # created meanwhile by another replica
                 return "exists"
-            raise ObjectStoreError(f"{endpoint_url} refused CreateBucket {bucket}: {code or err}") from err
+            raise ObjectStoreError(
+                f"{endpoint_url} refused CreateBucket {bucket}: {code or err}"
+            ) from err

@@ -52,7 +52,9 @@ def drift_scenario(settings: Settings) -> DriftScenario | None:
     return scenario if scenario.active else None
 
 
-def simulate_step(settings: Settings, force: bool = False, progress: Progress | None = None) -> tuple[dict, bool]:
+def simulate_step(
+    settings: Settings, force: bool = False, progress: Progress | None = None
+) -> tuple[dict, bool]:
     """Simulate transactions into `raw_dir` unless a dataset with the same parameters exists.
 
     Returns:
@@ -65,13 +67,25 @@ def simulate_step(settings: Settings, force: bool = False, progress: Progress | 
     existing = store.read_manifest(settings.raw_dir)
     if not force and existing and existing.get("params") == params:
         return existing, True
-    frame = simulate_transactions(**{k: v for k, v in params.items() if k != "drift"}, progress=progress)
+    frame = simulate_transactions(
+        **{k: v for k, v in params.items() if k != "drift"}, progress=progress
+    )
     if drift is not None:
         frame = inject_drift(frame, drift, seed=settings.seed)
-    return store.write_dataset(frame, settings.raw_dir, name="raw", extra={"params": params, "generator": "fraud-detection-handbook-ch3.2"}), False
+    return store.write_dataset(
+        frame,
+        settings.raw_dir,
+        name="raw",
+        extra={"params": params, "generator": "fraud-detection-handbook-ch3.2"},
+    ), False
 
 
-def validate_step(settings: Settings, source: str | None = None, force: bool = False, progress: Progress | None = None) -> tuple[dict, bool]:
+def validate_step(
+    settings: Settings,
+    source: str | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> tuple[dict, bool]:
     """Validate every file of `source` (default `raw_dir`) against the data contract.
 
     Valid rows go to `validated_dir`, the others to `quarantine_dir` with `QUARANTINE_REASON` and
@@ -114,10 +128,22 @@ def validate_step(settings: Settings, source: str | None = None, force: bool = F
         moved[REASON_COLUMN] = DUPLICATE_REASON
         bad_parts.append(moved)
         reasons[DUPLICATE_REASON] = int(dup.sum())
-    valid_all = valid_all[~dup].drop(columns=SOURCE_COLUMN).sort_values("TX_DATETIME", kind="stable", ignore_index=True)
-    quarantined = pd.concat(bad_parts, ignore_index=True) if bad_parts else pd.DataFrame(columns=[REASON_COLUMN, SOURCE_COLUMN], dtype="string")
-    if len(valid_all) + len(quarantined) != input_rows:  # the contract of this step: nothing is lost
-        raise AssertionError(f"row accounting broken: {len(valid_all)} valid + {len(quarantined)} quarantined != {input_rows} input")
+    valid_all = (
+        valid_all[~dup]
+        .drop(columns=SOURCE_COLUMN)
+        .sort_values("TX_DATETIME", kind="stable", ignore_index=True)
+    )
+    quarantined = (
+        pd.concat(bad_parts, ignore_index=True)
+        if bad_parts
+        else pd.DataFrame(columns=[REASON_COLUMN, SOURCE_COLUMN], dtype="string")
+    )
+    if (
+        len(valid_all) + len(quarantined) != input_rows
+    ):  # the contract of this step: nothing is lost
+        raise AssertionError(
+            f"row accounting broken: {len(valid_all)} valid + {len(quarantined)} quarantined != {input_rows} input"
+        )
     q_manifest = _write_quarantine(quarantined, settings.quarantine_dir, input_digest, reasons)
     manifest = store.write_dataset(
         valid_all,
@@ -136,7 +162,9 @@ def validate_step(settings: Settings, source: str | None = None, force: bool = F
     return manifest, False
 
 
-def _write_quarantine(quarantined: pd.DataFrame, url: str, input_digest: str | None, reasons: dict) -> dict:
+def _write_quarantine(
+    quarantined: pd.DataFrame, url: str, input_digest: str | None, reasons: dict
+) -> dict:
     """Write quarantined rows as one Parquet file (string columns) plus a manifest."""
     fs, final = store.fs_and_path(url)
     path = f"{final}.tmp-{uuid.uuid4().hex[:8]}"
@@ -172,11 +200,20 @@ def features_step(settings: Settings, force: bool = False) -> tuple[dict, bool]:
     """
     input_manifest = store.read_manifest(settings.validated_dir)
     if input_manifest is None:
-        raise store.DatasetError(f"{settings.validated_dir} has no manifest: run `fraudlab validate` first")
+        raise store.DatasetError(
+            f"{settings.validated_dir} has no manifest: run `fraudlab validate` first"
+        )
     existing = store.read_manifest(settings.features_dir)
-    if not force and existing and existing.get("input_digest") == input_manifest["digest"] and existing.get("delay_days") == settings.delta_delay:
+    if (
+        not force
+        and existing
+        and existing.get("input_digest") == input_manifest["digest"]
+        and existing.get("delay_days") == settings.delta_delay
+    ):
         return existing, True
-    frame = build_features(store.read_dataset(settings.validated_dir), delay_days=settings.delta_delay)
+    frame = build_features(
+        store.read_dataset(settings.validated_dir), delay_days=settings.delta_delay
+    )
     extra = {"input_digest": input_manifest["digest"], "delay_days": settings.delta_delay}
     return store.write_dataset(frame, settings.features_dir, name="features", extra=extra), False
 
@@ -187,10 +224,18 @@ PIPELINE_DAG: list[tuple[str, list[str], list[str]]] = [
     ("simulate", ["simulate"], []),
     ("validate", ["validate", "--max-quarantine", "0.001"], ["simulate"]),
     ("features", ["features"], ["validate"]),
-    ("train-logistic-regression", ["train", "--model", "logistic_regression", "--no-promote"], ["features"]),
+    (
+        "train-logistic-regression",
+        ["train", "--model", "logistic_regression", "--no-promote"],
+        ["features"],
+    ),
     ("train-random-forest", ["train", "--model", "random_forest", "--no-promote"], ["features"]),
     ("train-mlp", ["train", "--model", "mlp", "--no-promote"], ["features"]),
-    ("promote", ["promote", "--undecided"], ["train-logistic-regression", "train-random-forest", "train-mlp"]),
+    (
+        "promote",
+        ["promote", "--undecided"],
+        ["train-logistic-regression", "train-random-forest", "train-mlp"],
+    ),
     ("replay", ["replay", "--day", "2018-08-08", "--wait-ready", "900"], ["promote"]),
 ]
 # --8<-- [end:dag]

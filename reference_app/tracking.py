@@ -12,11 +12,10 @@ Example:
 
 from __future__ import annotations
 
-import time
-
 import logging
 import os
 import subprocess
+import time
 from dataclasses import dataclass
 from importlib.metadata import version
 
@@ -31,7 +30,9 @@ from .features import FEATURE_NAMES
 from .training.promotion import CHALLENGER, CHAMPION, Decision, QualityGate, decide_promotion
 from .training.train import TrainResult, score
 
-PIP_REQUIREMENTS = [f"{p}=={version(p)}" for p in ("mlflow", "scikit-learn", "numpy", "pandas", "torch")]
+PIP_REQUIREMENTS = [
+    f"{p}=={version(p)}" for p in ("mlflow", "scikit-learn", "numpy", "pandas", "torch")
+]
 OUTPUT_NAME = "fraud_probability"
 
 
@@ -62,7 +63,9 @@ class LoadedModel:
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """Fraud probabilities (n,) float64 for a frame holding `FEATURE_NAMES`."""
-        return np.asarray(self.pyfunc.predict(features[FEATURE_NAMES].astype(np.float64)), dtype=np.float64).reshape(-1)
+        return np.asarray(
+            self.pyfunc.predict(features[FEATURE_NAMES].astype(np.float64)), dtype=np.float64
+        ).reshape(-1)
 
 
 def configure(tracking_uri: str, experiment: str | None = None) -> MlflowClient:
@@ -86,7 +89,9 @@ def git_commit() -> str:
     if os.environ.get("FRAUD_GIT_COMMIT"):
         return os.environ["FRAUD_GIT_COMMIT"]
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        )
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -106,7 +111,9 @@ def code_digest() -> str:
     return h.hexdigest()
 
 
-def log_training_run(result: TrainResult, model_name: str, data_digest: str, extra_tags: dict | None = None) -> tuple[str, str]:
+def log_training_run(
+    result: TrainResult, model_name: str, data_digest: str, extra_tags: dict | None = None
+) -> tuple[str, str]:
     """Log a training run with its model and register a new version of `model_name`.
 
     Args:
@@ -165,7 +172,12 @@ def load_model(model_uri: str) -> LoadedModel:
         model_uri = f"models:/{name}/{version_}"
     else:
         run_id = model_uri.split("/")[1] if model_uri.startswith("runs:/") else ""
-    return LoadedModel(name=name, version=str(version_), run_id=run_id or "", pyfunc=mlflow.pyfunc.load_model(model_uri))
+    return LoadedModel(
+        name=name,
+        version=str(version_),
+        run_id=run_id or "",
+        pyfunc=mlflow.pyfunc.load_model(model_uri),
+    )
 
 
 def alias_version(model_name: str, alias: str) -> str | None:
@@ -186,10 +198,16 @@ def undecided_versions(model_name: str) -> list[str]:
     """Versions of `model_name` that no promotion has decided on yet (no `promotion_decision` tag),
     in ascending order: what the pipeline's promote step decides after the parallel train steps."""
     versions = MlflowClient().search_model_versions(f"name = '{model_name}'")
-    return [str(v.version) for v in sorted(versions, key=lambda v: int(v.version)) if "promotion_decision" not in (v.tags or {})]
+    return [
+        str(v.version)
+        for v in sorted(versions, key=lambda v: int(v.version))
+        if "promotion_decision" not in (v.tags or {})
+    ]
 
 
-def wait_for_alias(model_name: str, alias: str, timeout_s: float, poll_s: float = 5.0) -> str | None:
+def wait_for_alias(
+    model_name: str, alias: str, timeout_s: float, poll_s: float = 5.0
+) -> str | None:
     """Poll the registry until a version of `model_name` carries `alias`; None after `timeout_s`.
 
     MLflow being unreachable counts as "not yet" (the server may still be starting): the client
@@ -203,7 +221,9 @@ def wait_for_alias(model_name: str, alias: str, timeout_s: float, poll_s: float 
         time.sleep(poll_s)
 
 
-def promote(model_name: str, version_: str, test: pd.DataFrame, metrics: dict[str, float], gate: QualityGate) -> Decision:
+def promote(
+    model_name: str, version_: str, test: pd.DataFrame, metrics: dict[str, float], gate: QualityGate
+) -> Decision:
     """Give a version the alias `champion` or `challenger` (see `promotion.decide_promotion`).
 
     The current champion is re-scored on the candidate's test set, so the comparison is always
@@ -250,8 +270,16 @@ def find_finished_run(experiment: str, tags: dict[str, str]) -> dict | None:
     exp = mlflow.get_experiment_by_name(experiment)
     if exp is None:
         return None
-    query = " and ".join([f"tags.{k} = '{v}'" for k, v in tags.items()] + ["attributes.status = 'FINISHED'"])
-    runs = mlflow.search_runs([exp.experiment_id], filter_string=query, order_by=["attributes.start_time DESC"], max_results=1, output_format="list")
+    query = " and ".join(
+        [f"tags.{k} = '{v}'" for k, v in tags.items()] + ["attributes.status = 'FINISHED'"]
+    )
+    runs = mlflow.search_runs(
+        [exp.experiment_id],
+        filter_string=query,
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
     if not runs:
         return None
     run = runs[0]
@@ -266,7 +294,14 @@ def find_finished_run(experiment: str, tags: dict[str, str]) -> dict | None:
     }
 
 
-def log_continuous_training(trigger: dict, params: dict, metrics: dict, decision: Decision, version: str, experiment: str = "continuous-training") -> str:
+def log_continuous_training(
+    trigger: dict,
+    params: dict,
+    metrics: dict,
+    decision: Decision,
+    version: str,
+    experiment: str = "continuous-training",
+) -> str:
     """Record one continuous-training cycle as its own MLflow run; return the run id.
 
     Args:
@@ -276,7 +311,9 @@ def log_continuous_training(trigger: dict, params: dict, metrics: dict, decision
         decision: the promotion decision; version: the challenger's model version.
     """
     mlflow.set_experiment(experiment)
-    with mlflow.start_run(run_name=f"retrain-{trigger.get('alertname') or trigger.get('source', 'manual')}") as run:
+    with mlflow.start_run(
+        run_name=f"retrain-{trigger.get('alertname') or trigger.get('source', 'manual')}"
+    ) as run:
         mlflow.set_tags({
             "trigger_source": str(trigger.get("source", "manual")),
             "trigger_alert": str(trigger.get("alertname", "")),

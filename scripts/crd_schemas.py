@@ -57,7 +57,11 @@ def strict(schema: dict) -> dict:
         out["oneOf"] = [{"type": "integer"}, {"type": "string"}]
     if schema.get("nullable") and "type" in out:
         out["type"] = [*([out["type"]] if isinstance(out["type"], str) else out["type"]), "null"]
-    if "properties" in schema and not schema.get("x-kubernetes-preserve-unknown-fields") and "additionalProperties" not in schema:
+    if (
+        "properties" in schema
+        and not schema.get("x-kubernetes-preserve-unknown-fields")
+        and "additionalProperties" not in schema
+    ):
         out["additionalProperties"] = False
     return out
 
@@ -72,7 +76,10 @@ def convert(crd: dict) -> dict[str, dict]:
             continue
         schema = strict(version["schema"]["openAPIV3Schema"])
         schema.setdefault("properties", {})
-        schema["properties"]["apiVersion"] = {"type": "string", "enum": [f"{group}/{version['name']}"]}
+        schema["properties"]["apiVersion"] = {
+            "type": "string",
+            "enum": [f"{group}/{version['name']}"],
+        }
         schema["properties"]["kind"] = {"type": "string", "enum": [kind]}
         schema["$schema"] = "http://json-schema.org/draft-07/schema#"
         out[f"{group}/{kind.lower()}_{version['name']}.json"] = schema
@@ -84,7 +91,11 @@ def load_documents(text: str) -> list[dict]:
         import yaml
     except ImportError:  # a JSON CRD file
         return [json.loads(text)]
-    return [d for d in yaml.safe_load_all(text) if isinstance(d, dict) and d.get("kind") == "CustomResourceDefinition"]
+    return [
+        d
+        for d in yaml.safe_load_all(text)
+        if isinstance(d, dict) and d.get("kind") == "CustomResourceDefinition"
+    ]
 
 
 def write(schemas: dict[str, dict], folder: Path) -> None:

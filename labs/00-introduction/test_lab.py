@@ -26,17 +26,36 @@ REGISTRY_CONTAINER_URL = "http://kind-registry:5000"
 def test_doctor_passes():
     """`make doctor` passes: Docker, kind, kubectl, helm, resources, inotify, ports and cgroup v2 are ready."""
     try:
-        out = subprocess.run(["bash", str(DOCTOR)], capture_output=True, text=True, timeout=labkit.MAX_WAIT_S, cwd=labkit.REPO_ROOT)
+        out = subprocess.run(
+            ["bash", str(DOCTOR)],
+            capture_output=True,
+            text=True,
+            timeout=labkit.MAX_WAIT_S,
+            cwd=labkit.REPO_ROOT,
+        )
     except subprocess.TimeoutExpired:
-        pytest.fail(hint("make doctor to finish", f"no result after {labkit.MAX_WAIT_S:.0f} s (is Docker answering?)", "docker info"), pytrace=False)
+        pytest.fail(
+            hint(
+                "make doctor to finish",
+                f"no result after {labkit.MAX_WAIT_S:.0f} s (is Docker answering?)",
+                "docker info",
+            ),
+            pytrace=False,
+        )
     failed = [" ".join(line.split()) for line in out.stdout.splitlines() if line.startswith("✗")]
-    assert out.returncode == 0, hint("no ✗ line in make doctor", "\n".join(failed) or labkit.short(out.stderr or out.stdout), "make doctor   (each ✗ line there has the command that fixes it)")
+    assert out.returncode == 0, hint(
+        "no ✗ line in make doctor",
+        "\n".join(failed) or labkit.short(out.stderr or out.stdout),
+        "make doctor   (each ✗ line there has the command that fixes it)",
+    )
 
 
 @pytest.mark.cluster("checks the kind cluster")
 def test_cluster_answers(k8s):
     """Your kubeconfig has the context `kind-fraud-lab`, a local kind API server, and it answers."""
-    assert k8s.server.startswith("https://"), hint("an https API server", k8s.server, kubectl("cluster-info"))
+    assert k8s.server.startswith("https://"), hint(
+        "an https API server", k8s.server, kubectl("cluster-info")
+    )
 
 
 @pytest.mark.cluster("checks the kind cluster")
@@ -45,7 +64,9 @@ def test_nodes_ready(k8s):
     nodes = k8s.nodes()
     ready = [n["metadata"]["name"] for n in nodes if labkit.condition(n, "Ready") == "True"]
     found = f"{len(nodes)} nodes, {len(ready)} Ready ({', '.join(ready) or 'none'})"
-    assert len(nodes) == labkit.NODE_COUNT and len(ready) == labkit.NODE_COUNT, hint(f"{labkit.NODE_COUNT} nodes, all Ready", found, kubectl("get nodes -o wide"))
+    assert len(nodes) == labkit.NODE_COUNT and len(ready) == labkit.NODE_COUNT, hint(
+        f"{labkit.NODE_COUNT} nodes, all Ready", found, kubectl("get nodes -o wide")
+    )
 
 
 @pytest.mark.cluster("checks the kind cluster")
@@ -55,7 +76,9 @@ def test_worker_pools_labelled(k8s):
     pools = {n["metadata"]["name"]: labkit.labels(n).get(POOL_LABEL) for n in k8s.nodes()}
     found = ", ".join(f"{name}={pool or '(none)'}" for name, pool in sorted(pools.items()))
     assert sorted(p for p in pools.values() if p) == sorted(labkit.POOLS), hint(
-        f"one node with {POOL_LABEL}=data and one with {POOL_LABEL}=serving", found, kubectl(f"get nodes -L {POOL_LABEL}")
+        f"one node with {POOL_LABEL}=data and one with {POOL_LABEL}=serving",
+        found,
+        kubectl(f"get nodes -L {POOL_LABEL}"),
     )
 
 
@@ -67,7 +90,11 @@ def test_registry_answers():
         status = httpx.get(url, timeout=labkit.HTTP_TIMEOUT_S).status_code
     except httpx.HTTPError as err:
         status = labkit.describe_error(err)
-    assert status == 200, hint(f"HTTP 200 from {url}", str(status), "docker ps --filter name=kind-registry   (then: make cluster)")
+    assert status == 200, hint(
+        f"HTTP 200 from {url}",
+        str(status),
+        "docker ps --filter name=kind-registry   (then: make cluster)",
+    )
 
 
 @pytest.mark.cluster("checks the kind cluster")
@@ -77,7 +104,11 @@ def test_registry_advertised(k8s):
     cm = k8s.configmap(name, namespace)
     value = ((cm or {}).get("data") or {}).get("localRegistryHosting.v1", "")
     assert labkit.REGISTRY_HOST in value, hint(
-        f'ConfigMap {namespace}/{name} with host: "{labkit.REGISTRY_HOST}"', "no such ConfigMap" if cm is None else labkit.short(value or "no localRegistryHosting.v1 key"), kubectl(f"-n {namespace} get configmap {name} -o yaml")
+        f'ConfigMap {namespace}/{name} with host: "{labkit.REGISTRY_HOST}"',
+        "no such ConfigMap"
+        if cm is None
+        else labkit.short(value or "no localRegistryHosting.v1 key"),
+        kubectl(f"-n {namespace} get configmap {name} -o yaml"),
     )
 
 
@@ -90,7 +121,11 @@ def test_nodes_pull_from_registry(k8s):
         result = labkit.run_in(labkit.node_host(node), f"cat {REGISTRY_HOSTS_TOML}")
         if result.rc != 0 or REGISTRY_CONTAINER_URL not in result.stdout:
             wrong.append(f"{node}: {labkit.short(result.stdout or result.stderr or 'no file', 80)}")
-    assert not wrong, hint(f"{REGISTRY_HOSTS_TOML} naming {REGISTRY_CONTAINER_URL} on every node", "; ".join(wrong), "make cluster   (rewrites it on every node)")
+    assert not wrong, hint(
+        f"{REGISTRY_HOSTS_TOML} naming {REGISTRY_CONTAINER_URL} on every node",
+        "; ".join(wrong),
+        "make cluster   (rewrites it on every node)",
+    )
 
 
 @pytest.mark.cluster("checks the kind cluster")
@@ -98,9 +133,15 @@ def test_nodes_pull_from_registry(k8s):
 def test_namespace_pod_security(k8s, namespace, level):
     """Namespace `{namespace}` exists and enforces the `{level}` Pod Security level."""
     ns = k8s.namespace(namespace)
-    found = "no such namespace" if ns is None else f"{labkit.PSS_ENFORCE_LABEL}={labkit.labels(ns).get(labkit.PSS_ENFORCE_LABEL, '(unset)')}"
+    found = (
+        "no such namespace"
+        if ns is None
+        else f"{labkit.PSS_ENFORCE_LABEL}={labkit.labels(ns).get(labkit.PSS_ENFORCE_LABEL, '(unset)')}"
+    )
     assert ns is not None and labkit.labels(ns).get(labkit.PSS_ENFORCE_LABEL) == level, hint(
-        f"namespace {namespace} with {labkit.PSS_ENFORCE_LABEL}={level}", found, kubectl(f"get namespace {namespace} --show-labels")
+        f"namespace {namespace} with {labkit.PSS_ENFORCE_LABEL}={level}",
+        found,
+        kubectl(f"get namespace {namespace} --show-labels"),
     )
 
 
@@ -109,7 +150,9 @@ def test_namespace_pod_security(k8s, namespace, level):
 def test_fraudlab_installed():
     """The `fraudlab` command is installed in .venv (make install)."""
     try:
-        out = subprocess.run([str(FRAUDLAB), "--help"], capture_output=True, text=True, timeout=labkit.MAX_WAIT_S)
+        out = subprocess.run(
+            [str(FRAUDLAB), "--help"], capture_output=True, text=True, timeout=labkit.MAX_WAIT_S
+        )
         found = f"exit status {out.returncode}" if out.returncode else "ok"
     except FileNotFoundError:
         found = f"no {FRAUDLAB.relative_to(labkit.REPO_ROOT)}"
@@ -121,7 +164,11 @@ def test_fraudlab_installed():
 @pytest.mark.local("the cluster's services are checked by the later labs")
 def test_local_stack_running(endpoints):
     """The local stack is running: state/stack.json lists MLflow and MLServer, and both processes are alive."""
-    assert endpoints.mlflow and endpoints.model, hint("URLs of MLflow and MLServer in the stack file", f"{endpoints.source}: mlflow={endpoints.mlflow}, mlserver={endpoints.model}", "make down && make up")
+    assert endpoints.mlflow and endpoints.model, hint(
+        "URLs of MLflow and MLServer in the stack file",
+        f"{endpoints.source}: mlflow={endpoints.mlflow}, mlserver={endpoints.model}",
+        "make down && make up",
+    )
 
 
 @pytest.mark.local("the cluster's MLflow is lab 05's")
@@ -145,5 +192,6 @@ def test_local_model_ready(endpoints, model_name):
         status = httpx.get(url, timeout=labkit.HTTP_TIMEOUT_S).status_code
     except httpx.HTTPError as err:
         status = labkit.describe_error(err)
-    assert status == 200, hint(f"HTTP 200 from {url}", str(status), endpoints.log_command("mlserver"))
-
+    assert status == 200, hint(
+        f"HTTP 200 from {url}", str(status), endpoints.log_command("mlserver")
+    )

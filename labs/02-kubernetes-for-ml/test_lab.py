@@ -23,7 +23,9 @@ TTL_NOTE = "this Job is deleted 7 days after it finishes (ttlSecondsAfterFinishe
 def test_simulate_job_exists(k8s):
     """Job `simulate` exists in namespace `fraud-lab`."""
     assert k8s.job(JOB) is not None, hint(
-        f"Job {JOB} in namespace {NAMESPACE}", f"no such Job ({TTL_NOTE})", kubectl("apply -k labs/02-kubernetes-for-ml/starter")
+        f"Job {JOB} in namespace {NAMESPACE}",
+        f"no such Job ({TTL_NOTE})",
+        kubectl("apply -k labs/02-kubernetes-for-ml/starter"),
     )
 
 
@@ -34,7 +36,9 @@ def test_simulate_requires_data_pool(k8s):
     pools = labkit.required_pools(labkit.pod_spec(k8s.job(JOB)))
     assert pools == {POOL}, hint(
         f"spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution: {POOL_LABEL} In [{POOL}]",
-        "no rule: the pod may run on any node" if pools is None else f"the pod may run on pools {sorted(pools)}",
+        "no rule: the pod may run on any node"
+        if pools is None
+        else f"the pod may run on pools {sorted(pools)}",
         kubectl(f"-n {NAMESPACE} get job {JOB} -o jsonpath='{{.spec.template.spec.affinity}}'"),
     )
 
@@ -46,8 +50,11 @@ def test_simulate_sets_resources(k8s):
     container = labkit.find_container(labkit.pod_spec(k8s.job(JOB)), CONTAINER)
     missing = labkit.resource_problems(container)
     assert not missing, hint(
-        "resources.requests.cpu, resources.requests.memory and resources.limits.memory", f"missing {', '.join(missing)}",
-        kubectl(f"-n {NAMESPACE} get job {JOB} -o jsonpath='{{.spec.template.spec.containers[0].resources}}'"),
+        "resources.requests.cpu, resources.requests.memory and resources.limits.memory",
+        f"missing {', '.join(missing)}",
+        kubectl(
+            f"-n {NAMESPACE} get job {JOB} -o jsonpath='{{.spec.template.spec.containers[0].resources}}'"
+        ),
     )
 
 
@@ -56,7 +63,11 @@ def test_simulate_sets_resources(k8s):
 def test_simulate_job_succeeded(k8s):
     """Job `simulate` has completed successfully."""
     job = k8s.job(JOB)
-    assert labkit.job_succeeded(job), hint("1 succeeded pod", labkit.job_state(job), kubectl(f"-n {NAMESPACE} logs job/{JOB} --tail=20"))
+    assert labkit.job_succeeded(job), hint(
+        "1 succeeded pod",
+        labkit.job_state(job),
+        kubectl(f"-n {NAMESPACE} logs job/{JOB} --tail=20"),
+    )
 
 
 @pytest.mark.cluster("pods run on cluster nodes")
@@ -64,7 +75,11 @@ def test_simulate_job_succeeded(k8s):
 def test_simulate_ran_on_data_pool(k8s):
     """The simulator's pod ran on the data pool's node."""
     pods = k8s.pods(NAMESPACE, f"job-name={JOB}")
-    nodes = {p["spec"].get("nodeName") for p in pods if (p.get("status") or {}).get("phase") == "Succeeded"}
+    nodes = {
+        p["spec"].get("nodeName")
+        for p in pods
+        if (p.get("status") or {}).get("phase") == "Succeeded"
+    }
     pools = {n: labkit.labels(k8s.node(n)).get(POOL_LABEL) for n in nodes if n}
     assert pools and set(pools.values()) == {POOL}, hint(
         f"the succeeded pod on a node labelled {POOL_LABEL}={POOL}",
@@ -76,8 +91,16 @@ def test_simulate_ran_on_data_pool(k8s):
 def test_raw_dataset_written(datasets):
     """The simulator's dataset exists: raw/manifest.json with rows, frauds, a digest and its daily Parquet files."""
     manifest = datasets.manifest(DATASET)
-    fix = "make simulate" if isinstance(datasets, labkit.LocalDatasets) else kubectl(f"-n {NAMESPACE} logs job/{JOB} --tail=20")
-    assert manifest is not None, hint(f"a manifest in {datasets.where(DATASET)}", "no manifest.json (the simulator has not written its dataset)", fix)
+    fix = (
+        "make simulate"
+        if isinstance(datasets, labkit.LocalDatasets)
+        else kubectl(f"-n {NAMESPACE} logs job/{JOB} --tail=20")
+    )
+    assert manifest is not None, hint(
+        f"a manifest in {datasets.where(DATASET)}",
+        "no manifest.json (the simulator has not written its dataset)",
+        fix,
+    )
     problems = labkit.manifest_problems(manifest)
     frauds = manifest.get("frauds")
     if not (isinstance(frauds, int) and 0 < frauds < (manifest.get("rows") or 0)):

@@ -28,7 +28,11 @@ def finished_runs(mlflow, experiment_name: str) -> list[dict]:
     experiment = mlflow.experiment(experiment_name)
     if experiment is None:
         return []
-    return [r for r in mlflow.runs(experiment["experiment_id"], MAX_RUNS) if r["info"].get("status") == "FINISHED"]
+    return [
+        r
+        for r in mlflow.runs(experiment["experiment_id"], MAX_RUNS)
+        if r["info"].get("status") == "FINISHED"
+    ]
 
 
 def lineage_problems(run: dict) -> list[str]:
@@ -39,7 +43,9 @@ def lineage_problems(run: dict) -> list[str]:
     if not labkit.HEX64.match(tags.get("data_digest", "")):
         problems.append(f"tag data_digest ({tags.get('data_digest', 'missing')!r}, not a SHA-256)")
     if not labkit.GIT_SHA.match(tags.get("git_commit", "")):
-        problems.append(f"tag git_commit ({tags.get('git_commit', 'missing')!r}, not a 40-hex commit)")
+        problems.append(
+            f"tag git_commit ({tags.get('git_commit', 'missing')!r}, not a 40-hex commit)"
+        )
     return problems
 
 
@@ -48,7 +54,11 @@ def lineage_problems(run: dict) -> list[str]:
 def test_mlflow_deployment_configured(k8s):
     """Deployment `mlflow` keeps runs in PostgreSQL, artifacts in the S3 store, and turns on MLflow's login."""
     dep = k8s.deployment(DEPLOYMENT)
-    assert dep is not None, hint(f"Deployment {DEPLOYMENT} in {NAMESPACE}", "no such Deployment", kubectl("apply -k labs/05-tracking-and-registry/starter"))
+    assert dep is not None, hint(
+        f"Deployment {DEPLOYMENT} in {NAMESPACE}",
+        "no such Deployment",
+        kubectl("apply -k labs/05-tracking-and-registry/starter"),
+    )
     container = labkit.find_container(labkit.pod_spec(dep), CONTAINER)
     wanted = {
         "FRAUD_MLFLOW_BACKEND_STORE_URI": lambda v: v.startswith("postgresql://"),
@@ -56,9 +66,22 @@ def test_mlflow_deployment_configured(k8s):
         "MLFLOW_S3_ENDPOINT_URL": lambda v: v.startswith("http"),
         "FRAUD_MLFLOW_AUTH": lambda v: v.lower() == "true",
     }
-    wrong = [f"{name}={labkit.env_value(container, name) or '(unset)'}" for name, ok in wanted.items() if not ok(labkit.env_value(container, name) or "")]
-    wrong = [w.split("@")[0].rsplit(":", 1)[0] + ":…@…" if "postgresql://" in w and "@" in w else w for w in wrong]
-    assert not wrong, hint("FRAUD_MLFLOW_BACKEND_STORE_URI=postgresql://…, FRAUD_MLFLOW_ARTIFACTS_DESTINATION=s3://mlflow, MLFLOW_S3_ENDPOINT_URL=http://s3:8333, FRAUD_MLFLOW_AUTH=true", ", ".join(wrong), kubectl(f"-n {NAMESPACE} get deployment {DEPLOYMENT} -o jsonpath='{{.spec.template.spec.containers[0].env}}'"))
+    wrong = [
+        f"{name}={labkit.env_value(container, name) or '(unset)'}"
+        for name, ok in wanted.items()
+        if not ok(labkit.env_value(container, name) or "")
+    ]
+    wrong = [
+        w.split("@")[0].rsplit(":", 1)[0] + ":…@…" if "postgresql://" in w and "@" in w else w
+        for w in wrong
+    ]
+    assert not wrong, hint(
+        "FRAUD_MLFLOW_BACKEND_STORE_URI=postgresql://…, FRAUD_MLFLOW_ARTIFACTS_DESTINATION=s3://mlflow, MLFLOW_S3_ENDPOINT_URL=http://s3:8333, FRAUD_MLFLOW_AUTH=true",
+        ", ".join(wrong),
+        kubectl(
+            f"-n {NAMESPACE} get deployment {DEPLOYMENT} -o jsonpath='{{.spec.template.spec.containers[0].env}}'"
+        ),
+    )
 
 
 @pytest.mark.cluster("Deployments run on a cluster")
@@ -66,8 +89,14 @@ def test_mlflow_deployment_available(k8s):
     """Deployment `mlflow` in `fraud-lab` has its replica ready."""
     dep = k8s.deployment(DEPLOYMENT)
     status = (dep or {}).get("status") or {}
-    found = "no such Deployment" if dep is None else f"{status.get('readyReplicas') or 0}/{(dep.get('spec') or {}).get('replicas', 1)} ready"
-    assert dep is not None and (status.get("readyReplicas") or 0) >= 1, hint("1/1 ready", found, kubectl(f"-n {NAMESPACE} describe deployment {DEPLOYMENT}"))
+    found = (
+        "no such Deployment"
+        if dep is None
+        else f"{status.get('readyReplicas') or 0}/{(dep.get('spec') or {}).get('replicas', 1)} ready"
+    )
+    assert dep is not None and (status.get("readyReplicas") or 0) >= 1, hint(
+        "1/1 ready", found, kubectl(f"-n {NAMESPACE} describe deployment {DEPLOYMENT}")
+    )
 
 
 @pytest.mark.cluster("reads the environment inside the MLflow pod")
@@ -75,17 +104,27 @@ def test_mlflow_deployment_available(k8s):
 def test_mlflow_uses_postgres_and_s3(k8s):
     """Inside the MLflow pod: runs go to PostgreSQL, artifacts to the S3 store (s3://mlflow via MLFLOW_S3_ENDPOINT_URL)."""
     pods = labkit.ready_pods(k8s.pods(NAMESPACE, f"app.kubernetes.io/name={DEPLOYMENT}"))
-    assert pods, hint("a ready MLflow pod", labkit.pod_state(k8s.pods(NAMESPACE, f"app.kubernetes.io/name={DEPLOYMENT}")), kubectl(f"-n {NAMESPACE} get pods -l app.kubernetes.io/name={DEPLOYMENT}"))
+    assert pods, hint(
+        "a ready MLflow pod",
+        labkit.pod_state(k8s.pods(NAMESPACE, f"app.kubernetes.io/name={DEPLOYMENT}")),
+        kubectl(f"-n {NAMESPACE} get pods -l app.kubernetes.io/name={DEPLOYMENT}"),
+    )
     host = labkit.pod_host(pods[0]["metadata"]["name"], CONTAINER)
     # Only the URL scheme of the backend store: the full URI holds the database password.
-    scheme = labkit.run_in(host, 'printf "%s" "${FRAUD_MLFLOW_BACKEND_STORE_URI%%:*}"').stdout.strip()
-    artifacts = labkit.run_in(host, 'printf "%s" "$FRAUD_MLFLOW_ARTIFACTS_DESTINATION"').stdout.strip()
+    scheme = labkit.run_in(
+        host, 'printf "%s" "${FRAUD_MLFLOW_BACKEND_STORE_URI%%:*}"'
+    ).stdout.strip()
+    artifacts = labkit.run_in(
+        host, 'printf "%s" "$FRAUD_MLFLOW_ARTIFACTS_DESTINATION"'
+    ).stdout.strip()
     endpoint = labkit.run_in(host, 'printf "%s" "$MLFLOW_S3_ENDPOINT_URL"').stdout.strip()
     found = f"backend store {scheme or '(unset: SQLite in the pod)'}, artifacts {artifacts or '(unset: the pod disk)'}, S3 endpoint {endpoint or '(unset)'}"
     assert scheme.startswith("postgresql") and artifacts.startswith("s3://") and endpoint, hint(
         "FRAUD_MLFLOW_BACKEND_STORE_URI=postgresql://…, FRAUD_MLFLOW_ARTIFACTS_DESTINATION=s3://mlflow, MLFLOW_S3_ENDPOINT_URL=http://s3:8333",
         found,
-        kubectl(f"-n {NAMESPACE} exec deploy/{DEPLOYMENT} -- printenv FRAUD_MLFLOW_ARTIFACTS_DESTINATION MLFLOW_S3_ENDPOINT_URL"),
+        kubectl(
+            f"-n {NAMESPACE} exec deploy/{DEPLOYMENT} -- printenv FRAUD_MLFLOW_ARTIFACTS_DESTINATION MLFLOW_S3_ENDPOINT_URL"
+        ),
     )
 
 
@@ -93,7 +132,11 @@ def test_mlflow_uses_postgres_and_s3(k8s):
 def test_mlflow_answers(endpoints):
     """MLflow answers on its URL (GET /health → 200)."""
     status = get_status(f"{endpoints.mlflow}/health")
-    debug = kubectl(f"-n {NAMESPACE} logs deploy/{DEPLOYMENT} --tail=30") if endpoints.target == "cluster" else endpoints.log_command("mlflow")
+    debug = (
+        kubectl(f"-n {NAMESPACE} logs deploy/{DEPLOYMENT} --tail=30")
+        if endpoints.target == "cluster"
+        else endpoints.log_command("mlflow")
+    )
     assert status == 200, hint(f"HTTP 200 from {endpoints.mlflow}/health", str(status), debug)
 
 
@@ -103,14 +146,22 @@ def test_mlflow_requires_login(endpoints):
     """MLflow refuses anonymous API calls (401) and accepts the admin user of Secret mlflow-credentials."""
     url = f"{endpoints.mlflow}/api/2.0/mlflow/experiments/search?max_results=1"
     anonymous, admin = get_status(url), get_status(url, auth=endpoints.mlflow_auth)
-    assert (anonymous, admin) == (401, 200), hint("401 without credentials, 200 as admin", f"{anonymous} without, {admin} as admin", labkit.curl(url, endpoints.mlflow_auth))
+    assert (anonymous, admin) == (401, 200), hint(
+        "401 without credentials, 200 as admin",
+        f"{anonymous} without, {admin} as admin",
+        labkit.curl(url, endpoints.mlflow_auth),
+    )
 
 
 @pytest.mark.needs("test_mlflow_answers")
 def test_training_runs_logged(mlflow, experiment_name):
     """Experiment `fraud-detection` has finished training runs."""
     runs = finished_runs(mlflow, experiment_name)
-    assert runs, hint(f"≥ 1 FINISHED run in experiment {experiment_name}", "no experiment" if mlflow.experiment(experiment_name) is None else "no finished run", "make train   (kind mode: see this lab's README, step 4)")
+    assert runs, hint(
+        f"≥ 1 FINISHED run in experiment {experiment_name}",
+        "no experiment" if mlflow.experiment(experiment_name) is None else "no finished run",
+        "make train   (kind mode: see this lab's README, step 4)",
+    )
 
 
 @pytest.mark.needs("test_training_runs_logged")
@@ -118,7 +169,11 @@ def test_runs_carry_lineage(mlflow, experiment_name):
     """The latest finished run carries its params, metrics (auc_roc, average_precision), data digest and git commit."""
     run = finished_runs(mlflow, experiment_name)[0]
     problems = lineage_problems(run)
-    assert not problems, hint("params, metrics, tags data_digest and git_commit", f"run {run['info']['run_id']} lacks " + ", ".join(problems), mlflow.debug(f"/api/2.0/mlflow/runs/get?run_id={run['info']['run_id']}"))
+    assert not problems, hint(
+        "params, metrics, tags data_digest and git_commit",
+        f"run {run['info']['run_id']} lacks " + ", ".join(problems),
+        mlflow.debug(f"/api/2.0/mlflow/runs/get?run_id={run['info']['run_id']}"),
+    )
 
 
 @pytest.mark.needs("test_mlflow_answers")
@@ -126,7 +181,9 @@ def test_champion_alias(mlflow, model_name):
     """Registered model `fraud-detector` has a version with alias `champion`."""
     version = mlflow.version_by_alias(model_name, labkit.CHAMPION)
     assert version is not None, hint(
-        f"models:/{model_name}@{labkit.CHAMPION}", f"no version of {model_name} carries the alias (or the model does not exist)", mlflow.debug(f"/api/2.0/mlflow/registered-models/get?name={model_name}")
+        f"models:/{model_name}@{labkit.CHAMPION}",
+        f"no version of {model_name} carries the alias (or the model does not exist)",
+        mlflow.debug(f"/api/2.0/mlflow/registered-models/get?name={model_name}"),
     )
 
 
@@ -136,4 +193,8 @@ def test_champion_has_lineage(mlflow, model_name):
     version = mlflow.version_by_alias(model_name, labkit.CHAMPION)
     run = mlflow.run(version["run_id"]) if version.get("run_id") else None
     problems = ["no run_id"] if run is None else lineage_problems(run)
-    assert not problems, hint("the champion's run with params, metrics, data_digest and git_commit", f"version {version['version']}: " + ", ".join(problems), mlflow.debug(f"/api/2.0/mlflow/runs/get?run_id={version.get('run_id')}"))
+    assert not problems, hint(
+        "the champion's run with params, metrics, data_digest and git_commit",
+        f"version {version['version']}: " + ", ".join(problems),
+        mlflow.debug(f"/api/2.0/mlflow/runs/get?run_id={version.get('run_id')}"),
+    )

@@ -17,7 +17,11 @@ import pytest
 import labkit
 from labkit import NAMESPACE, POOL_LABEL, hint, kubectl
 
-SDEP, CONTAINER, NODEPORT_SERVICE = labkit.MODEL_SELDONDEPLOYMENT, labkit.MODEL_CONTAINER, labkit.MODEL_NODEPORT_SERVICE
+SDEP, CONTAINER, NODEPORT_SERVICE = (
+    labkit.MODEL_SELDONDEPLOYMENT,
+    labkit.MODEL_CONTAINER,
+    labkit.MODEL_NODEPORT_SERVICE,
+)
 REPLICAS = 2
 MODEL_URI = "models:/fraud-detector@champion"
 WARMUP_REQUESTS = 3
@@ -32,7 +36,12 @@ def infer_url(endpoints, model_name: str) -> str:
 
 
 def post(url: str, body: str) -> httpx.Response:
-    return httpx.post(url, content=body, headers={"content-type": "application/json"}, timeout=labkit.HTTP_TIMEOUT_S)
+    return httpx.post(
+        url,
+        content=body,
+        headers={"content-type": "application/json"},
+        timeout=labkit.HTTP_TIMEOUT_S,
+    )
 
 
 def model_logs(endpoints) -> str:
@@ -42,7 +51,10 @@ def model_logs(endpoints) -> str:
 
 
 def served_version(endpoints, model_name: str) -> str | None:
-    r = post(infer_url(endpoints, model_name), json.dumps(labkit.v2_request([labkit.sample_transaction()])))
+    r = post(
+        infer_url(endpoints, model_name),
+        json.dumps(labkit.v2_request([labkit.sample_transaction()])),
+    )
     return str(r.json().get("model_version")) if r.status_code == 200 else None
 
 
@@ -65,7 +77,11 @@ def _wrong_length() -> dict:
     return body
 
 
-BAD_PAYLOADS = {"a missing input": _missing_input, "an amount that is not a number": _text_value, "inputs of different lengths": _wrong_length}
+BAD_PAYLOADS = {
+    "a missing input": _missing_input,
+    "an amount that is not a number": _text_value,
+    "inputs of different lengths": _wrong_length,
+}
 
 
 # --- kind mode: the SeldonDeployment ------------------------------------------------------------------------
@@ -73,7 +89,11 @@ BAD_PAYLOADS = {"a missing input": _missing_input, "an amount that is not a numb
 def test_seldondeployment_spec(k8s):
     """SeldonDeployment `fraud-detector` speaks V2 with 2 replicas, loads models:/fraud-detector@champion, and is ready only once the model is."""
     sdep = k8s.seldondeployment(SDEP)
-    assert sdep is not None, hint(f"SeldonDeployment {SDEP} in {NAMESPACE}", "no such object", kubectl("apply -k labs/09-serving/starter"))
+    assert sdep is not None, hint(
+        f"SeldonDeployment {SDEP} in {NAMESPACE}",
+        "no such object",
+        kubectl("apply -k labs/09-serving/starter"),
+    )
     spec = sdep.get("spec") or {}
     container = labkit.find_container(labkit.pod_spec(sdep), CONTAINER)
     readiness = ((container or {}).get("readinessProbe") or {}).get("httpGet", {}).get("path", "")
@@ -86,7 +106,11 @@ def test_seldondeployment_spec(k8s):
         problems.append(f"FRAUD_MODEL_URI {labkit.env_value(container, 'FRAUD_MODEL_URI')}")
     if not readiness.endswith(f"/v2/models/{SDEP}/ready"):
         problems.append(f"readinessProbe {readiness or '(none)'}")
-    assert not problems, hint(f"protocol v2, replicas {REPLICAS}, FRAUD_MODEL_URI {MODEL_URI}, readinessProbe /v2/models/{SDEP}/ready", "; ".join(problems), kubectl(f"-n {NAMESPACE} get seldondeployment {SDEP} -o yaml"))
+    assert not problems, hint(
+        f"protocol v2, replicas {REPLICAS}, FRAUD_MODEL_URI {MODEL_URI}, readinessProbe /v2/models/{SDEP}/ready",
+        "; ".join(problems),
+        kubectl(f"-n {NAMESPACE} get seldondeployment {SDEP} -o yaml"),
+    )
 
 
 @pytest.mark.cluster("SeldonDeployments run on a cluster")
@@ -96,7 +120,9 @@ def test_seldondeployment_available(k8s):
     sdep = k8s.seldondeployment(SDEP)
     status = sdep.get("status") or {}
     assert status.get("state") == "Available", hint(
-        "status.state Available", f"state {status.get('state')} {labkit.short(status.get('description') or '', 120)}", kubectl(f"-n {NAMESPACE} describe seldondeployment {SDEP}")
+        "status.state Available",
+        f"state {status.get('state')} {labkit.short(status.get('description') or '', 120)}",
+        kubectl(f"-n {NAMESPACE} describe seldondeployment {SDEP}"),
     )
 
 
@@ -106,9 +132,16 @@ def test_replicas_ready_on_serving_pool(k8s):
     """Its 2 replicas are Ready, on the serving pool."""
     pods = k8s.pods(NAMESPACE, labkit.MODEL_POD_SELECTOR)
     ready = labkit.ready_pods(pods)
-    pools = {p["spec"].get("nodeName"): labkit.labels(k8s.node(p["spec"].get("nodeName"))).get(POOL_LABEL) for p in ready}
+    pools = {
+        p["spec"].get("nodeName"): labkit.labels(k8s.node(p["spec"].get("nodeName"))).get(
+            POOL_LABEL
+        )
+        for p in ready
+    }
     assert len(ready) >= REPLICAS and set(pools.values()) == {"serving"}, hint(
-        f"{REPLICAS} Ready pods on nodes with {POOL_LABEL}=serving", f"{len(ready)} Ready ({labkit.pod_state(pods)}); nodes {pools}", kubectl(f"-n {NAMESPACE} get pods -l {labkit.MODEL_POD_SELECTOR} -o wide")
+        f"{REPLICAS} Ready pods on nodes with {POOL_LABEL}=serving",
+        f"{len(ready)} Ready ({labkit.pod_state(pods)}); nodes {pools}",
+        kubectl(f"-n {NAMESPACE} get pods -l {labkit.MODEL_POD_SELECTOR} -o wide"),
     )
 
 
@@ -120,7 +153,13 @@ def test_model_pod_runs_champion_as_non_root(k8s):
     host = labkit.pod_host(pod, CONTAINER)
     uid = labkit.run_in(host, "id -u").stdout.strip()
     uri = labkit.run_in(host, 'printf "%s" "$FRAUD_MODEL_URI"').stdout.strip()
-    assert uid not in ("", "0") and uri == MODEL_URI, hint(f"uid ≠ 0 and FRAUD_MODEL_URI={MODEL_URI}", f"uid {uid or '?'}, FRAUD_MODEL_URI={uri or '(unset)'}", kubectl(f"-n {NAMESPACE} exec {pod} -c {CONTAINER} -- sh -c 'id; printenv FRAUD_MODEL_URI'"))
+    assert uid not in ("", "0") and uri == MODEL_URI, hint(
+        f"uid ≠ 0 and FRAUD_MODEL_URI={MODEL_URI}",
+        f"uid {uid or '?'}, FRAUD_MODEL_URI={uri or '(unset)'}",
+        kubectl(
+            f"-n {NAMESPACE} exec {pod} -c {CONTAINER} -- sh -c 'id; printenv FRAUD_MODEL_URI'"
+        ),
+    )
 
 
 @pytest.mark.cluster("NodePorts exist on a cluster")
@@ -129,7 +168,11 @@ def test_nodeport_service(k8s):
     svc = k8s.service(NODEPORT_SERVICE)
     ports = sorted(p.get("nodePort") for p in ((svc or {}).get("spec") or {}).get("ports") or [])
     want = sorted([labkit.NODEPORTS["model_http"], labkit.NODEPORTS["model_grpc"]])
-    assert ports == want, hint(f"NodePorts {want}", "no such Service" if svc is None else f"NodePorts {ports}", kubectl(f"-n {NAMESPACE} get service {NODEPORT_SERVICE}"))
+    assert ports == want, hint(
+        f"NodePorts {want}",
+        "no such Service" if svc is None else f"NodePorts {ports}",
+        kubectl(f"-n {NAMESPACE} get service {NODEPORT_SERVICE}"),
+    )
 
 
 # --- both targets: the model over HTTP ----------------------------------------------------------------------
@@ -149,7 +192,13 @@ def test_serves_the_champion(endpoints, mlflow, model_name):
     champion = mlflow.version_by_alias(model_name, labkit.CHAMPION)
     served = served_version(endpoints, model_name)
     assert champion is not None and served == str(champion["version"]), hint(
-        f"model_version = the version with alias {labkit.CHAMPION}", f"served {served}, champion {champion['version'] if champion else 'none'}", "make down && make up   (the server loads the champion when it starts)" if endpoints.target == "local" else kubectl(f"-n {NAMESPACE} delete pods -l {labkit.MODEL_POD_SELECTOR}   (new pods load the champion)")
+        f"model_version = the version with alias {labkit.CHAMPION}",
+        f"served {served}, champion {champion['version'] if champion else 'none'}",
+        "make down && make up   (the server loads the champion when it starts)"
+        if endpoints.target == "local"
+        else kubectl(
+            f"-n {NAMESPACE} delete pods -l {labkit.MODEL_POD_SELECTOR}   (new pods load the champion)"
+        ),
     )
 
 
@@ -161,13 +210,27 @@ def test_predictions_equal_offline_scores(endpoints, model_name):
         fix = "make replay-cluster DAY=2018-08-08"
     else:
         fix = "make replay DAY=2018-08-08"
-    assert replay is not None, hint(f"a replay report {labkit.data_dir()}/reports/replay-<day>.json", "no replay report" if path is None else f"{path} is not JSON", fix)
+    assert replay is not None, hint(
+        f"a replay report {labkit.data_dir()}/reports/replay-<day>.json",
+        "no replay report" if path is None else f"{path} is not JSON",
+        fix,
+    )
     served = served_version(endpoints, model_name)
     diff = replay.get("max_abs_diff")
-    assert isinstance(diff, (int, float)) and diff <= labkit.SKEW_TOLERANCE and replay.get("transactions", 0) > 0, hint(
-        f"max |served − offline| ≤ {labkit.SKEW_TOLERANCE:.0e} over the replayed day", f"{path.name}: max |diff| {diff}, {replay.get('transactions')} transactions", f"{fix}   (scores: {replay.get('scores_path')})"
+    assert (
+        isinstance(diff, (int, float))
+        and diff <= labkit.SKEW_TOLERANCE
+        and replay.get("transactions", 0) > 0
+    ), hint(
+        f"max |served − offline| ≤ {labkit.SKEW_TOLERANCE:.0e} over the replayed day",
+        f"{path.name}: max |diff| {diff}, {replay.get('transactions')} transactions",
+        f"{fix}   (scores: {replay.get('scores_path')})",
     )
-    assert str(replay.get("model_version")) == served, hint(f"the replay made against the served version {served}", f"{path.name} replayed version {replay.get('model_version')}", fix)
+    assert str(replay.get("model_version")) == served, hint(
+        f"the replay made against the served version {served}",
+        f"{path.name} replayed version {replay.get('model_version')}",
+        fix,
+    )
 
 
 @pytest.mark.needs("test_model_ready")
@@ -181,7 +244,11 @@ def test_bad_payload_gets_4xx(endpoints, model_name, case):
         message = body_json.get("error") or body_json.get("detail") or ""
     except ValueError:
         message = ""
-    assert 400 <= r.status_code < 500 and message, hint('HTTP 4xx with a message ({"error": "…"})', f"HTTP {r.status_code}: {labkit.short(r.text, 160)}", labkit.curl(infer_url(endpoints, model_name), data=body))
+    assert 400 <= r.status_code < 500 and message, hint(
+        'HTTP 4xx with a message ({"error": "…"})',
+        f"HTTP {r.status_code}: {labkit.short(r.text, 160)}",
+        labkit.curl(infer_url(endpoints, model_name), data=body),
+    )
 
 
 @pytest.mark.needs("test_model_ready")
@@ -190,7 +257,9 @@ def test_latency_within_slo(endpoints, model_name):
     url = infer_url(endpoints, model_name)
     latencies, errors = [], 0
     deadline = time.monotonic() + labkit.MAX_WAIT_S - 10
-    with httpx.Client(timeout=labkit.HTTP_TIMEOUT_S, headers={"content-type": "application/json"}) as client:
+    with httpx.Client(
+        timeout=labkit.HTTP_TIMEOUT_S, headers={"content-type": "application/json"}
+    ) as client:
         for i in range(WARMUP_REQUESTS + labkit.LATENCY_REQUESTS):
             if time.monotonic() > deadline:
                 break
@@ -201,8 +270,14 @@ def test_latency_within_slo(endpoints, model_name):
             errors += status != 200
             if i >= WARMUP_REQUESTS:
                 latencies.append(elapsed)
-    assert latencies and not errors, hint(f"{labkit.LATENCY_REQUESTS} answered requests", f"{len(latencies)} timed, {errors} errors", model_logs(endpoints))
+    assert latencies and not errors, hint(
+        f"{labkit.LATENCY_REQUESTS} answered requests",
+        f"{len(latencies)} timed, {errors} errors",
+        model_logs(endpoints),
+    )
     p95 = labkit.percentile(latencies, 95)
     assert p95 <= slo_ms(), hint(
-        f"p95 ≤ {slo_ms():g} ms", f"p95 {p95:.1f} ms, p50 {labkit.percentile(latencies, 50):.1f} ms over {len(latencies)} requests", model_logs(endpoints)
+        f"p95 ≤ {slo_ms():g} ms",
+        f"p95 {p95:.1f} ms, p50 {labkit.percentile(latencies, 50):.1f} ms over {len(latencies)} requests",
+        model_logs(endpoints),
     )

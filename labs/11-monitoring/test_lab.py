@@ -26,11 +26,21 @@ def replay_fix(target: str) -> str:
     """What makes the monitored model score a day on this target. In the cluster, the drift monitor
     reads the served scores the pipeline's replay step leaves on the `fraud-data` volume (a replay
     from this machine, make replay-cluster, writes them here, where the monitor never looks)."""
-    return "scripts/run-pipeline.sh fraud-pipeline through=replay" if target == "cluster" else "make replay DAY=2018-08-08"
+    return (
+        "scripts/run-pipeline.sh fraud-pipeline through=replay"
+        if target == "cluster"
+        else "make replay DAY=2018-08-08"
+    )
 
 
 def prometheus_logs(endpoints) -> str:
-    return kubectl(f"-n {labkit.MONITORING_NAMESPACE} logs prometheus-kube-prometheus-stack-prometheus-0 -c prometheus --tail=30") if endpoints.target == "cluster" else endpoints.log_command("prometheus")
+    return (
+        kubectl(
+            f"-n {labkit.MONITORING_NAMESPACE} logs prometheus-kube-prometheus-stack-prometheus-0 -c prometheus --tail=30"
+        )
+        if endpoints.target == "cluster"
+        else endpoints.log_command("prometheus")
+    )
 
 
 def poll(fn, seconds: float):
@@ -46,7 +56,11 @@ def poll(fn, seconds: float):
 
 
 def port_names(container: dict | None) -> dict[str, int]:
-    return {p.get("name"): p.get("containerPort") for p in (container or {}).get("ports") or [] if p.get("name")}
+    return {
+        p.get("name"): p.get("containerPort")
+        for p in (container or {}).get("ports") or []
+        if p.get("name")
+    }
 
 
 def arg_value(args: list[str], flag: str) -> str | None:
@@ -57,8 +71,12 @@ def template_labels(obj: dict) -> dict[str, str]:
     """The labels of the pods a workload makes (a SeldonDeployment's first component)."""
     if obj.get("kind") == "SeldonDeployment":
         predictors = (obj.get("spec") or {}).get("predictors") or [{}]
-        return (((predictors[0].get("componentSpecs") or [{}])[0].get("metadata")) or {}).get("labels") or {}
-    return (((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
+        return (((predictors[0].get("componentSpecs") or [{}])[0].get("metadata")) or {}).get(
+            "labels"
+        ) or {}
+    return (((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}).get(
+        "labels"
+    ) or {}
 
 
 # --- kind mode: the monitoring objects ------------------------------------------------------------
@@ -68,9 +86,17 @@ def test_podmonitor_selects_pods(k8s, monitor):
     """PodMonitor `{monitor}` selects the {monitor} pods and scrapes their port `metrics` (Prometheus job fraud-lab/{monitor})."""
     kind, name, container_name = labkit.PODMONITORS[monitor]
     pm = k8s.podmonitor(monitor)
-    assert pm is not None, hint(f"PodMonitor {monitor} in {NAMESPACE}", "no such object (or no PodMonitor CRD: kube-prometheus-stack is not installed)", kubectl(f"-n {NAMESPACE} get podmonitors"))
+    assert pm is not None, hint(
+        f"PodMonitor {monitor} in {NAMESPACE}",
+        "no such object (or no PodMonitor CRD: kube-prometheus-stack is not installed)",
+        kubectl(f"-n {NAMESPACE} get podmonitors"),
+    )
     workload = k8s.seldondeployment(name) if kind == "SeldonDeployment" else k8s.deployment(name)
-    assert workload is not None, hint(f"{kind} {name} in {NAMESPACE}, whose pods the PodMonitor selects", "no such object", kubectl(f"-n {NAMESPACE} get {kind.lower()} {name}"))
+    assert workload is not None, hint(
+        f"{kind} {name} in {NAMESPACE}, whose pods the PodMonitor selects",
+        "no such object",
+        kubectl(f"-n {NAMESPACE} get {kind.lower()} {name}"),
+    )
     spec = pm.get("spec") or {}
     selector = (spec.get("selector") or {}).get("matchLabels") or {}
     pod_labels = template_labels(workload)
@@ -85,11 +111,15 @@ def test_podmonitor_selects_pods(k8s, monitor):
     if not endpoints or any(p is None for p in scraped):
         problems.append("no podMetricsEndpoints port")
     elif any(p != labkit.METRICS_PORT_NAME or p not in ports for p in scraped):
-        problems.append(f"podMetricsEndpoints ports {scraped}, the {container_name} container's named ports {sorted(ports)}")
+        problems.append(
+            f"podMetricsEndpoints ports {scraped}, the {container_name} container's named ports {sorted(ports)}"
+        )
     elif any(e.get("path", "/metrics") != "/metrics" for e in endpoints):
         problems.append(f"paths {[e.get('path') for e in endpoints]}")
     assert not problems, hint(
-        f"selector.matchLabels within the {name} pods' labels; podMetricsEndpoints port {labkit.METRICS_PORT_NAME}, path /metrics", "; ".join(problems), kubectl(f"-n {NAMESPACE} get podmonitor {monitor} -o yaml")
+        f"selector.matchLabels within the {name} pods' labels; podMetricsEndpoints port {labkit.METRICS_PORT_NAME}, path /metrics",
+        "; ".join(problems),
+        kubectl(f"-n {NAMESPACE} get podmonitor {monitor} -o yaml"),
     )
 
 
@@ -97,7 +127,11 @@ def test_podmonitor_selects_pods(k8s, monitor):
 def test_drift_monitor_deployment_spec(k8s):
     """Deployment `drift-monitor` runs `fraudlab monitor` on 0.0.0.0:8090 behind the container port `metrics`, reading the fraud-data volume at /data."""
     dep = k8s.deployment(DEPLOYMENT)
-    assert dep is not None, hint(f"Deployment {DEPLOYMENT} in {NAMESPACE}", "no such object", kubectl("apply -k labs/11-monitoring/starter"))
+    assert dep is not None, hint(
+        f"Deployment {DEPLOYMENT} in {NAMESPACE}",
+        "no such object",
+        kubectl("apply -k labs/11-monitoring/starter"),
+    )
     podspec = labkit.pod_spec(dep)
     container = labkit.find_container(podspec, CONTAINER) or {}
     args = [str(a) for a in container.get("args") or []]
@@ -106,15 +140,26 @@ def test_drift_monitor_deployment_spec(k8s):
     if args[:1] != ["monitor"]:
         problems.append(f"args {args}")
     else:
-        host, port = arg_value(args, "--host") or "127.0.0.1 (the default)", arg_value(args, "--port") or str(labkit.DRIFT_MONITOR_PORT)
+        host, port = (
+            arg_value(args, "--host") or "127.0.0.1 (the default)",
+            arg_value(args, "--port") or str(labkit.DRIFT_MONITOR_PORT),
+        )
         if host != "0.0.0.0":
             problems.append(f"listens on {host}, unreachable for Prometheus")
         if labkit.METRICS_PORT_NAME not in ports:
             problems.append(f"no container port named {labkit.METRICS_PORT_NAME}")
         elif str(ports[labkit.METRICS_PORT_NAME]) != port:
-            problems.append(f"listens on port {port}, port {labkit.METRICS_PORT_NAME} is {ports[labkit.METRICS_PORT_NAME]}")
-    claims = {v.get("name"): (v.get("persistentVolumeClaim") or {}).get("claimName") for v in podspec.get("volumes") or []}
-    if not any(m.get("mountPath") == labkit.DATA_MOUNT and claims.get(m.get("name")) == labkit.DATA_PVC for m in container.get("volumeMounts") or []):
+            problems.append(
+                f"listens on port {port}, port {labkit.METRICS_PORT_NAME} is {ports[labkit.METRICS_PORT_NAME]}"
+            )
+    claims = {
+        v.get("name"): (v.get("persistentVolumeClaim") or {}).get("claimName")
+        for v in podspec.get("volumes") or []
+    }
+    if not any(
+        m.get("mountPath") == labkit.DATA_MOUNT and claims.get(m.get("name")) == labkit.DATA_PVC
+        for m in container.get("volumeMounts") or []
+    ):
         problems.append(f"no volume {labkit.DATA_PVC} at {labkit.DATA_MOUNT}")
     assert not problems, hint(
         f"args monitor --host 0.0.0.0 --port {labkit.DRIFT_MONITOR_PORT}; container port {labkit.METRICS_PORT_NAME} {labkit.DRIFT_MONITOR_PORT}; volume {labkit.DATA_PVC} at {labkit.DATA_MOUNT}",
@@ -130,7 +175,9 @@ def test_drift_monitor_available(k8s):
     dep = k8s.deployment(DEPLOYMENT)
     pods = k8s.pods(NAMESPACE, labkit.DRIFT_MONITOR_POD_SELECTOR)
     assert labkit.condition(dep, "Available") == "True", hint(
-        "condition Available=True (a Ready pod)", f"Available={labkit.condition(dep, 'Available')}; {labkit.pod_state(pods)}", kubectl(f"-n {NAMESPACE} describe deployment {DEPLOYMENT}")
+        "condition Available=True (a Ready pod)",
+        f"Available={labkit.condition(dep, 'Available')}; {labkit.pod_state(pods)}",
+        kubectl(f"-n {NAMESPACE} describe deployment {DEPLOYMENT}"),
     )
 
 
@@ -146,9 +193,17 @@ def test_dashboard_configmap(k8s):
             uids.append(json.loads(text).get("uid"))
         except (ValueError, AttributeError):
             uids.append("(not JSON)")
-    found = "no such object" if cm is None else f"label {key}={labkit.labels(cm).get(key)}; dashboard uids {uids}"
-    assert cm is not None and labkit.labels(cm).get(key) == value and labkit.DASHBOARD_UID in uids, hint(
-        f"label {key}={value}; a JSON dashboard with uid {labkit.DASHBOARD_UID}", found, kubectl(f"-n {namespace} get configmap {name} --show-labels")
+    found = (
+        "no such object"
+        if cm is None
+        else f"label {key}={labkit.labels(cm).get(key)}; dashboard uids {uids}"
+    )
+    assert (
+        cm is not None and labkit.labels(cm).get(key) == value and labkit.DASHBOARD_UID in uids
+    ), hint(
+        f"label {key}={value}; a JSON dashboard with uid {labkit.DASHBOARD_UID}",
+        found,
+        kubectl(f"-n {namespace} get configmap {name} --show-labels"),
     )
 
 
@@ -159,8 +214,14 @@ def test_grafana_has_the_dashboard(k8s, endpoints):
     namespace = labkit.MONITORING_NAMESPACE
     secret = k8s.secret(labkit.GRAFANA_SECRET, namespace) or {}
     user_key, password_key = labkit.GRAFANA_SECRET_KEYS
-    show = kubectl(f"-n {namespace} get secret {labkit.GRAFANA_SECRET} -o jsonpath='{{.data.{password_key}}}' | base64 -d")
-    assert secret.get(password_key), hint(f"Secret {labkit.GRAFANA_SECRET} in {namespace} with {password_key}", "no such Secret or key (kube-prometheus-stack is not installed)", kubectl(f"-n {namespace} get secrets"))
+    show = kubectl(
+        f"-n {namespace} get secret {labkit.GRAFANA_SECRET} -o jsonpath='{{.data.{password_key}}}' | base64 -d"
+    )
+    assert secret.get(password_key), hint(
+        f"Secret {labkit.GRAFANA_SECRET} in {namespace} with {password_key}",
+        "no such Secret or key (kube-prometheus-stack is not installed)",
+        kubectl(f"-n {namespace} get secrets"),
+    )
     url = f"{endpoints.grafana}/api/dashboards/uid/{labkit.DASHBOARD_UID}"
     auth = (secret.get(user_key) or "admin", secret[password_key])
 
@@ -176,7 +237,11 @@ def test_grafana_has_the_dashboard(k8s, endpoints):
     # The dashboard sidecar loads a new ConfigMap within seconds.
     want = f"HTTP 200, uid {labkit.DASHBOARD_UID}"
     found = poll(lambda: (lambda a: a if a == want else None)(answer()), 30) or answer()
-    assert found == want, hint(f"HTTP 200 from {url} (user {auth[0]}, password from Secret {labkit.GRAFANA_SECRET})", found, f'curl -s -u "{auth[0]}:$({show})" {url}')
+    assert found == want, hint(
+        f"HTTP 200 from {url} (user {auth[0]}, password from Secret {labkit.GRAFANA_SECRET})",
+        found,
+        f'curl -s -u "{auth[0]}:$({show})" {url}',
+    )
 
 
 # --- both targets: Prometheus ----------------------------------------------------------------------
@@ -186,12 +251,16 @@ def test_prometheus_ready(endpoints, prometheus):
         status = prometheus.ready()
     except httpx.HTTPError as err:
         status = labkit.describe_error(err)
-    assert status == 200, hint(f"HTTP 200 from {prometheus.url}/-/ready", str(status), prometheus_logs(endpoints))
+    assert status == 200, hint(
+        f"HTTP 200 from {prometheus.url}/-/ready", str(status), prometheus_logs(endpoints)
+    )
 
 
 def scraped(prometheus, job: str, seconds: float) -> list[dict]:
     """The `up` samples of a job, once one is 1 or after `seconds`."""
-    return poll(lambda: prometheus.query(f'up{{job="{job}"}} == 1'), seconds) or prometheus.query(f'up{{job="{job}"}}')
+    return poll(lambda: prometheus.query(f'up{{job="{job}"}} == 1'), seconds) or prometheus.query(
+        f'up{{job="{job}"}}'
+    )
 
 
 @pytest.mark.needs("test_prometheus_ready")
@@ -199,8 +268,16 @@ def test_prometheus_scrapes_the_model(endpoints, prometheus):
     """Prometheus scrapes the model: up{job="fraud-lab/fraud-detector"} == 1."""
     samples = scraped(prometheus, labkit.MODEL_JOB, SCRAPE_WAIT_S)
     up = [s["value"][1] for s in samples]
-    fix = kubectl(f"-n {NAMESPACE} get podmonitor fraud-detector -o yaml") if endpoints.target == "cluster" else prometheus.debug(path="/api/v1/targets")
-    assert "1" in up, hint(f"a target of job {labkit.MODEL_JOB} with up = 1", f"no target of job {labkit.MODEL_JOB}" if not up else f"up = {', '.join(up)}", fix)
+    fix = (
+        kubectl(f"-n {NAMESPACE} get podmonitor fraud-detector -o yaml")
+        if endpoints.target == "cluster"
+        else prometheus.debug(path="/api/v1/targets")
+    )
+    assert "1" in up, hint(
+        f"a target of job {labkit.MODEL_JOB} with up = 1",
+        f"no target of job {labkit.MODEL_JOB}" if not up else f"up = {', '.join(up)}",
+        fix,
+    )
 
 
 @pytest.mark.needs("test_prometheus_scrapes_the_model")
@@ -209,8 +286,14 @@ def test_score_metric_exists(endpoints, prometheus):
     expr = f'{labkit.SCORE_METRIC}{{job="{labkit.MODEL_JOB}"}}'
     samples = poll(lambda: prometheus.query(expr), METRIC_WAIT_S)
     versions = sorted({s["metric"].get("model_version", "?") for s in samples or []})
-    assert samples, hint(f"{labkit.SCORE_METRIC} samples (they appear once the model has scored transactions)", "none", f"{replay_fix(endpoints.target)}   (then: {prometheus.debug(expr)})")
-    assert "?" not in versions, hint("a model_version label on every sample", f"versions {versions}", prometheus.debug(expr))
+    assert samples, hint(
+        f"{labkit.SCORE_METRIC} samples (they appear once the model has scored transactions)",
+        "none",
+        f"{replay_fix(endpoints.target)}   (then: {prometheus.debug(expr)})",
+    )
+    assert "?" not in versions, hint(
+        "a model_version label on every sample", f"versions {versions}", prometheus.debug(expr)
+    )
 
 
 @pytest.mark.needs("test_prometheus_ready")
@@ -219,10 +302,16 @@ def test_prometheus_scrapes_the_drift_monitor(endpoints, prometheus):
     samples = scraped(prometheus, labkit.DRIFT_JOB, SCRAPE_WAIT_S)
     up = [s["value"][1] for s in samples]
     if endpoints.target == "cluster":
-        fix = kubectl(f"-n {NAMESPACE} get podmonitor drift-monitor -o yaml; ") + kubectl(f"-n {NAMESPACE} logs deployment/{DEPLOYMENT} --tail=30")
+        fix = kubectl(f"-n {NAMESPACE} get podmonitor drift-monitor -o yaml; ") + kubectl(
+            f"-n {NAMESPACE} logs deployment/{DEPLOYMENT} --tail=30"
+        )
     else:
         fix = endpoints.log_command("monitor")
-    assert "1" in up, hint(f"a target of job {labkit.DRIFT_JOB} with up = 1", f"no target of job {labkit.DRIFT_JOB}" if not up else f"up = {', '.join(up)}", fix)
+    assert "1" in up, hint(
+        f"a target of job {labkit.DRIFT_JOB} with up = 1",
+        f"no target of job {labkit.DRIFT_JOB}" if not up else f"up = {', '.join(up)}",
+        fix,
+    )
 
 
 @pytest.mark.needs("test_prometheus_scrapes_the_drift_monitor")
@@ -236,10 +325,24 @@ def test_drift_metrics_exist(endpoints, prometheus):
 
     found = poll(lambda: wanted <= features() and wanted, METRIC_WAIT_S) or features()
     missing = sorted(wanted - found)
-    up = [] if found else prometheus.query(f'{labkit.MONITOR_UP_METRIC}{{job="{labkit.DRIFT_JOB}"}}')
-    state = f"{labkit.MONITOR_UP_METRIC} = {up[0]['value'][1]}: the drift monitor has no served day to compare" if up else "no sample"
-    assert found, hint(f"{labkit.DRIFT_METRIC} for {len(wanted)} features (the 15 inputs and {labkit.SCORE_FEATURE})", state, f"{replay_fix(endpoints.target)}   (the drift monitor compares the latest replayed day with the training window)")
-    assert not missing, hint(f"{labkit.DRIFT_METRIC} for {len(wanted)} features", f"{len(missing)} missing: {', '.join(missing[:4])}{' …' if len(missing) > 4 else ''}", prometheus.debug(expr))
+    up = (
+        [] if found else prometheus.query(f'{labkit.MONITOR_UP_METRIC}{{job="{labkit.DRIFT_JOB}"}}')
+    )
+    state = (
+        f"{labkit.MONITOR_UP_METRIC} = {up[0]['value'][1]}: the drift monitor has no served day to compare"
+        if up
+        else "no sample"
+    )
+    assert found, hint(
+        f"{labkit.DRIFT_METRIC} for {len(wanted)} features (the 15 inputs and {labkit.SCORE_FEATURE})",
+        state,
+        f"{replay_fix(endpoints.target)}   (the drift monitor compares the latest replayed day with the training window)",
+    )
+    assert not missing, hint(
+        f"{labkit.DRIFT_METRIC} for {len(wanted)} features",
+        f"{len(missing)} missing: {', '.join(missing[:4])}{' …' if len(missing) > 4 else ''}",
+        prometheus.debug(expr),
+    )
 
 
 @pytest.mark.needs("test_prometheus_ready")
@@ -247,5 +350,13 @@ def test_alert_rules_loaded(endpoints, prometheus):
     """Prometheus has loaded the alert rules FraudFeatureDrift and FraudModelDown."""
     rules = prometheus.alert_rules()
     missing = [r for r in labkit.ALERT_RULES if r not in rules]
-    fix = kubectl(f"-n {NAMESPACE} get prometheusrule {labkit.PROMETHEUS_RULE} -o yaml") if endpoints.target == "cluster" else prometheus_logs(endpoints)
-    assert not missing, hint(f"alerting rules {', '.join(labkit.ALERT_RULES)}", f"missing {', '.join(missing)} ({len(rules)} alerting rules loaded)", fix)
+    fix = (
+        kubectl(f"-n {NAMESPACE} get prometheusrule {labkit.PROMETHEUS_RULE} -o yaml")
+        if endpoints.target == "cluster"
+        else prometheus_logs(endpoints)
+    )
+    assert not missing, hint(
+        f"alerting rules {', '.join(labkit.ALERT_RULES)}",
+        f"missing {', '.join(missing)} ({len(rules)} alerting rules loaded)",
+        fix,
+    )

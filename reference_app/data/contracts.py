@@ -27,7 +27,9 @@ SOURCE_COLUMN = "SOURCE_FILE"
 
 def _origin(frame: pd.DataFrame) -> pd.Series:
     seconds = pd.to_numeric(frame["TX_TIME_SECONDS"], errors="coerce")
-    return pd.to_datetime(frame["TX_DATETIME"], errors="coerce") - pd.to_timedelta(seconds, unit="s")
+    return pd.to_datetime(frame["TX_DATETIME"], errors="coerce") - pd.to_timedelta(
+        seconds, unit="s"
+    )
 
 
 def _datetime_matches_seconds(frame: pd.DataFrame) -> pd.Series:
@@ -48,6 +50,8 @@ def _days_match_seconds(frame: pd.DataFrame) -> pd.Series:
 def _scenario_matches_label(frame: pd.DataFrame) -> pd.Series:
     """A fraud has a scenario 1–4 (4: the injected night-testing pattern), a genuine one scenario 0."""
     return (frame["TX_FRAUD"] == 1) == (frame["TX_FRAUD_SCENARIO"] > 0)
+
+
 # --8<-- [end:row-checks]
 
 
@@ -67,14 +71,20 @@ TRANSACTION_SCHEMA = pa.DataFrameSchema(
         "TERMINAL_ID": _id_column(),
         "TX_AMOUNT": pa.Column(
             "float64",
-            [pa.Check.ge(0), pa.Check.lt(1e6), pa.Check(np.isfinite, element_wise=False, name="finite")],
+            [
+                pa.Check.ge(0),
+                pa.Check.lt(1e6),
+                pa.Check(np.isfinite, element_wise=False, name="finite"),
+            ],
             nullable=False,
             coerce=True,
         ),
         "TX_TIME_SECONDS": _id_column(),
         "TX_TIME_DAYS": _id_column(),
         "TX_FRAUD": pa.Column("int64", pa.Check.isin([0, 1]), nullable=False, coerce=True),
-        "TX_FRAUD_SCENARIO": pa.Column("int64", pa.Check.isin([0, 1, 2, 3, 4]), nullable=False, coerce=True),
+        "TX_FRAUD_SCENARIO": pa.Column(
+            "int64", pa.Check.isin([0, 1, 2, 3, 4]), nullable=False, coerce=True
+        ),
     },
     checks=[
         pa.Check(_datetime_matches_seconds, name="datetime_matches_seconds"),
@@ -102,6 +112,8 @@ class ValidationResult:
     valid: pd.DataFrame
     quarantined: pd.DataFrame
     reasons: dict[str, int] = field(default_factory=dict)
+
+
 # --8<-- [end:result]
 
 
@@ -140,16 +152,26 @@ def validate_transactions(frame: pd.DataFrame) -> ValidationResult:
         except SchemaErrors as err:
             cases = err.failure_cases
             located = cases[cases["index"].notna()]
-            for col, check, idx in zip(located["column"], located["check"], located["index"]):
+            for col, check, idx in zip(
+                located["column"], located["check"], located["index"], strict=True
+            ):
                 where = "row" if check in _ROW_CHECKS else col
                 row_reasons.setdefault(int(idx), []).append(f"{where}:{check}")
             if located.empty:
                 # A failure pandera cannot pin to rows: quarantine what is left rather than guess.
-                text = "; ".join(sorted({f"{c}:{k}" for c, k in zip(cases["column"], cases["check"])}))
+                text = "; ".join(
+                    sorted(
+                        {f"{c}:{k}" for c, k in zip(cases["column"], cases["check"], strict=True)}
+                    )
+                )
                 for idx in remaining.index:
                     row_reasons.setdefault(int(idx), []).append(text)
             remaining = frame.drop(index=list(row_reasons))
-    reasons = pd.Series({i: "; ".join(dict.fromkeys(r)) for i, r in sorted(row_reasons.items())}, dtype="string")
+    reasons = pd.Series(
+        {i: "; ".join(dict.fromkeys(r)) for i, r in sorted(row_reasons.items())}, dtype="string"
+    )
     valid = TRANSACTION_SCHEMA.validate(remaining)[TRANSACTION_COLUMNS].reset_index(drop=True)
     counts = reasons.str.split("; ").explode().value_counts().to_dict() if len(reasons) else {}
-    return ValidationResult(valid=valid, quarantined=_quarantine_frame(frame, reasons), reasons=counts)
+    return ValidationResult(
+        valid=valid, quarantined=_quarantine_frame(frame, reasons), reasons=counts
+    )

@@ -42,10 +42,16 @@ class DriftScenario:
     @property
     def active(self) -> bool:
         """True when the scenario changes anything."""
-        return bool(self.extra_compromised_terminals or self.amount_factor != 1.0 or self.night_testing_customers)
+        return bool(
+            self.extra_compromised_terminals
+            or self.amount_factor != 1.0
+            or self.night_testing_customers
+        )
 
 
-def inject_drift(transactions: pd.DataFrame, scenario: DriftScenario, seed: int = 0) -> pd.DataFrame:
+def inject_drift(
+    transactions: pd.DataFrame, scenario: DriftScenario, seed: int = 0
+) -> pd.DataFrame:
     """Apply a drift scenario to simulated transactions (output of `simulate_transactions`).
 
     Args:
@@ -61,8 +67,14 @@ def inject_drift(transactions: pd.DataFrame, scenario: DriftScenario, seed: int 
     """
     days = transactions["TX_TIME_DAYS"].to_numpy()
     if not 0 <= scenario.start_day <= days.max():
-        raise ValueError(f"drift start day {scenario.start_day} is outside the simulated days 0 … {days.max()}")
-    if scenario.extra_compromised_terminals < 0 or scenario.night_testing_customers < 0 or scenario.amount_factor <= 0:
+        raise ValueError(
+            f"drift start day {scenario.start_day} is outside the simulated days 0 … {days.max()}"
+        )
+    if (
+        scenario.extra_compromised_terminals < 0
+        or scenario.night_testing_customers < 0
+        or scenario.amount_factor <= 0
+    ):
         raise ValueError("drift parameters must be non-negative (amount factor positive)")
     rng = np.random.default_rng([seed, 4242])
     tx = transactions.copy()
@@ -70,8 +82,14 @@ def inject_drift(transactions: pd.DataFrame, scenario: DriftScenario, seed: int 
     origin = tx["TX_DATETIME"].iloc[0].normalize() - pd.Timedelta(days=int(days[0]))
 
     if scenario.amount_factor != 1.0:
-        tx.loc[after, "TX_AMOUNT"] = np.round(tx.loc[after, "TX_AMOUNT"].to_numpy() * scenario.amount_factor, 2)
-        big = after & (tx["TX_AMOUNT"].to_numpy() > SCENARIO1_AMOUNT) & (tx["TX_FRAUD"].to_numpy() == 0)
+        tx.loc[after, "TX_AMOUNT"] = np.round(
+            tx.loc[after, "TX_AMOUNT"].to_numpy() * scenario.amount_factor, 2
+        )
+        big = (
+            after
+            & (tx["TX_AMOUNT"].to_numpy() > SCENARIO1_AMOUNT)
+            & (tx["TX_FRAUD"].to_numpy() == 0)
+        )
         tx.loc[big, ["TX_FRAUD", "TX_FRAUD_SCENARIO"]] = [1, 1]
 
     if scenario.extra_compromised_terminals:
@@ -79,11 +97,19 @@ def inject_drift(transactions: pd.DataFrame, scenario: DriftScenario, seed: int 
         last_day = int(days.max())
         pairs = set()
         for day in range(scenario.start_day, last_day + 1):
-            for t in rng.choice(terminals, size=min(scenario.extra_compromised_terminals, len(terminals)), replace=False):
+            for t in rng.choice(
+                terminals,
+                size=min(scenario.extra_compromised_terminals, len(terminals)),
+                replace=False,
+            ):
                 pairs.update((int(t), d) for d in range(day, day + SCENARIO2_DAYS))
         span = last_day + SCENARIO2_DAYS + 1
         keys = np.fromiter((t * span + d for t, d in pairs), dtype=np.int64, count=len(pairs))
-        hit = after & np.isin(tx["TERMINAL_ID"].to_numpy() * span + days, keys) & (tx["TX_FRAUD"].to_numpy() == 0)
+        hit = (
+            after
+            & np.isin(tx["TERMINAL_ID"].to_numpy() * span + days, keys)
+            & (tx["TX_FRAUD"].to_numpy() == 0)
+        )
         tx.loc[hit, ["TX_FRAUD", "TX_FRAUD_SCENARIO"]] = [1, 2]
 
     extra = []
@@ -91,7 +117,9 @@ def inject_drift(transactions: pd.DataFrame, scenario: DriftScenario, seed: int 
         customers = tx["CUSTOMER_ID"].unique()
         terminals = tx["TERMINAL_ID"].unique()
         for day in range(scenario.start_day, int(days.max()) + 1):
-            for c in rng.choice(customers, size=min(scenario.night_testing_customers, len(customers)), replace=False):
+            for c in rng.choice(
+                customers, size=min(scenario.night_testing_customers, len(customers)), replace=False
+            ):
                 n = int(rng.integers(3, 6))
                 seconds = day * SECONDS_PER_DAY + rng.integers(NIGHT_START_S, NIGHT_END_S, size=n)
                 extra.append(pd.DataFrame({
@@ -102,7 +130,9 @@ def inject_drift(transactions: pd.DataFrame, scenario: DriftScenario, seed: int 
     if extra:
         new = pd.concat(extra, ignore_index=True)
         new["TX_DATETIME"] = origin + pd.to_timedelta(new["TX_TIME_SECONDS"], unit="s")
-        tx = pd.concat([tx, new[[c for c in TRANSACTION_COLUMNS if c != "TRANSACTION_ID"]]], ignore_index=True)
+        tx = pd.concat(
+            [tx, new[[c for c in TRANSACTION_COLUMNS if c != "TRANSACTION_ID"]]], ignore_index=True
+        )
     tx = tx.sort_values(["TX_TIME_SECONDS", "CUSTOMER_ID"], kind="stable", ignore_index=True)
     tx["TRANSACTION_ID"] = np.arange(len(tx), dtype=np.int64)
     return tx[TRANSACTION_COLUMNS]

@@ -61,6 +61,8 @@ class SimulationParams:
     def to_dict(self) -> dict:
         """Return the parameters as a JSON-ready dict."""
         return asdict(self)
+
+
 # --8<-- [end:params]
 
 
@@ -94,7 +96,11 @@ def generate_terminal_profiles(n_terminals: int, rng: np.random.Generator) -> pd
     """
     x, y = rng.uniform(0, GRID_SIZE, size=(2, n_terminals))
     return pd.DataFrame(
-        {"TERMINAL_ID": np.arange(n_terminals, dtype=np.int64), "x_terminal_id": x, "y_terminal_id": y}
+        {
+            "TERMINAL_ID": np.arange(n_terminals, dtype=np.int64),
+            "x_terminal_id": x,
+            "y_terminal_id": y,
+        }
     )
 
 
@@ -108,10 +114,14 @@ def terminals_within_radius(
         `flat[offsets[i]:offsets[i + 1]]`; `offsets` has shape (n_customers + 1,).
     """
     tree = cKDTree(terminals[["x_terminal_id", "y_terminal_id"]].to_numpy())
-    lists = tree.query_ball_point(customers[["x_customer_id", "y_customer_id"]].to_numpy(), r=radius)
+    lists = tree.query_ball_point(
+        customers[["x_customer_id", "y_customer_id"]].to_numpy(), r=radius
+    )
     lengths = np.fromiter((len(ids) for ids in lists), dtype=np.int64, count=len(lists))
     offsets = np.concatenate([[0], np.cumsum(lengths)])
-    flat = np.fromiter((t for ids in lists for t in sorted(ids)), dtype=np.int64, count=int(offsets[-1]))
+    flat = np.fromiter(
+        (t for ids in lists for t in sorted(ids)), dtype=np.int64, count=int(offsets[-1])
+    )
     return offsets, flat
 
 
@@ -142,7 +152,9 @@ def _generate_legitimate(
     amount[negative] = rng.uniform(0, 2 * mean[negative])
     amount = np.round(amount, 2)
     pick = np.floor(rng.random(n) * np.maximum(n_terminals_of[tx_cust], 1)).astype(np.int64)
-    terminal = flat[np.minimum(offsets[tx_cust] + pick, max(flat.size - 1, 0))] if flat.size else pick
+    terminal = (
+        flat[np.minimum(offsets[tx_cust] + pick, max(flat.size - 1, 0))] if flat.size else pick
+    )
 
     keep = (time_of_day >= 0) & (time_of_day < SECONDS_PER_DAY)
     return pd.DataFrame(
@@ -207,9 +219,13 @@ def add_frauds(
     # day's draw take the customers' transactions in [day, day + 14) and mark a third of them.
     cust = transactions["CUSTOMER_ID"].to_numpy()
     order = np.argsort(cust, kind="stable")  # within a customer, still sorted by time
-    bounds = np.searchsorted(cust[order], np.arange(customer_ids.max() + 2 if len(customer_ids) else 1))
+    bounds = np.searchsorted(
+        cust[order], np.arange(customer_ids.max() + 2 if len(customer_ids) else 1)
+    )
     for day in range(nb_days):
-        chosen = rng.choice(customer_ids, size=min(SCENARIO3_CUSTOMERS_PER_DAY, len(customer_ids)), replace=False)
+        chosen = rng.choice(
+            customer_ids, size=min(SCENARIO3_CUSTOMERS_PER_DAY, len(customer_ids)), replace=False
+        )
         rows = np.concatenate([order[bounds[c] : bounds[c + 1]] for c in chosen])
         rows = rows[(tx_days[rows] >= day) & (tx_days[rows] < day + SCENARIO3_DAYS)]
         if rows.size == 0:
@@ -263,7 +279,9 @@ def simulate_transactions(
     tx = _generate_legitimate(customers, offsets, flat, nb_days, rng)
     tx = tx.sort_values(["TX_TIME_SECONDS", "CUSTOMER_ID"], kind="stable", ignore_index=True)
     step("transactions")
-    tx = add_frauds(tx, customers["CUSTOMER_ID"].to_numpy(), terminals["TERMINAL_ID"].to_numpy(), nb_days, rng)
+    tx = add_frauds(
+        tx, customers["CUSTOMER_ID"].to_numpy(), terminals["TERMINAL_ID"].to_numpy(), nb_days, rng
+    )
     step("frauds")
     start = pd.Timestamp(start_date)
     tx["TX_DATETIME"] = start + pd.to_timedelta(tx["TX_TIME_SECONDS"], unit="s")

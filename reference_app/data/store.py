@@ -139,13 +139,15 @@ def write_dataset(
             part = part.reset_index(drop=True)
             with fs.open(f"{path}/{day}.parquet", "wb") as f:
                 part.to_parquet(f, index=False)
-            files.append({"name": f"{day}.parquet", "rows": len(part), "digest": frame_digest(part)})
+            files.append(
+                {"name": f"{day}.parquet", "rows": len(part), "digest": frame_digest(part)}
+            )
     manifest = {
         "name": name,
         "rows": int(len(frame)),
         "digest": combine_digests(f["digest"] for f in files),
         "files": files,
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         **({"frauds": int(frame["TX_FRAUD"].sum())} if "TX_FRAUD" in frame else {}),
         **(extra or {}),
     }

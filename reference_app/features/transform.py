@@ -30,8 +30,16 @@ NIGHT_LAST_HOUR = 6
 CUSTOMER_FEATURES = [
     f"CUSTOMER_ID_{stat}_{n}DAY_WINDOW" for n in WINDOWS_DAYS for stat in ("NB_TX", "AVG_AMOUNT")
 ]
-TERMINAL_FEATURES = [f"TERMINAL_ID_{stat}_{n}DAY_WINDOW" for n in WINDOWS_DAYS for stat in ("NB_TX", "RISK")]
-FEATURE_NAMES = ["TX_AMOUNT", "TX_DURING_WEEKEND", "TX_DURING_NIGHT", *CUSTOMER_FEATURES, *TERMINAL_FEATURES]
+TERMINAL_FEATURES = [
+    f"TERMINAL_ID_{stat}_{n}DAY_WINDOW" for n in WINDOWS_DAYS for stat in ("NB_TX", "RISK")
+]
+FEATURE_NAMES = [
+    "TX_AMOUNT",
+    "TX_DURING_WEEKEND",
+    "TX_DURING_NIGHT",
+    *CUSTOMER_FEATURES,
+    *TERMINAL_FEATURES,
+]
 # --8<-- [end:names]
 """The 15 model inputs, in the order models and the V2 inference protocol use."""
 
@@ -54,7 +62,9 @@ def _window_sums(
     # One monotone axis for every entity: blocks of a key never overlap because the spacing
     # between keys exceeds the whole time range plus the longest window.
     spacing = int(s.max() - s.min()) + int(lo) + 1 if len(s) else 1
-    axis = (k - k.min() if len(k) else k).astype(np.int64) * spacing + (s - (s.min() if len(s) else 0))
+    axis = (k - k.min() if len(k) else k).astype(np.int64) * spacing + (
+        s - (s.min() if len(s) else 0)
+    )
     start = np.searchsorted(axis, axis - lo, side="right")
     end = np.searchsorted(axis, axis - hi, side="right")
     counts = np.empty(len(keys), dtype=np.int64)
@@ -68,7 +78,9 @@ def _window_sums(
     return counts, sums
 
 
-def build_features(transactions: pd.DataFrame, delay_days: int = FEATURE_DELAY_DAYS) -> pd.DataFrame:
+def build_features(
+    transactions: pd.DataFrame, delay_days: int = FEATURE_DELAY_DAYS
+) -> pd.DataFrame:
     """Add the handbook's 15 features to a frame of transactions (handbook ch. 3.4).
 
     Features of a transaction depend only on transactions of the same customer or terminal at or
@@ -102,8 +114,12 @@ def build_features(transactions: pd.DataFrame, delay_days: int = FEATURE_DELAY_D
         out[f"CUSTOMER_ID_NB_TX_{n}DAY_WINDOW"] = count
         out[f"CUSTOMER_ID_AVG_AMOUNT_{n}DAY_WINDOW"] = total / np.maximum(count, 1)
     for n in WINDOWS_DAYS:
-        count, (frauds,) = _window_sums(terminals, seconds, [fraud], (delay_days + n) * SECONDS_PER_DAY, delay)
+        count, (frauds,) = _window_sums(
+            terminals, seconds, [fraud], (delay_days + n) * SECONDS_PER_DAY, delay
+        )
         out[f"TERMINAL_ID_NB_TX_{n}DAY_WINDOW"] = count
-        out[f"TERMINAL_ID_RISK_{n}DAY_WINDOW"] = np.where(count > 0, frauds / np.maximum(count, 1), 0.0)
+        out[f"TERMINAL_ID_RISK_{n}DAY_WINDOW"] = np.where(
+            count > 0, frauds / np.maximum(count, 1), 0.0
+        )
     # --8<-- [end:windows]
     return out

@@ -52,19 +52,29 @@ def psi(reference: np.ndarray, current: np.ndarray, bins: int = PSI_BINS) -> flo
         def share(x: np.ndarray) -> np.ndarray:
             pos = np.searchsorted(values, x)
             known = (pos < values.size) & (values[np.minimum(pos, values.size - 1)] == x)
-            return np.bincount(np.where(known, pos, values.size), minlength=values.size + 1) / x.size
+            return (
+                np.bincount(np.where(known, pos, values.size), minlength=values.size + 1) / x.size
+            )
 
         r, c = share(reference), share(current)
     else:
         inner = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)))[1:-1]
-        r = np.bincount(np.searchsorted(inner, reference, side="right"), minlength=inner.size + 1) / reference.size
-        c = np.bincount(np.searchsorted(inner, current, side="right"), minlength=inner.size + 1) / current.size
+        r = (
+            np.bincount(np.searchsorted(inner, reference, side="right"), minlength=inner.size + 1)
+            / reference.size
+        )
+        c = (
+            np.bincount(np.searchsorted(inner, current, side="right"), minlength=inner.size + 1)
+            / current.size
+        )
     r, c = np.maximum(r, PSI_EPSILON), np.maximum(c, PSI_EPSILON)
     return float(np.sum((c - r) * np.log(c / r)))
     # --8<-- [end:psi-bins]
 
 
-def drift_table(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str], alert_threshold: float) -> pd.DataFrame:
+def drift_table(
+    reference: pd.DataFrame, current: pd.DataFrame, columns: list[str], alert_threshold: float
+) -> pd.DataFrame:
     """PSI and KS per column.
 
     Args:
@@ -79,6 +89,18 @@ def drift_table(reference: pd.DataFrame, current: pd.DataFrame, columns: list[st
         ref, cur = reference[col].to_numpy(float), current[col].to_numpy(float)
         ks = stats.ks_2samp(ref, cur)
         value = psi(ref, cur)
-        status = "drift" if value > alert_threshold else "moderate" if value > PSI_WARN else "stable"
-        rows.append({"feature": col, "psi": value, "ks_statistic": float(ks.statistic), "ks_pvalue": float(ks.pvalue), "reference_mean": float(ref.mean()), "current_mean": float(cur.mean()), "status": status})
+        status = (
+            "drift" if value > alert_threshold else "moderate" if value > PSI_WARN else "stable"
+        )
+        rows.append(
+            {
+                "feature": col,
+                "psi": value,
+                "ks_statistic": float(ks.statistic),
+                "ks_pvalue": float(ks.pvalue),
+                "reference_mean": float(ref.mean()),
+                "current_mean": float(cur.mean()),
+                "status": status,
+            }
+        )
     return pd.DataFrame(rows).set_index("feature")

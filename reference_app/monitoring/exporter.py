@@ -26,7 +26,7 @@ from .monitor import NothingToMonitorError, compute_monitoring, inputs_signature
 
 
 def _timestamp(day: str) -> float:
-    return dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), tzinfo=dt.timezone.utc).timestamp()
+    return dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), tzinfo=dt.UTC).timestamp()
 
 
 class MonitoringCollector:
@@ -54,32 +54,55 @@ class MonitoringCollector:
     def collect(self):
         """Yield the metric families (called on every scrape)."""
         result = self.latest()
-        up = GaugeMetricFamily("fraud_monitor_up", "1 when the monitoring job has served data to compare.")
+        up = GaugeMetricFamily(
+            "fraud_monitor_up", "1 when the monitoring job has served data to compare."
+        )
         up.add_metric([], 1.0 if result else 0.0)
         yield up
         if not result:
             return
-        psi = GaugeMetricFamily("fraud_drift_psi", "Population stability index, training window vs latest served day.", labels=["feature"])
-        ks = GaugeMetricFamily("fraud_drift_ks_statistic", "Two-sample Kolmogorov-Smirnov statistic, training window vs latest served day.", labels=["feature"])
-        pv = GaugeMetricFamily("fraud_drift_ks_pvalue", "p-value of the KS test.", labels=["feature"])
+        psi = GaugeMetricFamily(
+            "fraud_drift_psi",
+            "Population stability index, training window vs latest served day.",
+            labels=["feature"],
+        )
+        ks = GaugeMetricFamily(
+            "fraud_drift_ks_statistic",
+            "Two-sample Kolmogorov-Smirnov statistic, training window vs latest served day.",
+            labels=["feature"],
+        )
+        pv = GaugeMetricFamily(
+            "fraud_drift_ks_pvalue", "p-value of the KS test.", labels=["feature"]
+        )
         for feature, row in result["drift"].items():
             psi.add_metric([feature], row["psi"])
             ks.add_metric([feature], row["ks_statistic"])
             pv.add_metric([feature], row["ks_pvalue"])
         yield from (psi, ks, pv)
-        day = GaugeMetricFamily("fraud_monitor_current_day_timestamp_seconds", "The latest served day (simulated date).")
+        day = GaugeMetricFamily(
+            "fraud_monitor_current_day_timestamp_seconds", "The latest served day (simulated date)."
+        )
         day.add_metric([], _timestamp(result["current_day"]))
         yield day
         perf = result["performance"]
         if perf:
-            labelled = GaugeMetricFamily("fraud_monitor_labelled_day_timestamp_seconds", "The latest served day whose labels are known.")
+            labelled = GaugeMetricFamily(
+                "fraud_monitor_labelled_day_timestamp_seconds",
+                "The latest served day whose labels are known.",
+            )
             labelled.add_metric([], _timestamp(perf["day"]))
             yield labelled
-            cp = GaugeMetricFamily("fraud_realised_card_precision_top_k", "Realised CP@k of the served scores on the latest labelled day.")
+            cp = GaugeMetricFamily(
+                "fraud_realised_card_precision_top_k",
+                "Realised CP@k of the served scores on the latest labelled day.",
+            )
             cp.add_metric([], perf["card_precision_top_k"])
             yield cp
             if perf["average_precision"] is not None:
-                ap = GaugeMetricFamily("fraud_realised_average_precision", "Realised average precision on the latest labelled day.")
+                ap = GaugeMetricFamily(
+                    "fraud_realised_average_precision",
+                    "Realised average precision on the latest labelled day.",
+                )
                 ap.add_metric([], perf["average_precision"])
                 yield ap
 

@@ -23,14 +23,27 @@ def runtime_metrics() -> tuple[Histogram, Counter, Counter]:
     """Return (score histogram, scored counter, flagged counter), created once per process."""
     labels = ["model_name", "model_version"]
     return (
-        Histogram("fraud_score", "Fraud probability of each scored transaction.", labels, buckets=SCORE_BUCKETS),
+        Histogram(
+            "fraud_score",
+            "Fraud probability of each scored transaction.",
+            labels,
+            buckets=SCORE_BUCKETS,
+        ),
         Counter("fraud_scored_transactions", "Transactions scored by the fraud model.", labels),
-        Counter("fraud_flagged_transactions", "Transactions whose fraud probability reached the flag threshold.", labels),
+        Counter(
+            "fraud_flagged_transactions",
+            "Transactions whose fraud probability reached the flag threshold.",
+            labels,
+        ),
     )
+
+
 # --8<-- [end:metrics]
 
 
-def record_scores(scores: np.ndarray, threshold: float, model_name: str, model_version: str) -> None:
+def record_scores(
+    scores: np.ndarray, threshold: float, model_name: str, model_version: str
+) -> None:
     """Observe a batch of fraud probabilities (n,) in the score histogram and the counters."""
     histogram, scored, flagged = runtime_metrics()
     labels = {"model_name": model_name, "model_version": model_version}

@@ -41,7 +41,10 @@ def served_days(settings: Settings) -> dict[dt.date, Path]:
 def inputs_signature(settings: Settings) -> tuple:
     """Changes whenever a replay file or the features dataset changes (for caching)."""
     manifest = store.read_manifest(settings.features_dir) or {}
-    return (manifest.get("digest"), tuple((str(p), p.stat().st_mtime_ns) for p in served_days(settings).values()))
+    return (
+        manifest.get("digest"),
+        tuple((str(p), p.stat().st_mtime_ns) for p in served_days(settings).values()),
+    )
 
 
 def day_performance(day: dt.date, frame: pd.DataFrame, top_k: int) -> dict:
@@ -77,15 +80,24 @@ def compute_monitoring(settings: Settings, reference: pd.DataFrame | None = None
     """
     days = served_days(settings)
     if not days:
-        raise NothingToMonitorError(f"no served transactions yet ({settings.reports_dir}/{REPLAY_GLOB}): run `fraudlab replay` first")
+        raise NothingToMonitorError(
+            f"no served transactions yet ({settings.reports_dir}/{REPLAY_GLOB}): run `fraudlab replay` first"
+        )
     as_of = max(days)
     current = pd.read_parquet(days[as_of])
     if reference is None:
         start = settings.train_start
-        reference = store.read_dataset(settings.features_dir, days=(start, start + dt.timedelta(days=settings.delta_train - 1)))
+        reference = store.read_dataset(
+            settings.features_dir, days=(start, start + dt.timedelta(days=settings.delta_train - 1))
+        )
     table = drift_table(reference, current, FEATURE_NAMES, settings.psi_alert_threshold)
     first = pd.read_parquet(days[min(days)])
-    score = drift_table(first.rename(columns={"served_score": "fraud_score"}), current.rename(columns={"served_score": "fraud_score"}), ["fraud_score"], settings.psi_alert_threshold)
+    score = drift_table(
+        first.rename(columns={"served_score": "fraud_score"}),
+        current.rename(columns={"served_score": "fraud_score"}),
+        ["fraud_score"],
+        settings.psi_alert_threshold,
+    )
     table = pd.concat([table, score])
     drift = table[["psi", "ks_statistic", "ks_pvalue", "status"]].to_dict(orient="index")
     # --8<-- [start:label-delay]
@@ -93,14 +105,18 @@ def compute_monitoring(settings: Settings, reference: pd.DataFrame | None = None
     by_day = [day_performance(d, pd.read_parquet(days[d]), settings.top_k) for d in labelled]
     performance = by_day[-1] if by_day else None
     # --8<-- [end:label-delay]
-    features_only = {k: v for k, v in drift.items() if k != "fraud_score" and k not in CALENDAR_FEATURES}
+    features_only = {
+        k: v for k, v in drift.items() if k != "fraud_score" and k not in CALENDAR_FEATURES
+    }
     return {
         "as_of": as_of.isoformat(),
         "current_day": as_of.isoformat(),
         "transactions": int(len(current)),
         "drift": drift,
         "max_psi": float(max(v["psi"] for v in features_only.values())),
-        "drifted_features": sorted(k for k, v in features_only.items() if v["psi"] > settings.psi_alert_threshold),
+        "drifted_features": sorted(
+            k for k, v in features_only.items() if v["psi"] > settings.psi_alert_threshold
+        ),
         "performance": performance,
         "performance_by_day": by_day,
         "psi_alert_threshold": settings.psi_alert_threshold,

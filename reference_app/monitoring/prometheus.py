@@ -18,7 +18,13 @@ import yaml
 
 from ..config import Settings
 
-RULES_MANIFEST = Path(__file__).resolve().parents[2] / "manifests" / "base" / "monitoring" / "prometheusrule.fraud-lab.yaml"
+RULES_MANIFEST = (
+    Path(__file__).resolve().parents[2]
+    / "manifests"
+    / "base"
+    / "monitoring"
+    / "prometheusrule.fraud-lab.yaml"
+)
 PROMETHEUS_BINARIES = ("prometheus",)
 ALERTMANAGER_BINARIES = ("prometheus-alertmanager", "alertmanager")
 
@@ -36,7 +42,9 @@ def find_binary(names: tuple[str, ...], package: str) -> str:
     for name in names:
         if path := shutil.which(name):
             return path
-    raise MonitoringToolMissing(f"{names[0]} not found: install it with `sudo apt-get install {package}` (Debian/Ubuntu)")
+    raise MonitoringToolMissing(
+        f"{names[0]} not found: install it with `sudo apt-get install {package}` (Debian/Ubuntu)"
+    )
 
 
 def rule_groups(manifest: Path = RULES_MANIFEST) -> list[dict]:
@@ -44,14 +52,22 @@ def rule_groups(manifest: Path = RULES_MANIFEST) -> list[dict]:
     return yaml.safe_load(manifest.read_text())["spec"]["groups"]
 
 
-def write_prometheus_config(settings: Settings, folder: Path, mlflow_url: str | None = None) -> Path:
+def write_prometheus_config(
+    settings: Settings, folder: Path, mlflow_url: str | None = None
+) -> Path:
     """Write prometheus.yml and rules.yml for the local stack; return the config path."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "rules.yml").write_text(yaml.safe_dump({"groups": rule_groups()}, sort_keys=False))
     interval = f"{settings.scrape_interval_s:g}s"
     jobs = [
-        {"job_name": "fraud-lab/fraud-detector", "static_configs": [{"targets": [f"127.0.0.1:{settings.metrics_port}"]}]},
-        {"job_name": "fraud-lab/drift-monitor", "static_configs": [{"targets": [f"127.0.0.1:{settings.monitor_port}"]}]},
+        {
+            "job_name": "fraud-lab/fraud-detector",
+            "static_configs": [{"targets": [f"127.0.0.1:{settings.metrics_port}"]}],
+        },
+        {
+            "job_name": "fraud-lab/drift-monitor",
+            "static_configs": [{"targets": [f"127.0.0.1:{settings.monitor_port}"]}],
+        },
     ]
     if mlflow_url:
         host = mlflow_url.split("://", 1)[-1].rstrip("/")
@@ -59,7 +75,11 @@ def write_prometheus_config(settings: Settings, folder: Path, mlflow_url: str | 
     config = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": [str(folder / "rules.yml")],
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{settings.alertmanager_port}"]}]}]},
+        "alerting": {
+            "alertmanagers": [
+                {"static_configs": [{"targets": [f"127.0.0.1:{settings.alertmanager_port}"]}]}
+            ]
+        },
         "scrape_configs": jobs,
     }
     path = folder / "prometheus.yml"
@@ -82,7 +102,12 @@ def write_alertmanager_config(settings: Settings, folder: Path) -> Path:
         },
         "receivers": [
             {"name": "null"},
-            {"name": "ct-controller", "webhook_configs": [{"url": f"http://127.0.0.1:{settings.ct_port}/alerts", "send_resolved": False}]},
+            {
+                "name": "ct-controller",
+                "webhook_configs": [
+                    {"url": f"http://127.0.0.1:{settings.ct_port}/alerts", "send_resolved": False}
+                ],
+            },
         ],
     }
     path = folder / "alertmanager.yml"
@@ -90,7 +115,9 @@ def write_alertmanager_config(settings: Settings, folder: Path) -> Path:
     return path
 
 
-def prometheus_command(settings: Settings, folder: Path, mlflow_url: str | None = None) -> list[str]:
+def prometheus_command(
+    settings: Settings, folder: Path, mlflow_url: str | None = None
+) -> list[str]:
     """The command line of a local Prometheus on 127.0.0.1:`prometheus_port`."""
     config = write_prometheus_config(settings, folder, mlflow_url)
     return [

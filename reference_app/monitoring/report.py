@@ -59,7 +59,10 @@ def _score_distribution(y: np.ndarray, scores: np.ndarray) -> str:
 
 def _drift_plot(table: pd.DataFrame, alert_threshold: float) -> str:
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    colors = ["tab:red" if s == "drift" else "tab:orange" if s == "moderate" else "tab:green" for s in table["status"]]
+    colors = [
+        "tab:red" if s == "drift" else "tab:orange" if s == "moderate" else "tab:green"
+        for s in table["status"]
+    ]
     ax.barh(table.index, table["psi"], color=colors)
     ax.axvline(PSI_WARN, color="orange", ls="--")
     ax.axvline(alert_threshold, color="red", ls="--")
@@ -72,7 +75,12 @@ def _latency_plot(latencies_ms: list[float]) -> str:
     fig, ax = plt.subplots(figsize=(5, 4))
     ax.hist(latencies_ms, bins=30)
     for q, ls in ((50, "-"), (99, "--")):
-        ax.axvline(np.percentile(latencies_ms, q), color="black", ls=ls, label=f"p{q} = {np.percentile(latencies_ms, q):.1f} ms")
+        ax.axvline(
+            np.percentile(latencies_ms, q),
+            color="black",
+            ls=ls,
+            label=f"p{q} = {np.percentile(latencies_ms, q):.1f} ms",
+        )
     ax.set(xlabel="request latency (ms)", ylabel="requests", title="Replay latency")
     ax.legend()
     return _png(fig)
@@ -97,7 +105,9 @@ def _monitoring_section(monitoring: dict | None) -> str:
             f"(alert threshold {monitoring['psi_alert_threshold']}, calendar flags left out); {alert}.</p><p>Delayed-label performance: {perf_text}.</p>")  # fmt: skip
 
 
-def write_report(settings: Settings, summary: dict, replay: dict, out_dir: Path | None = None) -> dict:
+def write_report(
+    settings: Settings, summary: dict, replay: dict, out_dir: Path | None = None
+) -> dict:
     """Write `report.html` and `summary.json` for a replayed day.
 
     Args:
@@ -114,12 +124,25 @@ def write_report(settings: Settings, summary: dict, replay: dict, out_dir: Path 
     scored = pd.read_parquet(replay["scores_path"])
     y, s = scored["TX_FRAUD"].to_numpy(), scored["served_score"].to_numpy()
     start = settings.train_start
-    reference = store.read_dataset(settings.features_dir, days=(start, start + dt.timedelta(days=settings.delta_train - 1)))
+    reference = store.read_dataset(
+        settings.features_dir, days=(start, start + dt.timedelta(days=settings.delta_train - 1))
+    )
     drift = drift_table(reference, scored, FEATURE_NAMES, settings.psi_alert_threshold)
     if summary.get("reference_scores") is not None:  # the champion's scores on the training window
-        scores = drift_table(pd.DataFrame({"fraud_score": summary["reference_scores"]}), pd.DataFrame({"fraud_score": s}), ["fraud_score"], settings.psi_alert_threshold)
+        scores = drift_table(
+            pd.DataFrame({"fraud_score": summary["reference_scores"]}),
+            pd.DataFrame({"fraud_score": s}),
+            ["fraud_score"],
+            settings.psi_alert_threshold,
+        )
         drift = pd.concat([drift, scores])
-    replay_metrics = {"average_precision": float(average_precision_score(y, s)) if len(np.unique(y)) > 1 else None, "fraud_rate": float(y.mean()), "flagged_rate": float((s >= settings.flag_threshold).mean())}
+    replay_metrics = {
+        "average_precision": float(average_precision_score(y, s))
+        if len(np.unique(y)) > 1
+        else None,
+        "fraud_rate": float(y.mean()),
+        "flagged_rate": float((s >= settings.flag_threshold).mean()),
+    }
     result = {
         **{k: v for k, v in summary.items() if k != "reference_scores"},
         "replay": {k: v for k, v in replay.items() if k != "latencies_ms"},
@@ -127,7 +150,7 @@ def write_report(settings: Settings, summary: dict, replay: dict, out_dir: Path 
         "drift": drift.reset_index().to_dict(orient="records"),
         "report_html": str(out_dir / "report.html"),
         "summary_json": str(out_dir / "summary.json"),
-        "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     models = pd.DataFrame(summary.get("models", {})).T
     html_doc = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Fraud Lab report</title>
@@ -135,20 +158,20 @@ def write_report(settings: Settings, summary: dict, replay: dict, out_dir: Path 
 img{{max-width:100%}}.grid{{display:grid;grid-template-columns:1fr 1fr;gap:1em}}
 table.t{{border-collapse:collapse}}table.t td,table.t th{{padding:.2em .6em;border-bottom:1px solid #ddd;text-align:right}}</style></head><body>
 <h1>Fraud Lab report</h1>
-<p>Generated {html.escape(result['generated_at'])}. Champion version {html.escape(str(summary.get('champion_version', replay.get('model_version'))))};
-replayed day {html.escape(replay['day'])}: {replay['transactions']} transactions, {replay['frauds']} frauds.</p>
-<h2>Models (test week, Fraud Detection Handbook protocol)</h2>{_table(models) if not models.empty else '<p>No model metrics.</p>'}
+<p>Generated {html.escape(result["generated_at"])}. Champion version {html.escape(str(summary.get("champion_version", replay.get("model_version"))))};
+replayed day {html.escape(replay["day"])}: {replay["transactions"]} transactions, {replay["frauds"]} frauds.</p>
+<h2>Models (test week, Fraud Detection Handbook protocol)</h2>{_table(models) if not models.empty else "<p>No model metrics.</p>"}
 <h2>Replayed day</h2>
-<p>Served model AP {replay_metrics['average_precision'] if replay_metrics['average_precision'] is None else f"{replay_metrics['average_precision']:.4f}"};
-flagged rate {replay_metrics['flagged_rate']:.4%}; training/serving skew max |diff| {replay['max_abs_diff']:.2e}
-({'within' if replay['skew_ok'] else 'ABOVE'} tolerance {replay['skew_tolerance']:.0e}).</p>
+<p>Served model AP {replay_metrics["average_precision"] if replay_metrics["average_precision"] is None else f"{replay_metrics['average_precision']:.4f}"};
+flagged rate {replay_metrics["flagged_rate"]:.4%}; training/serving skew max |diff| {replay["max_abs_diff"]:.2e}
+({"within" if replay["skew_ok"] else "ABOVE"} tolerance {replay["skew_tolerance"]:.0e}).</p>
 <div class="grid"><img alt="precision-recall curve" src="{_pr_curve(y, s)}"><img alt="score distribution" src="{_score_distribution(y, s)}"></div>
 <h2>Drift: training window → replayed day</h2>
-<div class="grid"><img alt="feature drift" src="{_drift_plot(drift, settings.psi_alert_threshold)}">{_table(drift[['psi', 'ks_statistic', 'ks_pvalue', 'status']])}</div>
+<div class="grid"><img alt="feature drift" src="{_drift_plot(drift, settings.psi_alert_threshold)}">{_table(drift[["psi", "ks_statistic", "ks_pvalue", "status"]])}</div>
 {_monitoring_section(summary.get("monitoring"))}
 <h2>Latency</h2>
-<p>{replay['requests']} requests of {replay['batch_size']} transactions at concurrency 1: p50 {replay['latency_ms_p50']:.1f} ms, p95 {replay['latency_ms_p95']:.1f} ms, p99 {replay['latency_ms_p99']:.1f} ms.</p>
-<img alt="latency histogram" src="{_latency_plot(replay['latencies_ms'])}">
+<p>{replay["requests"]} requests of {replay["batch_size"]} transactions at concurrency 1: p50 {replay["latency_ms_p50"]:.1f} ms, p95 {replay["latency_ms_p95"]:.1f} ms, p99 {replay["latency_ms_p99"]:.1f} ms.</p>
+<img alt="latency histogram" src="{_latency_plot(replay["latencies_ms"])}">
 </body></html>"""
     Path(result["report_html"]).write_text(html_doc)
     Path(result["summary_json"]).write_text(json.dumps(result, indent=2, default=str))

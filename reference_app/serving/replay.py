@@ -33,10 +33,17 @@ def v2_request(features: pd.DataFrame) -> dict:
     """Build a V2 inference request body: one FP64 input of shape [n] per feature."""
     return {
         "inputs": [
-            {"name": name, "shape": [len(features)], "datatype": "FP64", "data": features[name].to_numpy(dtype=np.float64).tolist()}
+            {
+                "name": name,
+                "shape": [len(features)],
+                "datatype": "FP64",
+                "data": features[name].to_numpy(dtype=np.float64).tolist(),
+            }
             for name in FEATURE_NAMES
         ]
     }
+
+
 # --8<-- [end:v2-request]
 
 
@@ -62,7 +69,9 @@ def wait_until_ready(settings: Settings, timeout_s: float, poll_s: float = 5.0) 
         except httpx.HTTPError as err:
             last = f"{type(err).__name__}: {err}"
         if time.monotonic() >= deadline:
-            raise ReplayError(f"model not ready at {url} after {timeout_s:.0f} s (last answer: {last})")
+            raise ReplayError(
+                f"model not ready at {url} after {timeout_s:.0f} s (last answer: {last})"
+            )
         time.sleep(poll_s)
 
 
@@ -115,7 +124,9 @@ def replay_day(settings: Settings, day: dt.date, out_dir: Path | None = None) ->
     out_dir = Path(out_dir or settings.reports_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     scores_path = out_dir / f"replay-{day.isoformat()}.parquet"
-    result = frame[["TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", "TX_FRAUD", *FEATURE_NAMES]].copy()
+    result = frame[
+        ["TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", "TX_FRAUD", *FEATURE_NAMES]
+    ].copy()
     result["served_score"], result["offline_score"] = served, offline
     result.to_parquet(scores_path, index=False)
     lat = np.asarray(latencies)

@@ -23,7 +23,20 @@ from ..features import FEATURE_NAMES
 from ..monitoring.metrics import record_scores
 from ..tracking import OUTPUT_NAME, configure, load_model
 
-NUMERIC_DATATYPES = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"}
+NUMERIC_DATATYPES = {
+    "BOOL",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FP16",
+    "FP32",
+    "FP64",
+}
 
 
 class FraudRuntime(MLModel):
@@ -33,11 +46,14 @@ class FraudRuntime(MLModel):
     async def load(self) -> bool:
         """Resolve the model URI to a registered version and load it through MLflow."""
         self._config = Settings()
-        uri = (self.settings.parameters.uri if self.settings.parameters else None) or self._config.model_uri
+        uri = (
+            self.settings.parameters.uri if self.settings.parameters else None
+        ) or self._config.model_uri
         configure(self._config.mlflow_tracking_uri)
         self._model = load_model(uri)
         self._version = self._model.version or "unknown"
         return True
+
     # --8<-- [end:load]
 
     # --8<-- [start:predict]
@@ -50,8 +66,13 @@ class FraudRuntime(MLModel):
             model_name=self.name,
             model_version=self._version,
             id=payload.id,
-            outputs=[ResponseOutput(name=OUTPUT_NAME, shape=[len(scores)], datatype="FP64", data=scores.tolist())],
+            outputs=[
+                ResponseOutput(
+                    name=OUTPUT_NAME, shape=[len(scores)], datatype="FP64", data=scores.tolist()
+                )
+            ],
         )
+
     # --8<-- [end:predict]
 
     def _check_request(self, payload: InferenceRequest) -> pd.DataFrame:
@@ -74,35 +95,54 @@ class FraudRuntime(MLModel):
                 parts.append(f"missing inputs: {', '.join(missing)}")
             if unknown:
                 parts.append(f"unknown inputs: {', '.join(unknown)}")
-            raise InferenceError("; ".join(parts) + f". Expected the {len(FEATURE_NAMES)} inputs {', '.join(FEATURE_NAMES)}")
+            raise InferenceError(
+                "; ".join(parts)
+                + f". Expected the {len(FEATURE_NAMES)} inputs {', '.join(FEATURE_NAMES)}"
+            )
         # --8<-- [end:checks]
         columns, lengths = {}, set()
         for name in FEATURE_NAMES:
             item = inputs[name]
             if item.datatype not in NUMERIC_DATATYPES:
-                raise InferenceError(f"input {name} has datatype {item.datatype}; expected a numeric datatype such as FP64")
+                raise InferenceError(
+                    f"input {name} has datatype {item.datatype}; expected a numeric datatype such as FP64"
+                )
             shape = list(item.shape)
             if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
-                raise InferenceError(f"input {name} has shape {shape}; expected [n] or [n, 1] (one value per transaction)")
+                raise InferenceError(
+                    f"input {name} has shape {shape}; expected [n] or [n, 1] (one value per transaction)"
+                )
             try:
                 raw = np.asarray(item.data.root if hasattr(item.data, "root") else item.data)
             except (TypeError, ValueError):  # ragged nesting
                 raise InferenceError(f"input {name} holds ragged or non-numeric data") from None
-            if raw.size and raw.dtype.kind not in "biuf":  # strings, None, objects: no silent parsing
-                raise InferenceError(f"input {name} holds non-numeric values; {item.datatype} data must be numbers")
+            if (
+                raw.size and raw.dtype.kind not in "biuf"
+            ):  # strings, None, objects: no silent parsing
+                raise InferenceError(
+                    f"input {name} holds non-numeric values; {item.datatype} data must be numbers"
+                )
             values = raw.astype(np.float64).reshape(-1)
             if values.size != shape[0]:
-                raise InferenceError(f"input {name} has {values.size} values but shape {shape} says {shape[0]}")
+                raise InferenceError(
+                    f"input {name} has {values.size} values but shape {shape} says {shape[0]}"
+                )
             bad = np.flatnonzero(~np.isfinite(values))
             if bad.size:
-                raise InferenceError(f"input {name} has {bad.size} NaN or infinite values (first at row {int(bad[0])})")
+                raise InferenceError(
+                    f"input {name} has {bad.size} NaN or infinite values (first at row {int(bad[0])})"
+                )
             columns[name] = values
             lengths.add(values.size)
         if len(lengths) > 1:
-            raise InferenceError(f"inputs have different lengths {sorted(lengths)}; every input needs one value per transaction")
+            raise InferenceError(
+                f"inputs have different lengths {sorted(lengths)}; every input needs one value per transaction"
+            )
         n = lengths.pop()
         if n == 0:
             raise InferenceError("empty batch: the inputs hold no transaction")
         if n > self._config.max_batch_rows:
-            raise InferenceError(f"batch of {n} transactions exceeds the limit of {self._config.max_batch_rows}")
+            raise InferenceError(
+                f"batch of {n} transactions exceeds the limit of {self._config.max_batch_rows}"
+            )
         return pd.DataFrame(columns, columns=FEATURE_NAMES)

@@ -34,6 +34,8 @@ def select_device(preferred: str = "auto") -> torch.device:
     if preferred == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(preferred)
+
+
 # --8<-- [end:device]
 
 
@@ -87,7 +89,7 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         self.device = device
         self.seed = seed
 
-    def fit(self, X, y) -> "TorchMLPClassifier":
+    def fit(self, X, y) -> TorchMLPClassifier:
         """Train on X: (n, f) float features, y: (n,) 0/1 labels. Records `device_` used."""
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y, dtype=np.float32)
@@ -143,7 +145,9 @@ def make_model(model_type: str, seed: int = 0, device: str = "auto"):
         ValueError: for an unknown model type.
     """
     if model_type == "logistic_regression":
-        return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000, random_state=seed))
+        return make_pipeline(
+            StandardScaler(), LogisticRegression(C=1.0, max_iter=1000, random_state=seed)
+        )
     if model_type == "random_forest":
         return RandomForestClassifier(
             n_estimators=100, max_depth=20, min_samples_leaf=1, n_jobs=-1, random_state=seed
@@ -151,4 +155,6 @@ def make_model(model_type: str, seed: int = 0, device: str = "auto"):
     if model_type == "mlp":
         return TorchMLPClassifier(device=device, seed=seed)
     raise ValueError(f"unknown model type {model_type!r}; choose one of {', '.join(MODEL_TYPES)}")
+
+
 # --8<-- [end:make-model]

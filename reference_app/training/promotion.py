@@ -30,8 +30,12 @@ class QualityGate:
         if metrics["auc_roc"] < self.min_auc:
             out.append(f"AUC ROC {metrics['auc_roc']:.4f} < {self.min_auc}")
         if metrics["average_precision"] < self.min_average_precision:
-            out.append(f"average precision {metrics['average_precision']:.4f} < {self.min_average_precision}")
+            out.append(
+                f"average precision {metrics['average_precision']:.4f} < {self.min_average_precision}"
+            )
         return out
+
+
 # --8<-- [end:gate]
 
 
@@ -67,6 +71,14 @@ def decide_promotion(
     if champion_ap is None:
         return Decision(CHAMPION, True, "passes the gate and there is no champion yet")
     if ap > champion_ap:
-        return Decision(CHAMPION, True, f"passes the gate and beats the champion's AP ({ap:.4f} > {champion_ap:.4f})")
-    return Decision(CHALLENGER, True, f"passes the gate but does not beat the champion's AP ({ap:.4f} ≤ {champion_ap:.4f})")
+        return Decision(
+            CHAMPION,
+            True,
+            f"passes the gate and beats the champion's AP ({ap:.4f} > {champion_ap:.4f})",
+        )
+    return Decision(
+        CHALLENGER,
+        True,
+        f"passes the gate but does not beat the champion's AP ({ap:.4f} ≤ {champion_ap:.4f})",
+    )
     # --8<-- [end:decide]

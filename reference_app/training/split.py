@@ -50,11 +50,19 @@ def split_train_test(
         # Labels of delay-period day k − 1 are known by test day k.
         known |= set(customer[(offset == delta_train + k - 1) & fraud].tolist())
         test_day = offset == delta_train + delta_delay + k
-        keep = test_day & ~np.isin(customer, np.fromiter(known, dtype=customer.dtype, count=len(known)))
+        keep = test_day & ~np.isin(
+            customer, np.fromiter(known, dtype=customer.dtype, count=len(known))
+        )
         test_parts.append(np.flatnonzero(keep))
     # --8<-- [end:known]
-    train = transactions.loc[in_train].sort_values("TX_DATETIME", kind="stable").reset_index(drop=True)
-    test = transactions.iloc[np.concatenate(test_parts)].sort_values("TX_DATETIME", kind="stable").reset_index(drop=True)
+    train = (
+        transactions.loc[in_train].sort_values("TX_DATETIME", kind="stable").reset_index(drop=True)
+    )
+    test = (
+        transactions.iloc[np.concatenate(test_parts)]
+        .sort_values("TX_DATETIME", kind="stable")
+        .reset_index(drop=True)
+    )
     if train.empty or test.empty:
         raise ValueError(
             f"empty {'training' if train.empty else 'test'} window for train_start={train_start}: "

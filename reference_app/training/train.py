@@ -47,7 +47,9 @@ class TrainResult:
 
 def score(model, frame: pd.DataFrame) -> np.ndarray:
     """Fraud probabilities (n,) float64 of a fitted model for a frame holding `FEATURE_NAMES`."""
-    return np.asarray(model.predict_proba(frame[FEATURE_NAMES].to_numpy(dtype=np.float64))[:, 1], dtype=np.float64)
+    return np.asarray(
+        model.predict_proba(frame[FEATURE_NAMES].to_numpy(dtype=np.float64))[:, 1], dtype=np.float64
+    )
 
 
 def train(
@@ -80,7 +82,9 @@ def train(
         ValueError: unknown model type, empty windows, or a single-class test set.
     """
     # --8<-- [start:fit]
-    train_df, test_df = split_train_test(features, train_start, delta_train, delta_delay, delta_test)
+    train_df, test_df = split_train_test(
+        features, train_start, delta_train, delta_delay, delta_test
+    )
     model = make_model(model_type, seed=seed, device=device)
     started = time.perf_counter()
     model.fit(train_df[FEATURE_NAMES].to_numpy(dtype=np.float64), train_df["TX_FRAUD"].to_numpy())
@@ -102,7 +106,11 @@ def train(
         "seed": seed,
         "n_train": len(train_df),
         "n_test": len(test_df),
-        **{f"hp_{k}": v for k, v in model.get_params().items() if isinstance(v, (int, float, str, tuple)) and not k.startswith("steps")},
+        **{
+            f"hp_{k}": v
+            for k, v in model.get_params().items()
+            if isinstance(v, (int, float, str, tuple)) and not k.startswith("steps")
+        },
     }
     return TrainResult(
         model=model,

@@ -22,8 +22,15 @@ def app_image() -> str:
     """The Dockerfile built by scripts/podman-image.sh (layers cached by podman between runs)."""
     missing = have_podman()
     if missing:
-        pytest.fail(f"the container tier needs {', '.join(missing)}: run scripts/system-packages.sh (make test does)")
-    out = subprocess.run(["bash", str(ROOT / "scripts" / "podman-image.sh")], capture_output=True, text=True, timeout=1800)
+        pytest.fail(
+            f"the container tier needs {', '.join(missing)}: run scripts/system-packages.sh (make test does)"
+        )
+    out = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "podman-image.sh")],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert out.returncode == 0, f"podman build failed:\n{out.stdout[-3000:]}\n{out.stderr[-6000:]}"
     return out.stdout.strip().splitlines()[-1]
 
@@ -75,16 +82,55 @@ def postgres(netns, overlay):
     subprocess.run(["runuser", "-u", "postgres", "--", str(bin_dir / "initdb"), "-D", str(data), "-U", creds["POSTGRES_USER"],
                     f"--pwfile={pwfile}", "--auth-local=trust", "--auth-host=scram-sha-256"], check=True, capture_output=True)  # fmt: skip
     log = root / "postgres.log"
-    proc = netns.popen(str(bin_dir / "postgres"), "-D", str(data), "-k", str(sock), "-c", "listen_addresses=127.0.0.1", "-p", "5432", log=log, user="postgres")
-    psql = ["runuser", "-u", "postgres", "--", str(bin_dir / "psql"), "-h", str(sock), "-p", "5432", "-U", creds["POSTGRES_USER"], "-v", "ON_ERROR_STOP=1"]
+    proc = netns.popen(
+        str(bin_dir / "postgres"),
+        "-D",
+        str(data),
+        "-k",
+        str(sock),
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-p",
+        "5432",
+        log=log,
+        user="postgres",
+    )
+    psql = [
+        "runuser",
+        "-u",
+        "postgres",
+        "--",
+        str(bin_dir / "psql"),
+        "-h",
+        str(sock),
+        "-p",
+        "5432",
+        "-U",
+        creds["POSTGRES_USER"],
+        "-v",
+        "ON_ERROR_STOP=1",
+    ]
     deadline = time.monotonic() + 60
-    while subprocess.run([*psql, "-d", "postgres", "-c", "select 1"], capture_output=True).returncode != 0:
-        assert time.monotonic() < deadline and proc.poll() is None, f"PostgreSQL did not start:\n{log.read_text()}"
+    while (
+        subprocess.run([*psql, "-d", "postgres", "-c", "select 1"], capture_output=True).returncode
+        != 0
+    ):
+        assert time.monotonic() < deadline and proc.poll() is None, (
+            f"PostgreSQL did not start:\n{log.read_text()}"
+        )
         time.sleep(0.5)
-    subprocess.run([*psql, "-d", "postgres", "-c", f'CREATE DATABASE "{creds["POSTGRES_DB"]}"'], check=True, capture_output=True)
-    (init,) = [o for o in overlay if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "postgres-init"]
-    for name, sql in sorted(init["data"].items()):
-        subprocess.run([*psql, "-d", creds["POSTGRES_DB"], "-c", sql], check=True, capture_output=True)
+    subprocess.run(
+        [*psql, "-d", "postgres", "-c", f'CREATE DATABASE "{creds["POSTGRES_DB"]}"'],
+        check=True,
+        capture_output=True,
+    )
+    (init,) = [
+        o for o in overlay if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "postgres-init"
+    ]
+    for _name, sql in sorted(init["data"].items()):
+        subprocess.run(
+            [*psql, "-d", creds["POSTGRES_DB"], "-c", sql], check=True, capture_output=True
+        )
     yield creds
     proc.terminate()
     proc.wait(timeout=30)
@@ -101,8 +147,12 @@ def s3(netns, tmp_path_factory):
     import sys
 
     log = tmp_path_factory.mktemp("s3") / "moto.log"
-    proc = netns.popen(sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "8333", log=log)
-    netns.wait_http("http://127.0.0.1:8333/moto-api/", 60, what="moto S3 server", logs=log.read_text)
+    proc = netns.popen(
+        sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "8333", log=log
+    )
+    netns.wait_http(
+        "http://127.0.0.1:8333/moto-api/", 60, what="moto S3 server", logs=log.read_text
+    )
     yield "http://127.0.0.1:8333"
     proc.terminate()
     proc.wait(timeout=30)

@@ -52,7 +52,11 @@ def resolve_env(container: dict, objects: list[dict], namespace: str) -> dict[st
 
     def find(kind: str, name: str) -> dict:
         for o in objects:
-            if o["kind"] == kind and o["metadata"]["name"] == name and o["metadata"].get("namespace") == namespace:
+            if (
+                o["kind"] == kind
+                and o["metadata"]["name"] == name
+                and o["metadata"].get("namespace") == namespace
+            ):
                 return _decode(o) if kind == "Secret" else dict(o.get("data") or {})
         raise KeyError(f"{kind} {namespace}/{name} is not in the overlay")
 
@@ -64,11 +68,17 @@ def resolve_env(container: dict, objects: list[dict], namespace: str) -> dict[st
             env.update(find("ConfigMap", source["configMapRef"]["name"]))
     for item in container.get("env") or []:
         if "value" in item:
-            env[item["name"]] = ENV_REF.sub(lambda m: env.get(m.group(1), m.group(0)), item["value"])
+            env[item["name"]] = ENV_REF.sub(
+                lambda m: env.get(m.group(1), m.group(0)), item["value"]
+            )
         elif "fieldRef" in item["valueFrom"]:
             # The downward API: what this pod would be told about itself.
             path = item["valueFrom"]["fieldRef"]["fieldPath"]
-            env[item["name"]] = {"metadata.namespace": namespace, "metadata.name": "container-test", "status.podIP": "127.0.0.1"}[path]
+            env[item["name"]] = {
+                "metadata.namespace": namespace,
+                "metadata.name": "container-test",
+                "status.podIP": "127.0.0.1",
+            }[path]
         else:
             ref = item["valueFrom"].get("secretKeyRef") or item["valueFrom"].get("configMapKeyRef")
             kind = "Secret" if "secretKeyRef" in item["valueFrom"] else "ConfigMap"
@@ -95,9 +105,20 @@ class Netns:
 
     def popen(self, *cmd: str, log: Path, user: str | None = None) -> subprocess.Popen:
         prefix = ["runuser", "-u", user, "--"] if user else []
-        return subprocess.Popen(["ip", "netns", "exec", self.name, *prefix, *cmd], stdout=log.open("w"), stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            ["ip", "netns", "exec", self.name, *prefix, *cmd],
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
 
-    def http(self, method: str, url: str, body: dict | None = None, timeout: float = 10, headers: dict | None = None) -> tuple[int, str]:
+    def http(
+        self,
+        method: str,
+        url: str,
+        body: dict | None = None,
+        timeout: float = 10,
+        headers: dict | None = None,
+    ) -> tuple[int, str]:
         """One HTTP request from inside the namespace: `(status, body)`; status 0 when refused."""
         code = (
             "import httpx, json, sys\n"
@@ -107,11 +128,20 @@ class Netns:
             "except httpx.HTTPError as err:\n"
             "    print(json.dumps([0, str(err)]))\n"
         ).replace("json=null", "json=None")
-        out = self.exec(sys.executable, "-c", code, capture_output=True, text=True, timeout=timeout + 30)
+        out = self.exec(
+            sys.executable, "-c", code, capture_output=True, text=True, timeout=timeout + 30
+        )
         status, text = json.loads(out.stdout.strip().splitlines()[-1])
         return status, text
 
-    def wait_http(self, url: str, seconds: float, ok=lambda status: status == 200, what: str = "", logs=lambda: "") -> tuple[int, str]:
+    def wait_http(
+        self,
+        url: str,
+        seconds: float,
+        ok=lambda status: status == 200,
+        what: str = "",
+        logs=lambda: "",
+    ) -> tuple[int, str]:
         """Poll `url` until `ok(status)`; raise ContainerFailed with `logs()` after `seconds`."""
         deadline = time.monotonic() + seconds
         status, text = 0, ""
@@ -120,7 +150,9 @@ class Netns:
             if ok(status):
                 return status, text
             time.sleep(1)
-        raise ContainerFailed(f"{what or url} not ready after {seconds:.0f} s (last: {status} {text[:200]})\n{logs()}")
+        raise ContainerFailed(
+            f"{what or url} not ready after {seconds:.0f} s (last: {status} {text[:200]})\n{logs()}"
+        )
 
     def delete(self) -> None:
         subprocess.run(["ip", "netns", "delete", self.name], check=False)
@@ -142,7 +174,10 @@ class Pod:
 
     def _args(self, container: dict, name: str, substitutions: dict[str, str]) -> list[str]:
         psc, sc = self.podspec.get("securityContext") or {}, container.get("securityContext") or {}
-        user, group = sc.get("runAsUser", psc.get("runAsUser")), sc.get("runAsGroup", psc.get("runAsGroup"))
+        user, group = (
+            sc.get("runAsUser", psc.get("runAsUser")),
+            sc.get("runAsGroup", psc.get("runAsGroup")),
+        )
         args = ["--name", name, "--network", f"ns:{self.netns.path}", *ULIMITS]
         for host in self.hosts:
             args += ["--add-host", f"{host}:127.0.0.1"]
@@ -163,8 +198,13 @@ class Pod:
             elif "persistentVolumeClaim" in volume:
                 args += ["--volume", f"{self.data_dir}:{mount['mountPath']}"]
             else:
-                raise AssertionError(f"volume {mount['name']}: only emptyDir and the data PVC run here")
-        for key, value in {**resolve_env(container, self.objects, self.namespace), **self.extra_env}.items():
+                raise AssertionError(
+                    f"volume {mount['name']}: only emptyDir and the data PVC run here"
+                )
+        for key, value in {
+            **resolve_env(container, self.objects, self.namespace),
+            **self.extra_env,
+        }.items():
             args += ["--env", f"{key}={value}"]
         command = [self._sub(c, substitutions) for c in container.get("command") or []]
         rest = [self._sub(a, substitutions) for a in container.get("args") or []]
@@ -180,7 +220,9 @@ class Pod:
             text = text.replace("{{" + key + "}}", value)
         return text
 
-    def run(self, container: dict, timeout: float = 900, substitutions: dict[str, str] | None = None) -> str:
+    def run(
+        self, container: dict, timeout: float = 900, substitutions: dict[str, str] | None = None
+    ) -> str:
         """Run a container to its end; return its log.
 
         Raises:
@@ -189,12 +231,18 @@ class Pod:
         name = f"fl-{container['name']}-{uuid.uuid4().hex[:6]}"
         args = self._args(container, name, substitutions or {})
         try:
-            out = subprocess.run([*PODMAN, "run", "--rm", *args], capture_output=True, text=True, timeout=timeout)
+            out = subprocess.run(
+                [*PODMAN, "run", "--rm", *args], capture_output=True, text=True, timeout=timeout
+            )
         except subprocess.TimeoutExpired as err:
             subprocess.run([*PODMAN, "rm", "-f", name], capture_output=True)
-            raise ContainerFailed(f"{container['name']}: still running after {timeout:.0f} s\n{err.stdout or ''}") from err
+            raise ContainerFailed(
+                f"{container['name']}: still running after {timeout:.0f} s\n{err.stdout or ''}"
+            ) from err
         if out.returncode != 0:
-            raise ContainerFailed(f"{container['name']} exited {out.returncode}: {' '.join(args[args.index(self.image):])}\n{out.stdout}\n{out.stderr}")
+            raise ContainerFailed(
+                f"{container['name']} exited {out.returncode}: {' '.join(args[args.index(self.image) :])}\n{out.stdout}\n{out.stderr}"
+            )
         return out.stdout + out.stderr
 
     def start(self, container: dict) -> str:
@@ -203,7 +251,9 @@ class Pod:
         name = f"fl-{container['name']}-{uuid.uuid4().hex[:6]}"
         args = self._args(container, name, {})
         STARTED.append(name)
-        out = subprocess.run([*PODMAN, "run", "--detach", *args], capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            [*PODMAN, "run", "--detach", *args], capture_output=True, text=True, timeout=120
+        )
         if out.returncode != 0:
             raise ContainerFailed(f"{container['name']}: podman run failed\n{out.stderr}")
         return name
@@ -215,7 +265,9 @@ def logs(name: str) -> str:
 
 
 def running(name: str) -> bool:
-    out = subprocess.run([*PODMAN, "inspect", "--format", "{{.State.Running}}", name], capture_output=True, text=True)
+    out = subprocess.run(
+        [*PODMAN, "inspect", "--format", "{{.State.Running}}", name], capture_output=True, text=True
+    )
     return out.stdout.strip() == "true"
 
 

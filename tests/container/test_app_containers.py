@@ -55,7 +55,11 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def make_pod(app_image, overlay, netns, data_dir):
-    services = sorted(o["metadata"]["name"] for o in overlay if o["kind"] == "Service" and o["metadata"].get("namespace") == "fraud-lab")
+    services = sorted(
+        o["metadata"]["name"]
+        for o in overlay
+        if o["kind"] == "Service" and o["metadata"].get("namespace") == "fraud-lab"
+    )
 
     def make(podspec: dict) -> Pod:
         return Pod(app_image, podspec, overlay, netns, data_dir, extra_env=REDUCED, hosts=services)
@@ -79,7 +83,11 @@ def test_every_app_container_knows_its_settings(overlay):
         for where, _, pod in pod_templates(obj):
             for c in pod.get("initContainers", []) + pod.get("containers", []):
                 if "fraud-lab/app" in c.get("image", ""):
-                    unknown += [f"{where} {c['name']}: {k}" for k in resolve_env(c, overlay, "fraud-lab") if k.startswith("FRAUD_") and k not in known]
+                    unknown += [
+                        f"{where} {c['name']}: {k}"
+                        for k in resolve_env(c, overlay, "fraud-lab")
+                        if k.startswith("FRAUD_") and k not in known
+                    ]
     assert not unknown and set(REDUCED) <= known, unknown
 
 
@@ -116,10 +124,17 @@ def test_mlflow_with_its_bucket_on_postgres_and_s3(make_pod, overlay, netns, pos
     name = mlflow.start(container)
     STATE["mlflow_container"] = name
     probe = container["readinessProbe"]["httpGet"]
-    netns.wait_http(f"http://127.0.0.1:5000{probe['path']}", 180, what="MLflow readiness probe", logs=lambda: logs(name))
+    netns.wait_http(
+        f"http://127.0.0.1:5000{probe['path']}",
+        180,
+        what="MLflow readiness probe",
+        logs=lambda: logs(name),
+    )
     search = "http://127.0.0.1:5000/api/2.0/mlflow/experiments/search?max_results=1"
     status, _ = netns.http("GET", search)
-    assert status == 403, "a Host header outside FRAUD_MLFLOW_ALLOWED_HOSTS must be refused (DNS-rebinding protection)"
+    assert status == 403, (
+        "a Host header outside FRAUD_MLFLOW_ALLOWED_HOSTS must be refused (DNS-rebinding protection)"
+    )
     status, _ = netns.http("GET", search, headers={"Host": "mlflow:5000"})
     assert status == 401, "MLflow must ask for a user (basic auth on)"
     STATE["mlflow"] = True
@@ -158,9 +173,21 @@ def test_model_server_answers_probe_and_v2_inference(make_pod, overlay, netns):
     STATE["server_container"] = name
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     probe = container["readinessProbe"]["httpGet"]
-    netns.wait_http(f"http://127.0.0.1:{probe['port']}{probe['path']}", 240, what="model readiness probe", logs=lambda: logs(name))
-    body = {"inputs": [{"name": n, "shape": [1], "datatype": "FP64", "data": [1.0 if "WINDOW" in n else 0.0]} for n in FEATURE_NAMES]}
-    status, text = netns.http("POST", f"http://127.0.0.1:{ports['http']}/v2/models/fraud-detector/infer", body)
+    netns.wait_http(
+        f"http://127.0.0.1:{probe['port']}{probe['path']}",
+        240,
+        what="model readiness probe",
+        logs=lambda: logs(name),
+    )
+    body = {
+        "inputs": [
+            {"name": n, "shape": [1], "datatype": "FP64", "data": [1.0 if "WINDOW" in n else 0.0]}
+            for n in FEATURE_NAMES
+        ]
+    }
+    status, text = netns.http(
+        "POST", f"http://127.0.0.1:{ports['http']}/v2/models/fraud-detector/infer", body
+    )
     assert status == 200, text
     score = json.loads(text)["outputs"][0]["data"][0]
     assert 0.0 <= score <= 1.0
@@ -182,7 +209,10 @@ def test_replay_step_matches_offline_scores(make_pod, overlay, data_dir):
     STATE["replay"] = True
 
 
-@pytest.mark.parametrize(("kind", "name", "path"), [("Deployment", "drift-monitor", "/metrics"), ("Deployment", "ct-controller", "/healthz")])
+@pytest.mark.parametrize(
+    ("kind", "name", "path"),
+    [("Deployment", "drift-monitor", "/metrics"), ("Deployment", "ct-controller", "/healthz")],
+)
 def test_long_running_service_answers_its_probe(make_pod, overlay, netns, kind, name, path):
     """The drift monitor and the continuous-training controller start and answer their probes."""
     needs("replay")
@@ -192,8 +222,14 @@ def test_long_running_service_answers_its_probe(make_pod, overlay, netns, kind, 
     try:
         probe = container["readinessProbe"]
         port = probe.get("httpGet", {}).get("port") or probe.get("tcpSocket", {}).get("port")
-        port = port if isinstance(port, int) else {p["name"]: p["containerPort"] for p in container["ports"]}[port]
-        status, text = netns.wait_http(f"http://127.0.0.1:{port}{path}", 180, what=f"{name} probe", logs=lambda: logs(started))
+        port = (
+            port
+            if isinstance(port, int)
+            else {p["name"]: p["containerPort"] for p in container["ports"]}[port]
+        )
+        status, text = netns.wait_http(
+            f"http://127.0.0.1:{port}{path}", 180, what=f"{name} probe", logs=lambda: logs(started)
+        )
         if name == "drift-monitor":
             assert "fraud_drift_psi" in text
     finally:
@@ -208,8 +244,19 @@ def test_retrain_step_runs_a_cycle(make_pod, overlay):
     needs("replay")
     pod = pod_of(overlay, "WorkflowTemplate", "retrain", "retrain")
     runner = make_pod(pod)
-    runner.extra_env = {**runner.extra_env, "FRAUD_SERVING_RELOAD_URL": "http://fraud-detector-nodeport:9000"}
-    out = runner.run(pod["containers"][0], substitutions={"workflow.parameters.trigger": json.dumps({"source": "container-test"})})
-    found = re.search(r"challenger version \d+ .* → (champion|challenger): .*; serving reloaded: (True|False)", out)
+    runner.extra_env = {
+        **runner.extra_env,
+        "FRAUD_SERVING_RELOAD_URL": "http://fraud-detector-nodeport:9000",
+    }
+    out = runner.run(
+        pod["containers"][0],
+        substitutions={"workflow.parameters.trigger": json.dumps({"source": "container-test"})},
+    )
+    found = re.search(
+        r"challenger version \d+ .* → (champion|challenger): .*; serving reloaded: (True|False)",
+        out,
+    )
     assert found, out[-2000:]
-    assert (found.group(2) == "True") == (found.group(1) == "champion"), "serving reloads exactly when a new champion wins"
+    assert (found.group(2) == "True") == (found.group(1) == "champion"), (
+        "serving reloads exactly when a new champion wins"
+    )

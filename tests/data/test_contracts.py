@@ -94,10 +94,18 @@ def test_validate_step_reads_pickles_and_reconciles(tmp_path, tiny_transactions)
     assert manifest["input_rows"] == total
     assert manifest["rows"] + manifest["quarantined_rows"] == total
     assert manifest["quarantined_rows"] == 2
-    assert manifest["quarantine_reasons"] == {"TX_AMOUNT:greater_than_or_equal_to(0)": 1, DUPLICATE_REASON: 1}
+    assert manifest["quarantine_reasons"] == {
+        "TX_AMOUNT:greater_than_or_equal_to(0)": 1,
+        DUPLICATE_REASON: 1,
+    }
     quarantined = pd.read_parquet(tmp_path / "data" / "quarantine" / "quarantine.parquet")
-    assert sorted(quarantined[REASON_COLUMN]) == sorted(["TX_AMOUNT:greater_than_or_equal_to(0)", DUPLICATE_REASON])
-    assert set(quarantined["SOURCE_FILE"]) == {days[1]["TX_DATETIME"].iloc[0].strftime("%Y-%m-%d.pkl"), days[2]["TX_DATETIME"].iloc[0].strftime("%Y-%m-%d.pkl")}
+    assert sorted(quarantined[REASON_COLUMN]) == sorted(
+        ["TX_AMOUNT:greater_than_or_equal_to(0)", DUPLICATE_REASON]
+    )
+    assert set(quarantined["SOURCE_FILE"]) == {
+        days[1]["TX_DATETIME"].iloc[0].strftime("%Y-%m-%d.pkl"),
+        days[2]["TX_DATETIME"].iloc[0].strftime("%Y-%m-%d.pkl"),
+    }
     valid = store.read_dataset(settings.validated_dir)
     assert valid["TRANSACTION_ID"].is_unique and len(valid) == manifest["rows"]
 
@@ -111,7 +119,12 @@ def test_validate_command_exit_status_and_summary(tmp_path, tiny_transactions):
     result = runner.invoke(app, ["validate", "--data-dir", str(data)])
     assert result.exit_code == 1, result.output
     assert "1 quarantined" in result.output and "TX_FRAUD:isin([0, 1])" in result.output
-    assert runner.invoke(app, ["validate", "--data-dir", str(data), "--max-quarantine", "0.01", "--force"]).exit_code == 0
+    assert (
+        runner.invoke(
+            app, ["validate", "--data-dir", str(data), "--max-quarantine", "0.01", "--force"]
+        ).exit_code
+        == 0
+    )
     manifest = json.loads((data / "validated" / "manifest.json").read_text())
     assert manifest["rows"] == len(bad) - 1
     missing = runner.invoke(app, ["validate", "--data-dir", str(tmp_path / "nothing")])

@@ -28,7 +28,9 @@ def fixture_config(tmp_path: Path, pages: dict[str, str]) -> Path:
     for name, text in pages.items():
         (docs / name).write_text(text)
     config = (ROOT / "mkdocs.yml").read_text().replace("docs_dir: chapters", f"docs_dir: {docs}")
-    config = config[: config.index("\nnav:")] + "\nnav:\n" + "".join(f"  - {name}\n" for name in pages)
+    config = (
+        config[: config.index("\nnav:")] + "\nnav:\n" + "".join(f"  - {name}\n" for name in pages)
+    )
     path = tmp_path / "mkdocs.yml"
     path.write_text(config)
     return path

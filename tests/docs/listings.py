@@ -18,7 +18,9 @@ MAX_LISTING_LINES = 3
 PROSE_LANGUAGES = {"mermaid", "text", "txt", "plain", "output"}
 """Blocks that are not code. Every other block, including one without a language, is checked."""
 
-_OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*\{?[ \t]*\.?(?P<lang>[\w+#.-]*)")
+_OPEN = re.compile(
+    r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*\{?[ \t]*\.?(?P<lang>[\w+#.-]*)"
+)
 _SNIPPET = re.compile(r"^\s*-{1,}8<-{1,}\s")
 
 

@@ -44,7 +44,9 @@ pytestmark = pytest.mark.slow
 def _chromium():
     """No silent skip in a full `make test`: without the browser these tests fail, saying how to get it."""
     if not CHROMIUM.exists():
-        pytest.fail("needs Debian's chromium at /usr/bin/chromium: scripts/system-packages.sh installs it (make test runs it)")
+        pytest.fail(
+            "needs Debian's chromium at /usr/bin/chromium: scripts/system-packages.sh installs it (make test runs it)"
+        )
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -70,7 +72,9 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=3 * TIMEOUT_MS)  # a cold start on a loaded 2-core machine
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=3 * TIMEOUT_MS
+        )  # a cold start on a loaded 2-core machine
         yield chromium
         chromium.close()
 
@@ -86,10 +90,18 @@ class Visit:
         self.errors: list[str] = []
         self.foreign: list[str] = []
         host = urlsplit(site_url).netloc
-        self.page.on("console", lambda m: m.type == "error" and self.errors.append(f"console: {m.text} ({m.location})"))
+        self.page.on(
+            "console",
+            lambda m: m.type == "error" and self.errors.append(f"console: {m.text} ({m.location})"),
+        )
         self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
-        self.page.on("requestfailed", lambda r: self.errors.append(f"request failed: {r.url} {r.failure}"))
-        self.page.on("request", lambda r: urlsplit(r.url).netloc not in (host, "") and self.foreign.append(r.url))
+        self.page.on(
+            "requestfailed", lambda r: self.errors.append(f"request failed: {r.url} {r.failure}")
+        )
+        self.page.on(
+            "request",
+            lambda r: urlsplit(r.url).netloc not in (host, "") and self.foreign.append(r.url),
+        )
         self.page.goto(f"{site_url}/{path}", wait_until="load")
 
     def wait_for_diagrams(self) -> int:
@@ -104,7 +116,9 @@ class Visit:
         return count
 
     def diagram_texts(self) -> list[str]:
-        return self.page.evaluate("[...document.querySelectorAll('div.mermaid')].map(d => d.shadowRoot.querySelector('svg').textContent)")
+        return self.page.evaluate(
+            "[...document.querySelectorAll('div.mermaid')].map(d => d.shadowRoot.querySelector('svg').textContent)"
+        )
 
     def screenshot(self, name: str) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -125,8 +139,18 @@ def _assert_clean(visit: Visit):
     ("path", "title", "snippet_text", "shot"),
     [
         ("", "Fraud Lab — ML systems on Kubernetes", "test day (skew and latency)", "home"),
-        ("09-serving/", "09 · Serving with Seldon Core and MLServer", "async def predict", "09-serving"),
-        ("03-data-pipelines/", "03 · Data pipelines", "TRANSACTION_SCHEMA = pa.DataFrameSchema(", "03-data-pipelines"),
+        (
+            "09-serving/",
+            "09 · Serving with Seldon Core and MLServer",
+            "async def predict",
+            "09-serving",
+        ),
+        (
+            "03-data-pipelines/",
+            "03 · Data pipelines",
+            "TRANSACTION_SCHEMA = pa.DataFrameSchema(",
+            "03-data-pipelines",
+        ),
     ],
     ids=["home", "chapter-09", "chapter-03"],
 )
@@ -142,7 +166,9 @@ def test_page_renders(browser, site_url, path, title, snippet_text, shot):
         assert visit.wait_for_diagrams() >= 1
         texts = visit.diagram_texts()
         assert all("Syntax error" not in t for t in texts), texts
-        heights = page.evaluate("[...document.querySelectorAll('div.mermaid')].map(d => d.shadowRoot.querySelector('svg').getBoundingClientRect().height)")
+        heights = page.evaluate(
+            "[...document.querySelectorAll('div.mermaid')].map(d => d.shadowRoot.querySelector('svg').getBoundingClientRect().height)"
+        )
         assert min(heights) > 50, heights
         # Snippet text lands in the page: inside a highlighted code block for chapters, as prose on the home page.
         where = page.locator(".highlight code") if path else page.locator("article")
@@ -174,7 +200,9 @@ def test_search_finds_champion(browser, site_url):
 
 def test_every_diagram_on_every_page_renders(browser, site_url, built_site):
     """No page has a Mermaid syntax error or a console error (all pages, not only the three above)."""
-    pages = sorted(p.parent.relative_to(built_site).as_posix() for p in built_site.glob("*/index.html"))
+    pages = sorted(
+        p.parent.relative_to(built_site).as_posix() for p in built_site.glob("*/index.html")
+    )
     pages = ["", *[p + "/" for p in pages if p not in ("search", "assets")]]
     total = 0
     for path in pages:

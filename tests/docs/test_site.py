@@ -20,7 +20,9 @@ def test_mkdocs_build_strict(built_site):
 
 def test_missing_snippet_section_fails_the_build(tmp_path):
     """check_paths is on: a chapter that includes a missing section breaks the build."""
-    config = fixture_config(tmp_path, {"index.md": '--8<-- "reference_app/demo.py:no-such-section"\n'})
+    config = fixture_config(
+        tmp_path, {"index.md": '--8<-- "reference_app/demo.py:no-such-section"\n'}
+    )
     result = mkdocs_build(tmp_path / "site", config)
     assert result.returncode != 0
     assert "Snippet section 'no-such-section' could not be located" in result.stderr
@@ -63,7 +65,13 @@ def test_twenty_chapters_numbered_00_to_19_all_in_the_nav():
     nav = _nav_pages(config["nav"])
     assert [p.name[:2] for p in CHAPTERS] == [f"{n:02d}" for n in range(20)]
     assert all(re.fullmatch(r"\d\d-[a-z0-9]+(-[a-z0-9]+)*\.md", p.name) for p in CHAPTERS)
-    for page in ["index.md", *(p.name for p in CHAPTERS), "glossary.md", "licences.md", "instructors.md"]:
+    for page in [
+        "index.md",
+        *(p.name for p in CHAPTERS),
+        "glossary.md",
+        "licences.md",
+        "instructors.md",
+    ]:
         assert page in nav, f"{page} is not in the nav of mkdocs.yml"
 
 
@@ -76,13 +84,19 @@ def test_chapter_has_the_course_parts(chapter):
     assert "```mermaid" in text, "an architecture diagram"
     assert '--8<-- "reference_app/' in text, "code included from the reference system"
     built = re.search(rf'--8<-- "labs/{number}-[a-z0-9-]+/README\.md:verification"', text)
-    assert f"## Lab {number}" in text and (built or f"Lab {number} — " in text), "a lab section: the lab README's goal and verification, or the coming-later admonition"
+    assert f"## Lab {number}" in text and (built or f"Lab {number} — " in text), (
+        "a lab section: the lab README's goal and verification, or the coming-later admonition"
+    )
     assert re.search(r"^## (Checklist|Template)", text, re.M), "a checklist or template to reuse"
     assert "## Further reading" in text and "](https://" in text, "links to upstream docs"
 
 
 def test_kind_and_local_tabs_where_labs_differ():
-    tabbed = [p.name for p in CHAPTERS if '=== "kind cluster"' in p.read_text() and '=== "local mode"' in p.read_text()]
+    tabbed = [
+        p.name
+        for p in CHAPTERS
+        if '=== "kind cluster"' in p.read_text() and '=== "local mode"' in p.read_text()
+    ]
     assert len(tabbed) >= 15, tabbed
 
 
@@ -93,18 +107,70 @@ def test_seldon_licence_is_stated():
 
 
 SEED_TOPICS = {
-    "MLOps pillars": ["automation", "versioning and reproducibility", "continuous x", "collaboration", "shift-left", "services as products"],
+    "MLOps pillars": [
+        "automation",
+        "versioning and reproducibility",
+        "continuous x",
+        "collaboration",
+        "shift-left",
+        "services as products",
+    ],
     "why Kubernetes for ML": ["portability", "scaling", "resilience", "cost"],
     "scheduling": ["node affinity", "anti-affinity", "taints and tolerations", "resourcequota"],
     "platform and teams": ["platform building", "golden path", "team topologies", "raci"],
-    "data": ["batch and streaming", "data contract", "quarantine", "feature store", "training/serving skew"],
+    "data": [
+        "batch and streaming",
+        "data contract",
+        "quarantine",
+        "feature store",
+        "training/serving skew",
+    ],
     "orchestration engines": ["argo workflows", "kubeflow pipelines", "apache airflow"],
-    "models": ["model registry", "alias", "champion", "challenger", "quality gate", "prequential", "cp@k"],
-    "testing and delivery": ["behavioural tests", "leakage", "pinning", "ci for ml", "canary", "shadow", "blue/green"],
-    "serving": ["online api", "batch scoring", "edge", "v2 inference protocol", "seldondeployment", "kserve"],
-    "operations": ["servicemonitor", "drift", "psi", "delayed labels", "burn-rate", "runbook", "incident"],
+    "models": [
+        "model registry",
+        "alias",
+        "champion",
+        "challenger",
+        "quality gate",
+        "prequential",
+        "cp@k",
+    ],
+    "testing and delivery": [
+        "behavioural tests",
+        "leakage",
+        "pinning",
+        "ci for ml",
+        "canary",
+        "shadow",
+        "blue/green",
+    ],
+    "serving": [
+        "online api",
+        "batch scoring",
+        "edge",
+        "v2 inference protocol",
+        "seldondeployment",
+        "kserve",
+    ],
+    "operations": [
+        "servicemonitor",
+        "drift",
+        "psi",
+        "delayed labels",
+        "burn-rate",
+        "runbook",
+        "incident",
+    ],
     "scale": ["ray tune", "kuberay", "llm", "autoscaler", "chaos", "right-size"],
-    "trust": ["pod security standards", "networkpolicy", "rbac", "secrets", "human-in-the-loop", "fairness", "model card"],
+    "trust": [
+        "pod security standards",
+        "networkpolicy",
+        "rbac",
+        "secrets",
+        "human-in-the-loop",
+        "fairness",
+        "model card",
+    ],
 }
 
 

@@ -43,16 +43,26 @@ def stack_env(tmp_path_factory) -> dict[str, str]:
     }
 
 
-def run_fraudlab(env: dict[str, str], *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+def run_fraudlab(
+    env: dict[str, str], *args: str, timeout: int = 900
+) -> subprocess.CompletedProcess:
     """Run the `fraudlab` CLI with `env` on top of the current environment."""
-    return subprocess.run([FRAUDLAB, *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [FRAUDLAB, *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="session")
 def demo_run(stack_env):
     """The main job, end to end, on reduced data (first run: nothing to reuse)."""
     result = run_fraudlab(stack_env, "demo", "--replay-day", REPLAY_DAY)
-    assert result.returncode == 0, f"fraudlab demo failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    assert result.returncode == 0, (
+        f"fraudlab demo failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    )
     return result
 
 
@@ -60,7 +70,7 @@ def demo_run(stack_env):
 def stack_settings(stack_env) -> Settings:
     """Settings of the test stack, built from its environment without touching os.environ
     (other test folders in the same session must see the defaults)."""
-    return Settings(**{key[len("FRAUD_"):].lower(): value for key, value in stack_env.items()})
+    return Settings(**{key[len("FRAUD_") :].lower(): value for key, value in stack_env.items()})
 
 
 @pytest.fixture(scope="session")

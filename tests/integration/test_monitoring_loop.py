@@ -43,11 +43,15 @@ def wait_for(what: str, check, timeout: float = WAIT_S, every: float = 1.0):
 
 def alerts(prometheus: str, name: str) -> list[dict]:
     query = f'ALERTS{{alertname="{name}", alertstate="firing"}}'
-    return httpx.get(f"{prometheus}/api/v1/query", params={"query": query}, timeout=10).json()["data"]["result"]
+    return httpx.get(f"{prometheus}/api/v1/query", params={"query": query}, timeout=10).json()[
+        "data"
+    ]["result"]
 
 
 def scalar(prometheus: str, query: str) -> list[dict]:
-    return httpx.get(f"{prometheus}/api/v1/query", params={"query": query}, timeout=10).json()["data"]["result"]
+    return httpx.get(f"{prometheus}/api/v1/query", params={"query": query}, timeout=10).json()[
+        "data"
+    ]["result"]
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +68,10 @@ def loop_env(tmp_path_factory):
         "FRAUD_MLFLOW_PORT": str(mlflow_port),
         "FRAUD_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}",
         "FRAUD_SCRAPE_INTERVAL_S": "1",
-        **{f"FRAUD_{k}_PORT": str(free_port()) for k in ("HTTP", "GRPC", "METRICS", "MONITOR", "PROMETHEUS", "ALERTMANAGER", "CT")},
+        **{
+            f"FRAUD_{k}_PORT": str(free_port())
+            for k in ("HTTP", "GRPC", "METRICS", "MONITOR", "PROMETHEUS", "ALERTMANAGER", "CT")
+        },
     }
 
 
@@ -81,39 +88,73 @@ def stack(loop_env):
 
 def test_normal_day_raises_no_drift_alert(stack):
     prometheus = stack["prometheus"]["url"]
-    psi = wait_for("fraud_drift_psi in Prometheus", lambda: scalar(prometheus, 'fraud_drift_psi{feature="TX_AMOUNT"}'))
+    psi = wait_for(
+        "fraud_drift_psi in Prometheus",
+        lambda: scalar(prometheus, 'fraud_drift_psi{feature="TX_AMOUNT"}'),
+    )
     assert float(psi[0]["value"][1]) < 0.1
     time.sleep(5)  # several evaluation cycles at a 1 s interval
     assert alerts(prometheus, "FraudFeatureDrift") == []
     # Labels are 7 days late: nothing served is labelled yet, so no realised performance.
     assert scalar(prometheus, "fraud_realised_card_precision_top_k") == []
-    assert scalar(prometheus, 'up{job="fraud-lab/fraud-detector"} == 1') and scalar(prometheus, 'up{job="mlflow"} == 1')
+    assert scalar(prometheus, 'up{job="fraud-lab/fraud-detector"} == 1') and scalar(
+        prometheus, 'up{job="mlflow"} == 1'
+    )
 
 
 def test_drifted_day_fires_the_alert_and_retrains(stack, loop_env):
     prometheus, controller = stack["prometheus"]["url"], stack["ct-controller"]["url"]
-    replay = run_fraudlab({**loop_env, "FRAUD_INFERENCE_URL": stack["mlserver"]["url"]}, "replay", "--day", DRIFTED_DAY)
+    replay = run_fraudlab(
+        {**loop_env, "FRAUD_INFERENCE_URL": stack["mlserver"]["url"]},
+        "replay",
+        "--day",
+        DRIFTED_DAY,
+    )
     assert replay.returncode == 0, replay.stdout + replay.stderr
     firing = wait_for("FraudFeatureDrift to fire", lambda: alerts(prometheus, "FraudFeatureDrift"))
     drifted = {a["metric"]["feature"] for a in firing}
-    assert drifted & {"TX_AMOUNT", "CUSTOMER_ID_AVG_AMOUNT_1DAY_WINDOW", "TERMINAL_ID_RISK_1DAY_WINDOW"}, drifted
+    assert drifted & {
+        "TX_AMOUNT",
+        "CUSTOMER_ID_AVG_AMOUNT_1DAY_WINDOW",
+        "TERMINAL_ID_RISK_1DAY_WINDOW",
+    }, drifted
     assert "TX_DURING_WEEKEND" not in drifted
-    status = wait_for("the controller to finish a retraining cycle", lambda: httpx.get(f"{controller}/status", timeout=10).json()["history"], timeout=240)
+    status = wait_for(
+        "the controller to finish a retraining cycle",
+        lambda: httpx.get(f"{controller}/status", timeout=10).json()["history"],
+        timeout=240,
+    )
     outcome = status[0]["outcome"]
     assert "error" not in outcome, outcome
     assert status[0]["trigger"]["alertname"] in {"FraudFeatureDrift", "FraudCardPrecisionLow"}
     assert outcome["decision"] in {"champion", "challenger"} and outcome["reason"]
-    assert outcome["window"]["as_of"] == DRIFTED_DAY and outcome["window"]["test_end"] == "2018-06-03"
+    assert (
+        outcome["window"]["as_of"] == DRIFTED_DAY and outcome["window"]["test_end"] == "2018-06-03"
+    )
     client = MlflowClient(tracking_uri=stack["mlflow"]["url"])
-    (run,) = client.search_runs([client.get_experiment_by_name("continuous-training").experiment_id])
-    assert run.data.tags["decision"] == outcome["decision"] and run.data.tags["decision_reason"] == outcome["reason"]
-    assert run.data.tags["trigger_alert"] == status[0]["trigger"]["alertname"] and run.data.params["test_end"] == "2018-06-03"
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("continuous-training").experiment_id]
+    )
+    assert (
+        run.data.tags["decision"] == outcome["decision"]
+        and run.data.tags["decision_reason"] == outcome["reason"]
+    )
+    assert (
+        run.data.tags["trigger_alert"] == status[0]["trigger"]["alertname"]
+        and run.data.params["test_end"] == "2018-06-03"
+    )
     version = client.get_model_version("fraud-detector", outcome["version"])
     assert version.tags["promotion_decision"] == outcome["decision"]
     # Serving answers with the champion, new or old.
     champion = client.get_model_version_by_alias("fraud-detector", "champion").version
     assert (champion == outcome["version"]) == (outcome["decision"] == "champion")
-    day = store.read_dataset(str(Path(loop_env["FRAUD_DATA_DIR"]) / "features"), days=(dt.date(2018, 6, 10),) * 2).head(3)
-    answer = httpx.post(f"{stack['mlserver']['url']}/v2/models/fraud-detector/infer", json=v2_request(day), timeout=30)
+    day = store.read_dataset(
+        str(Path(loop_env["FRAUD_DATA_DIR"]) / "features"), days=(dt.date(2018, 6, 10),) * 2
+    ).head(3)
+    answer = httpx.post(
+        f"{stack['mlserver']['url']}/v2/models/fraud-detector/infer",
+        json=v2_request(day),
+        timeout=30,
+    )
     assert answer.status_code == 200 and answer.json()["model_version"] == champion
     assert outcome["reloaded"] is (outcome["decision"] == "champion")

@@ -29,10 +29,18 @@ def test_bucket_is_created_once_then_found(s3_endpoint):
     import boto3
 
     first = run_fraudlab(env(s3_endpoint), "s3-bucket", "--timeout", "30")
-    assert first.returncode == 0 and f"bucket of s3://mlflow at {s3_endpoint}: created" in first.stdout, first.stdout + first.stderr
+    assert (
+        first.returncode == 0 and f"bucket of s3://mlflow at {s3_endpoint}: created" in first.stdout
+    ), first.stdout + first.stderr
     again = run_fraudlab(env(s3_endpoint), "s3-bucket", "--timeout", "30")
     assert again.returncode == 0 and ": exists" in again.stdout
-    client = boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id="x", aws_secret_access_key="y", region_name="us-east-1")
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        aws_access_key_id="x",
+        aws_secret_access_key="y",
+        region_name="us-east-1",
+    )
     assert [b["Name"] for b in client.list_buckets()["Buckets"]] == ["mlflow"]
 
 
@@ -42,7 +50,13 @@ def test_unreachable_store_fails_after_the_timeout_with_the_reason():
     assert result.returncode == 1 and f"{endpoint} did not answer within 2 s" in result.stdout
 
 
-@pytest.mark.parametrize(("destination", "message"), [("/tmp/artifacts", "is not an s3://bucket[/prefix] URI"), ("s3://", "is not an s3://bucket[/prefix] URI")])
+@pytest.mark.parametrize(
+    ("destination", "message"),
+    [
+        ("/tmp/artifacts", "is not an s3://bucket[/prefix] URI"),
+        ("s3://", "is not an s3://bucket[/prefix] URI"),
+    ],
+)
 def test_destination_that_is_not_s3_is_a_clear_error(s3_endpoint, destination, message):
     result = run_fraudlab(env(s3_endpoint, destination), "s3-bucket", "--timeout", "2")
     assert result.returncode == 2 and message in result.stdout

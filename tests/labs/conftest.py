@@ -30,7 +30,9 @@ SCRUBBED = ("KUBECONFIG", "LAB_SLO_P95_MS", *[k for k in os.environ if k.startsw
 
 def pytest_configure(config: pytest.Config) -> None:
     # The validators' own markers (labs/pytest.ini), for the tests that import their checks.
-    config.addinivalue_line("markers", "needs(*checks): lab validators: skipped when a named earlier check did not pass")
+    config.addinivalue_line(
+        "markers", "needs(*checks): lab validators: skipped when a named earlier check did not pass"
+    )
     config.addinivalue_line("markers", "local(reason): lab validators: checks the local stack only")
 
 
@@ -40,13 +42,26 @@ def lab_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**env, **(extra or {})}
 
 
-def run_lab(lab: int | Path, *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT, timeout: int = 120) -> subprocess.CompletedProcess:
+def run_lab(
+    lab: int | Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path = ROOT,
+    timeout: int = 120,
+) -> subprocess.CompletedProcess:
     """`.venv-labs/bin/pytest -c labs/pytest.ini <lab>/test_lab.py ARGS` as `make lab-N` runs it."""
     if not LABS_PYTEST.exists():
         pytest.fail(f"{LABS_PYTEST} is missing: make test creates it (or: make labs)")
     test_file = (LAB_DIRS[lab] if isinstance(lab, int) else lab) / "test_lab.py"
-    ini = (test_file.parent.parent / "pytest.ini")
-    return subprocess.run([str(LABS_PYTEST), "-c", str(ini), str(test_file), *args], cwd=cwd, env=env or lab_env(), capture_output=True, text=True, timeout=timeout)
+    ini = test_file.parent.parent / "pytest.ini"
+    return subprocess.run(
+        [str(LABS_PYTEST), "-c", str(ini), str(test_file), *args],
+        cwd=cwd,
+        env=env or lab_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def parse(output: str) -> dict:
@@ -62,13 +77,20 @@ def parse(output: str) -> dict:
             checks[-1]["hint"].append(line.strip())
         elif SUMMARY_LINE.match(line):
             summary = SUMMARY_LINE.match(line).groups()
-    return {"header": lines[0] if lines else "", "checks": checks, "summary": summary, "lines": lines}
+    return {
+        "header": lines[0] if lines else "",
+        "checks": checks,
+        "summary": summary,
+        "lines": lines,
+    }
 
 
 def check(parsed: dict, startswith: str) -> dict:
     """The one check whose text starts with `startswith`."""
     found = [c for c in parsed["checks"] if c["text"].startswith(startswith)]
-    assert len(found) == 1, f"{len(found)} checks start with {startswith!r}:\n" + "\n".join(parsed["lines"])
+    assert len(found) == 1, f"{len(found)} checks start with {startswith!r}:\n" + "\n".join(
+        parsed["lines"]
+    )
     return found[0]
 
 
@@ -86,7 +108,9 @@ def load_lab_module(lab: int) -> ModuleType:
 def fraudlab_ok(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     """Run a `fraudlab` command; fail with its output when it fails."""
     result = run_fraudlab(env, *args)
-    assert result.returncode == 0, f"fraudlab {' '.join(args)}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, (
+        f"fraudlab {' '.join(args)}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
     return result
 
 
@@ -138,8 +162,22 @@ def monitoring_stack(reference_stack, tmp_path_factory):
     """
     source = Path(reference_stack["FRAUD_DATA_DIR"])
     data_dir = tmp_path_factory.mktemp("labs-monitoring") / "data"
-    shutil.copytree(source, data_dir, ignore=shutil.ignore_patterns("logs", "stack.json", "mlserver"))
-    ports = {name: free_port() for name in ("MLFLOW", "HTTP", "GRPC", "METRICS", "MONITOR", "PROMETHEUS", "ALERTMANAGER", "CT")}
+    shutil.copytree(
+        source, data_dir, ignore=shutil.ignore_patterns("logs", "stack.json", "mlserver")
+    )
+    ports = {
+        name: free_port()
+        for name in (
+            "MLFLOW",
+            "HTTP",
+            "GRPC",
+            "METRICS",
+            "MONITOR",
+            "PROMETHEUS",
+            "ALERTMANAGER",
+            "CT",
+        )
+    }
     env = {
         **SCALE_ENV,
         "FRAUD_DATA_DIR": str(data_dir),
@@ -161,5 +199,9 @@ def data_copy(reference_stack, tmp_path) -> Path:
     """A copy of the reference datasets, reports and stack file, to break without harm."""
     source = Path(reference_stack["FRAUD_DATA_DIR"])
     target = tmp_path / "data"
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns("mlartifacts", "mlflow.db*", "logs", "mlserver"))
+    shutil.copytree(
+        source,
+        target,
+        ignore=shutil.ignore_patterns("mlartifacts", "mlflow.db*", "logs", "mlserver"),
+    )
     return target

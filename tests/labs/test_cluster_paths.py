@@ -23,9 +23,18 @@ from reference_app.features import FEATURE_NAMES
 from reference_app.localstack import free_port
 from reference_app.serving import replay
 from reference_app.tracking import OUTPUT_NAME
-from tests.static.k8s import KUBECTL, KUBERNETES_VERSION, containers, pod_templates, pod_security_problems, prepare_manifests, render
+from tests.static.k8s import (
+    KUBECTL,
+    KUBERNETES_VERSION,
+    containers,
+    pod_security_problems,
+    pod_templates,
+    prepare_manifests,
+    render,
+)
 
 from .conftest import LAB_DIRS, LABS, ROOT, check, lab_env, load_lab_module, parse, run_lab
+
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory) -> Path:
@@ -53,7 +62,13 @@ def labkit():
 
 
 def find(objects: list[dict], kind: str, name: str, namespace: str | None = "fraud-lab") -> dict:
-    found = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name and o["metadata"].get("namespace") == namespace]
+    found = [
+        o
+        for o in objects
+        if o["kind"] == kind
+        and o["metadata"]["name"] == name
+        and o["metadata"].get("namespace") == namespace
+    ]
     assert len(found) == 1, f"{kind}/{namespace}/{name}: {len(found)} in the rendered overlay"
     return found[0]
 
@@ -65,7 +80,13 @@ class FakeCluster:
         self.objects = objects
 
     def _get(self, kind: str, name: str, namespace: str | None) -> dict | None:
-        found = [o for o in self.objects if o["kind"] == kind and o["metadata"]["name"] == name and o["metadata"].get("namespace") == namespace]
+        found = [
+            o
+            for o in self.objects
+            if o["kind"] == kind
+            and o["metadata"]["name"] == name
+            and o["metadata"].get("namespace") == namespace
+        ]
         return found[0] if found else None
 
     def job(self, name, namespace="fraud-lab"):
@@ -75,7 +96,11 @@ class FakeCluster:
         return self._get("WorkflowTemplate", name, namespace)
 
     def workflows(self, namespace="fraud-lab"):
-        return [o for o in self.objects if o["kind"] == "Workflow" and o["metadata"].get("namespace") == namespace]
+        return [
+            o
+            for o in self.objects
+            if o["kind"] == "Workflow" and o["metadata"].get("namespace") == namespace
+        ]
 
     def cronjob(self, name, namespace="fraud-lab"):
         return self._get("CronJob", name, namespace)
@@ -105,7 +130,13 @@ def starter_objects(lab: int, workspace: Path | None = None) -> list[dict]:
     if lab not in _STARTERS:
         assert workspace is not None, "render the starters with a workspace first"
         folder = workspace / "labs" / LAB_DIRS[lab].name / "starter"
-        out = subprocess.run([KUBECTL, "kustomize", str(folder)], capture_output=True, text=True, check=True, timeout=120)
+        out = subprocess.run(
+            [KUBECTL, "kustomize", str(folder)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
         _STARTERS[lab] = [d for d in yaml.safe_load_all(out.stdout) if d]
     return _STARTERS[lab]
 
@@ -131,7 +162,11 @@ SPEC_CHECKS = {
     2: [
         ("test_simulate_job_exists", (), None),
         ("test_simulate_requires_data_pool", (), "found:    no rule: the pod may run on any node"),
-        ("test_simulate_sets_resources", (), "found:    missing resources.requests.cpu, resources.requests.memory, resources.limits.memory"),
+        (
+            "test_simulate_sets_resources",
+            (),
+            "found:    missing resources.requests.cpu, resources.requests.memory, resources.limits.memory",
+        ),
     ],
     3: [
         ("test_pipeline_template_exists", (), None),
@@ -139,46 +174,86 @@ SPEC_CHECKS = {
         ("test_validate_sets_quarantine_budget", (), "found:    args ['validate']"),
     ],
     5: [
-        ("test_mlflow_deployment_configured", (), "found:    FRAUD_MLFLOW_BACKEND_STORE_URI=(unset), FRAUD_MLFLOW_ARTIFACTS_DESTINATION=(unset), MLFLOW_S3_ENDPOINT_URL=(unset), FRAUD_MLFLOW_AUTH=false"),
+        (
+            "test_mlflow_deployment_configured",
+            (),
+            "found:    FRAUD_MLFLOW_BACKEND_STORE_URI=(unset), FRAUD_MLFLOW_ARTIFACTS_DESTINATION=(unset), MLFLOW_S3_ENDPOINT_URL=(unset), FRAUD_MLFLOW_AUTH=false",
+        ),
     ],
     6: [
         ("test_train_template_on_data_pool", (), "found:    no rule: it may run on any node"),
-        ("test_train_template_sets_resources", (), "found:    missing resources.requests.cpu, resources.requests.memory, resources.limits.memory"),
-        ("test_train_template_uses_mlflow_secret", (), "found:    MLFLOW_TRACKING_USERNAME (not set), MLFLOW_TRACKING_PASSWORD (not set)"),
+        (
+            "test_train_template_sets_resources",
+            (),
+            "found:    missing resources.requests.cpu, resources.requests.memory, resources.limits.memory",
+        ),
+        (
+            "test_train_template_uses_mlflow_secret",
+            (),
+            "found:    MLFLOW_TRACKING_USERNAME (not set), MLFLOW_TRACKING_PASSWORD (not set)",
+        ),
     ],
     9: [
-        ("test_seldondeployment_spec", (), "found:    protocol None; replicas [1]; FRAUD_MODEL_URI models:/fraud-detector/1; readinessProbe (none)"),
+        (
+            "test_seldondeployment_spec",
+            (),
+            "found:    protocol None; replicas [1]; FRAUD_MODEL_URI models:/fraud-detector/1; readinessProbe (none)",
+        ),
         ("test_nodeport_service", (), None),
     ],
     11: [
         ("test_podmonitor_selects_pods", ("fraud-detector",), None),
-        ("test_podmonitor_selects_pods", ("drift-monitor",), "found:    no selector.matchLabels (it would select every pod of the namespace); no podMetricsEndpoints port"),
-        ("test_drift_monitor_deployment_spec", (), "found:    listens on 127.0.0.1 (the default), unreachable for Prometheus; no container port named metrics"),
+        (
+            "test_podmonitor_selects_pods",
+            ("drift-monitor",),
+            "found:    no selector.matchLabels (it would select every pod of the namespace); no podMetricsEndpoints port",
+        ),
+        (
+            "test_drift_monitor_deployment_spec",
+            (),
+            "found:    listens on 127.0.0.1 (the default), unreachable for Prometheus; no container port named metrics",
+        ),
         ("test_dashboard_configmap", (), None),
     ],
 }
 
 
 @pytest.mark.parametrize("lab", sorted(SPEC_CHECKS))
-def test_spec_checks_pass_on_the_reference_and_fail_on_the_starter(overlays, workspace, labkit, lab):
+def test_spec_checks_pass_on_the_reference_and_fail_on_the_starter(
+    overlays, workspace, labkit, lab
+):
     module = load_lab_module(lab)
     for name, args, starter_found in SPEC_CHECKS[lab]:
         fn = getattr(module, name)
         for overlay in ("kind", "kind-gpu"):
-            assert outcome(fn, FakeCluster(overlays[overlay]), *args) is None, f"lab {lab:02d} {name} fails on the reference ({overlay})"
+            assert outcome(fn, FakeCluster(overlays[overlay]), *args) is None, (
+                f"lab {lab:02d} {name} fails on the reference ({overlay})"
+            )
         message = outcome(fn, FakeCluster(with_starter(overlays["kind"], lab, workspace)), *args)
         if starter_found is None:
-            assert message is None, f"lab {lab:02d} {name} should not depend on the starter's gaps:\n{message}"
+            assert message is None, (
+                f"lab {lab:02d} {name} should not depend on the starter's gaps:\n{message}"
+            )
         else:
-            assert message is not None and starter_found in message.splitlines(), f"lab {lab:02d} {name}:\n{message}"
-            assert message.splitlines()[0].startswith("expected: ") and message.splitlines()[2].startswith("debug:    kubectl --context kind-fraud-lab ")
+            assert message is not None and starter_found in message.splitlines(), (
+                f"lab {lab:02d} {name}:\n{message}"
+            )
+            assert message.splitlines()[0].startswith("expected: ") and message.splitlines()[
+                2
+            ].startswith("debug:    kubectl --context kind-fraud-lab ")
 
 
-@pytest.mark.parametrize(("namespace", "level"), [("fraud-lab", "restricted"), ("seldon-system", "baseline"), ("monitoring", "privileged")])
+@pytest.mark.parametrize(
+    ("namespace", "level"),
+    [("fraud-lab", "restricted"), ("seldon-system", "baseline"), ("monitoring", "privileged")],
+)
 def test_lab00_namespace_checks_pass_on_the_rendered_namespaces(overlays, labkit, namespace, level):
     module = load_lab_module(0)
     assert labkit.NAMESPACE_POD_SECURITY[namespace] == level
-    assert outcome(module.test_namespace_pod_security, FakeCluster(overlays["kind"]), namespace, level) is None
+    assert (
+        outcome(module.test_namespace_pod_security, FakeCluster(overlays["kind"]), namespace, level)
+        is None
+    )
 
 
 def test_names_the_validators_look_for_exist_in_the_overlay(overlays, labkit):
@@ -194,42 +269,82 @@ def test_names_the_validators_look_for_exist_in_the_overlay(overlays, labkit):
     assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
     simulate = find(objects, "Job", "simulate")
     mounts = labkit.find_container(labkit.pod_spec(simulate), "simulate")["volumeMounts"]
-    claim = {v["name"]: v.get("persistentVolumeClaim", {}).get("claimName") for v in labkit.pod_spec(simulate)["volumes"]}
-    assert any(m["mountPath"] == labkit.DATA_MOUNT and claim[m["name"]] == labkit.DATA_PVC for m in mounts)
+    claim = {
+        v["name"]: v.get("persistentVolumeClaim", {}).get("claimName")
+        for v in labkit.pod_spec(simulate)["volumes"]
+    }
+    assert any(
+        m["mountPath"] == labkit.DATA_MOUNT and claim[m["name"]] == labkit.DATA_PVC for m in mounts
+    )
     # Every pipeline step is confined to the data pool, where the volume lives.
     for name in (labkit.DATA_TEMPLATE, labkit.TRAIN_TEMPLATE, labkit.PIPELINE_TEMPLATE):
         template = find(objects, "WorkflowTemplate", name)
         for step in (t["name"] for t in template["spec"]["templates"] if "container" in t):
-            assert labkit.required_pools(labkit.template_pod_spec(template, step)) == {"data"}, (name, step)
+            assert labkit.required_pools(labkit.template_pod_spec(template, step)) == {"data"}, (
+                name,
+                step,
+            )
     mlflow = find(objects, "Deployment", labkit.MLFLOW_DEPLOYMENT)
-    assert labkit.find_container(labkit.pod_spec(mlflow), labkit.MLFLOW_CONTAINER)["name"] == labkit.MLFLOW_CONTAINER
-    assert [p["nodePort"] for p in find(objects, "Service", "mlflow")["spec"]["ports"]] == [labkit.NODEPORTS["mlflow"]]
+    assert (
+        labkit.find_container(labkit.pod_spec(mlflow), labkit.MLFLOW_CONTAINER)["name"]
+        == labkit.MLFLOW_CONTAINER
+    )
+    assert [p["nodePort"] for p in find(objects, "Service", "mlflow")["spec"]["ports"]] == [
+        labkit.NODEPORTS["mlflow"]
+    ]
     sdep = find(objects, "SeldonDeployment", labkit.MODEL_SELDONDEPLOYMENT)
     assert f"{sdep['apiVersion']}" == f"{labkit.SELDON_GROUP}/{labkit.SELDON_VERSION}"
-    assert labkit.find_container(labkit.pod_spec(sdep), labkit.MODEL_CONTAINER)["name"] == labkit.MODEL_CONTAINER
+    assert (
+        labkit.find_container(labkit.pod_spec(sdep), labkit.MODEL_CONTAINER)["name"]
+        == labkit.MODEL_CONTAINER
+    )
     key, value = labkit.MODEL_POD_SELECTOR.split("=")
     assert sdep["spec"]["predictors"][0]["componentSpecs"][0]["metadata"]["labels"][key] == value
     service = find(objects, "Service", labkit.MODEL_NODEPORT_SERVICE)
-    assert sorted(p["nodePort"] for p in service["spec"]["ports"]) == sorted([labkit.NODEPORTS["model_http"], labkit.NODEPORTS["model_grpc"]])
-    assert labkit.MAX_QUARANTINE_SHARE == float(labkit.template_named(data, "validate")["container"]["args"][2])
+    assert sorted(p["nodePort"] for p in service["spec"]["ports"]) == sorted(
+        [labkit.NODEPORTS["model_http"], labkit.NODEPORTS["model_grpc"]]
+    )
+    assert labkit.MAX_QUARANTINE_SHARE == float(
+        labkit.template_named(data, "validate")["container"]["args"][2]
+    )
     for namespace, level in labkit.NAMESPACE_POD_SECURITY.items():
-        assert find(objects, "Namespace", namespace, None)["metadata"]["labels"][labkit.PSS_ENFORCE_LABEL] == level
+        assert (
+            find(objects, "Namespace", namespace, None)["metadata"]["labels"][
+                labkit.PSS_ENFORCE_LABEL
+            ]
+            == level
+        )
     secret = find(objects, "Secret", "mlflow-credentials")
     assert {"FRAUD_MLFLOW_ADMIN_USERNAME", "FRAUD_MLFLOW_ADMIN_PASSWORD"} <= set(secret["data"])
-    assert labkit.MLFLOW_SECRETS_FILE == ROOT / "manifests" / "overlays" / "kind" / "secrets" / "mlflow.env"
+    assert (
+        labkit.MLFLOW_SECRETS_FILE
+        == ROOT / "manifests" / "overlays" / "kind" / "secrets" / "mlflow.env"
+    )
 
 
 def test_cluster_names_match_the_scripts(labkit):
     versions = (ROOT / "scripts" / "versions.sh").read_text()
-    assert f'CLUSTER_NAME="{labkit.CLUSTER_NAME}"' in versions and 'KUBE_CONTEXT="kind-${CLUSTER_NAME}"' in versions
+    assert (
+        f'CLUSTER_NAME="{labkit.CLUSTER_NAME}"' in versions
+        and 'KUBE_CONTEXT="kind-${CLUSTER_NAME}"' in versions
+    )
     assert labkit.KUBE_CONTEXT == f"kind-{labkit.CLUSTER_NAME}"
     assert f'REGISTRY_PORT="{labkit.REGISTRY_HOST.split(":")[1]}"' in versions
-    assert f"HOST_PORTS=({' '.join(str(labkit.NODEPORTS[k]) for k in ('mlflow', 'model_http', 'model_grpc', 'prometheus', 'grafana'))})" in versions
+    assert (
+        f"HOST_PORTS=({' '.join(str(labkit.NODEPORTS[k]) for k in ('mlflow', 'model_http', 'model_grpc', 'prometheus', 'grafana'))})"
+        in versions
+    )
     kind = yaml.safe_load((ROOT / "scripts" / "kind-config.yaml").read_text())
     assert len(kind["nodes"]) == labkit.NODE_COUNT
-    assert sorted(n.get("labels", {}).get(labkit.POOL_LABEL) for n in kind["nodes"] if n["role"] == "worker") == sorted(labkit.POOLS)
+    assert sorted(
+        n.get("labels", {}).get(labkit.POOL_LABEL) for n in kind["nodes"] if n["role"] == "worker"
+    ) == sorted(labkit.POOLS)
     cluster_up = (ROOT / "scripts" / "cluster-up.sh").read_text()
-    assert "local-registry-hosting" in cluster_up and "kube-public" in cluster_up and "hosts.toml" in cluster_up
+    assert (
+        "local-registry-hosting" in cluster_up
+        and "kube-public" in cluster_up
+        and "hosts.toml" in cluster_up
+    )
 
 
 def test_fraud_system_names_match_the_app(labkit):
@@ -260,14 +375,24 @@ def test_reference_parts_exist_and_starters_replace_exactly_the_learners_parts(o
         starters = {(o["kind"], o["metadata"]["name"]) for o in starter_objects(lab, workspace)}
         assert starters == {key for part in learner for key in reference.PARTS[part]}, lab
         assert not set(learner) & set(reference.prerequisites(lab)), lab
-    assert reference.prerequisites(6)[-1] == "pipeline" and "train" not in reference.prerequisites(6)
-    assert reference.prerequisites(3)[-1] == "pipeline-account" and reference.RELEASES_FOR(3) == ["argo-workflows"]
-    assert reference.RESETS[2] == ["job/simulate"] and reference.RESETS[9] == ["seldondeployment/fraud-detector"]
+    assert reference.prerequisites(6)[-1] == "pipeline" and "train" not in reference.prerequisites(
+        6
+    )
+    assert reference.prerequisites(3)[-1] == "pipeline-account" and reference.RELEASES_FOR(3) == [
+        "argo-workflows"
+    ]
+    assert reference.RESETS[2] == ["job/simulate"] and reference.RESETS[9] == [
+        "seldondeployment/fraud-detector"
+    ]
     assert reference.RESETS[11] == ["deployment/drift-monitor", "podmonitor/drift-monitor"]
     assert reference.prerequisites(11)[-1] == "monitoring-access"
-    assert reference.RESETS[3] == ["workflowtemplate/data-pipeline"] and reference.RESETS[6] == ["workflowtemplate/train-model"]
+    assert reference.RESETS[3] == ["workflowtemplate/data-pipeline"] and reference.RESETS[6] == [
+        "workflowtemplate/train-model"
+    ]
     # The dashboard ConfigMap is the one object of a part outside namespace fraud-lab.
-    (dashboard,) = [o for o in reference.select(objects, ["monitoring-access"]) if o["kind"] == "ConfigMap"]
+    (dashboard,) = [
+        o for o in reference.select(objects, ["monitoring-access"]) if o["kind"] == "ConfigMap"
+    ]
     assert dashboard["metadata"]["namespace"] == "monitoring"
 
 
@@ -278,7 +403,9 @@ def test_starters_are_the_reference_objects_with_gaps(overlays, workspace, lab):
     todos = re.findall(r"TODO\(lab-(\d\d)\)", text)
     assert todos and set(todos) == {f"{lab:02d}"}
     for obj in starter_objects(lab, workspace):
-        ref = find(overlays["kind"], obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace"))
+        ref = find(
+            overlays["kind"], obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace")
+        )
         assert obj["metadata"]["labels"] == ref["metadata"]["labels"]
         assert obj["apiVersion"] == ref["apiVersion"]
         images = [c["image"] for _, _, pod in pod_templates(obj) for c in containers(pod)]
@@ -297,7 +424,14 @@ def test_starters_are_the_reference_objects_with_gaps(overlays, workspace, lab):
             from tests.static.k8s import crd_schema
 
             assert not list(jsonschema.Draft7Validator(crd_schema(obj)).iter_errors(obj))
-        docs = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "check"}, "spec": pod} for _, _, pod in pod_templates(obj)] if obj["kind"] in {"SeldonDeployment", "WorkflowTemplate"} else [obj]
+        docs = (
+            [
+                {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "check"}, "spec": pod}
+                for _, _, pod in pod_templates(obj)
+            ]
+            if obj["kind"] in {"SeldonDeployment", "WorkflowTemplate"}
+            else [obj]
+        )
         for doc in docs:
             kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
         assert pod_security_problems([obj]) == []
@@ -345,10 +479,22 @@ class Listener:
 @pytest.mark.parametrize(
     ("case", "found"),
     [
-        ("no kubeconfig", "found:    no kubeconfig file ({kubeconfig}); the checks use context kind-fraud-lab only"),
-        ("another context", "found:    your kubeconfig has no context kind-fraud-lab (it has: kind-other); the checks refuse any other cluster"),
-        ("not a kind API server", "found:    context kind-fraud-lab points at http://localhost:8080, not a local kind API server"),
-        ("API server down", "found:    the API server of kind-fraud-lab (https://127.0.0.1:{port}) does not answer: "),
+        (
+            "no kubeconfig",
+            "found:    no kubeconfig file ({kubeconfig}); the checks use context kind-fraud-lab only",
+        ),
+        (
+            "another context",
+            "found:    your kubeconfig has no context kind-fraud-lab (it has: kind-other); the checks refuse any other cluster",
+        ),
+        (
+            "not a kind API server",
+            "found:    context kind-fraud-lab points at http://localhost:8080, not a local kind API server",
+        ),
+        (
+            "API server down",
+            "found:    the API server of kind-fraud-lab (https://127.0.0.1:{port}) does not answer: ",
+        ),
     ],
 )
 def test_cluster_target_refuses_other_clusters_and_never_uses_localhost_8080(tmp_path, case, found):
@@ -364,7 +510,12 @@ def test_cluster_target_refuses_other_clusters_and_never_uses_localhost_8080(tmp
     except OSError:
         listener = None  # 8080 is in use here: the output checks still run
     try:
-        result = run_lab(2, "--target", "cluster", env=lab_env({"KUBECONFIG": str(kubeconfig), "HOME": str(tmp_path)}))
+        result = run_lab(
+            2,
+            "--target",
+            "cluster",
+            env=lab_env({"KUBECONFIG": str(kubeconfig), "HOME": str(tmp_path)}),
+        )
     finally:
         if listener:
             listener.close()
@@ -372,18 +523,51 @@ def test_cluster_target_refuses_other_clusters_and_never_uses_localhost_8080(tmp
     assert result.returncode == 1 and "Traceback" not in result.stdout
     first = check(out, "Job `simulate` exists")
     assert first["symbol"] == "✗"
-    assert first["hint"][0] == "expected: context kind-fraud-lab in your kubeconfig, pointing at the kind cluster, answering"
-    assert first["hint"][1].startswith(found.format(kubeconfig=kubeconfig, port=port)), first["hint"]
+    assert (
+        first["hint"][0]
+        == "expected: context kind-fraud-lab in your kubeconfig, pointing at the kind cluster, answering"
+    )
+    assert first["hint"][1].startswith(found.format(kubeconfig=kubeconfig, port=port)), first[
+        "hint"
+    ]
     others = [c for c in out["checks"] if c is not first]
-    assert others and all(c["symbol"] == "–" and "skipped because an earlier check failed" in c["text"] for c in others), result.stdout
+    assert others and all(
+        c["symbol"] == "–" and "skipped because an earlier check failed" in c["text"]
+        for c in others
+    ), result.stdout
     if listener:
         assert listener.connections == 0, "a check connected to localhost:8080"
 
 
 def test_pv_location_reads_local_path_volumes(labkit):
-    host_path = {"spec": {"hostPath": {"path": "/var/local-path-provisioner/pvc-1_fraud-lab_fraud-data"}, "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": ["fraud-lab-worker"]}]}]}}}}
-    assert labkit.pv_location(host_path) == ("fraud-lab-worker", "/var/local-path-provisioner/pvc-1_fraud-lab_fraud-data")
-    local = {"metadata": {"annotations": {"local.path.provisioner/selected-node": "fraud-lab-worker"}}, "spec": {"local": {"path": "/opt/x"}}}
+    host_path = {
+        "spec": {
+            "hostPath": {"path": "/var/local-path-provisioner/pvc-1_fraud-lab_fraud-data"},
+            "nodeAffinity": {
+                "required": {
+                    "nodeSelectorTerms": [
+                        {
+                            "matchExpressions": [
+                                {
+                                    "key": "kubernetes.io/hostname",
+                                    "operator": "In",
+                                    "values": ["fraud-lab-worker"],
+                                }
+                            ]
+                        }
+                    ]
+                }
+            },
+        }
+    }
+    assert labkit.pv_location(host_path) == (
+        "fraud-lab-worker",
+        "/var/local-path-provisioner/pvc-1_fraud-lab_fraud-data",
+    )
+    local = {
+        "metadata": {"annotations": {"local.path.provisioner/selected-node": "fraud-lab-worker"}},
+        "spec": {"local": {"path": "/opt/x"}},
+    }
     assert labkit.pv_location(local) == ("fraud-lab-worker", "/opt/x")
     assert labkit.pv_location({"spec": {"nfs": {}}}) == (None, None)
 
@@ -396,14 +580,31 @@ def test_labs_follow_the_chapters():
     assert "monitoring work" not in (LABS / "README.md").read_text()
 
 
-@pytest.mark.parametrize("args", [["solution", "3"], ["reset", "2"], ["prereqs", "5"], ["apply", "secrets"]])
+@pytest.mark.parametrize(
+    "args", [["solution", "3"], ["reset", "2"], ["prereqs", "5"], ["apply", "secrets"]]
+)
 def test_reference_refuses_to_run_without_the_kind_context(tmp_path, args):
     """`make lab-N-solution` / `lab-N-reset` never touch a cluster other than kind-fraud-lab."""
     write_kubeconfig(tmp_path / "kubeconfig", "kind-other", "https://127.0.0.1:6443")
-    env = lab_env({"KUBECONFIG": str(tmp_path / "kubeconfig"), "HOME": str(tmp_path), "PATH": f"{ROOT / '.venv' / 'bin'}:{lab_env()['PATH']}"})
-    result = subprocess.run([str(ROOT / ".venv-labs" / "bin" / "python"), str(LABS / "reference.py"), *args], env=env, capture_output=True, text=True, timeout=60)
+    env = lab_env(
+        {
+            "KUBECONFIG": str(tmp_path / "kubeconfig"),
+            "HOME": str(tmp_path),
+            "PATH": f"{ROOT / '.venv' / 'bin'}:{lab_env()['PATH']}",
+        }
+    )
+    result = subprocess.run(
+        [str(ROOT / ".venv-labs" / "bin" / "python"), str(LABS / "reference.py"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1
-    assert result.stderr.strip() == "error: no kubectl context kind-fraud-lab (refusing to use any other cluster); run: make cluster"
+    assert (
+        result.stderr.strip()
+        == "error: no kubectl context kind-fraud-lab (refusing to use any other cluster); run: make cluster"
+    )
 
 
 def test_lab11_names_match_the_monitoring_manifests_and_the_app(overlays, labkit):
@@ -413,23 +614,43 @@ def test_lab11_names_match_the_monitoring_manifests_and_the_app(overlays, labkit
     for monitor, (kind, name, container) in labkit.PODMONITORS.items():
         pm = find(objects, "PodMonitor", monitor)
         workload = find(objects, kind, name)
-        template = workload["spec"]["predictors"][0]["componentSpecs"][0]["metadata"] if kind == "SeldonDeployment" else workload["spec"]["template"]["metadata"]
+        template = (
+            workload["spec"]["predictors"][0]["componentSpecs"][0]["metadata"]
+            if kind == "SeldonDeployment"
+            else workload["spec"]["template"]["metadata"]
+        )
         assert pm["spec"]["selector"]["matchLabels"].items() <= template["labels"].items(), monitor
-        ports = {p["name"]: p["containerPort"] for p in labkit.find_container(labkit.pod_spec(workload), container)["ports"]}
-        assert [e["port"] for e in pm["spec"]["podMetricsEndpoints"]] == [labkit.METRICS_PORT_NAME] and labkit.METRICS_PORT_NAME in ports
-    assert (labkit.MODEL_JOB, labkit.DRIFT_JOB) == tuple(f"{labkit.NAMESPACE}/{m}" for m in labkit.PODMONITORS)
+        ports = {
+            p["name"]: p["containerPort"]
+            for p in labkit.find_container(labkit.pod_spec(workload), container)["ports"]
+        }
+        assert [e["port"] for e in pm["spec"]["podMetricsEndpoints"]] == [
+            labkit.METRICS_PORT_NAME
+        ] and labkit.METRICS_PORT_NAME in ports
+    assert (labkit.MODEL_JOB, labkit.DRIFT_JOB) == tuple(
+        f"{labkit.NAMESPACE}/{m}" for m in labkit.PODMONITORS
+    )
     drift = find(objects, "Deployment", labkit.DRIFT_MONITOR_DEPLOYMENT)
-    assert drift["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] == labkit.DRIFT_MONITOR_POD_SELECTOR.split("=")[1]
+    assert (
+        drift["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"]
+        == labkit.DRIFT_MONITOR_POD_SELECTOR.split("=")[1]
+    )
     args = labkit.find_container(labkit.pod_spec(drift), labkit.DRIFT_MONITOR_CONTAINER)["args"]
     assert args[args.index("--port") + 1] == str(labkit.DRIFT_MONITOR_PORT)
     # Local mode's Prometheus uses the same job names, so the same checks (and rules) apply.
     from reference_app.monitoring.prometheus import rule_groups, write_prometheus_config
 
-    config = yaml.safe_load(write_prometheus_config(Settings(_env_file=None), Path(tempfile.mkdtemp())).read_text())
-    assert {labkit.MODEL_JOB, labkit.DRIFT_JOB} <= {job["job_name"] for job in config["scrape_configs"]}
+    config = yaml.safe_load(
+        write_prometheus_config(Settings(_env_file=None), Path(tempfile.mkdtemp())).read_text()
+    )
+    assert {labkit.MODEL_JOB, labkit.DRIFT_JOB} <= {
+        job["job_name"] for job in config["scrape_configs"]
+    }
     rule = find(objects, "PrometheusRule", labkit.PROMETHEUS_RULE)
     alerts = {r.get("alert") for group in rule["spec"]["groups"] for r in group["rules"]}
-    assert set(labkit.ALERT_RULES) <= alerts and alerts == {r.get("alert") for group in rule_groups() for r in group["rules"]}
+    assert set(labkit.ALERT_RULES) <= alerts and alerts == {
+        r.get("alert") for group in rule_groups() for r in group["rules"]
+    }
     # Metric names: the runtime's score histogram and the drift exporter's gauges.
     from reference_app.monitoring.exporter import MonitoringCollector
     from reference_app.monitoring.metrics import runtime_metrics
@@ -437,20 +658,37 @@ def test_lab11_names_match_the_monitoring_manifests_and_the_app(overlays, labkit
     assert f"{runtime_metrics()[0]._name}_bucket" == labkit.SCORE_METRIC
     collector = MonitoringCollector(Settings(_env_file=None))
     features = [*labkit.FEATURE_NAMES, labkit.SCORE_FEATURE]
-    collector.latest = lambda: {"drift": {f: {"psi": 0.0, "ks_statistic": 0.0, "ks_pvalue": 1.0} for f in features}, "current_day": "2018-05-15", "performance": None}
+    collector.latest = lambda: {
+        "drift": {f: {"psi": 0.0, "ks_statistic": 0.0, "ks_pvalue": 1.0} for f in features},
+        "current_day": "2018-05-15",
+        "performance": None,
+    }
     families = {m.name: m for m in collector.collect()}
     assert {labkit.DRIFT_METRIC, labkit.MONITOR_UP_METRIC} <= set(families)
-    assert sorted(s.labels["feature"] for s in families[labkit.DRIFT_METRIC].samples) == sorted(features)
+    assert sorted(s.labels["feature"] for s in families[labkit.DRIFT_METRIC].samples) == sorted(
+        features
+    )
     # The dashboard: ConfigMap, namespace, label, uid; Grafana's admin Secret and the NodePorts.
     cm = find(objects, "ConfigMap", labkit.DASHBOARD_CONFIGMAP, labkit.MONITORING_NAMESPACE)
     key, value = labkit.DASHBOARD_LABEL
     assert cm["metadata"]["labels"][key] == value
     assert [json.loads(v)["uid"] for v in cm["data"].values()] == [labkit.DASHBOARD_UID]
-    values = yaml.safe_load((ROOT / "manifests" / "helm" / "kube-prometheus-stack.values.yaml").read_text())
-    assert values["grafana"]["sidecar"]["dashboards"]["label"] == key and values["grafana"]["sidecar"]["dashboards"]["labelValue"] == value
-    assert values["prometheus"]["service"]["nodePort"] == labkit.NODEPORTS["prometheus"] and values["grafana"]["service"]["nodePort"] == labkit.NODEPORTS["grafana"]
+    values = yaml.safe_load(
+        (ROOT / "manifests" / "helm" / "kube-prometheus-stack.values.yaml").read_text()
+    )
+    assert (
+        values["grafana"]["sidecar"]["dashboards"]["label"] == key
+        and values["grafana"]["sidecar"]["dashboards"]["labelValue"] == value
+    )
+    assert (
+        values["prometheus"]["service"]["nodePort"] == labkit.NODEPORTS["prometheus"]
+        and values["grafana"]["service"]["nodePort"] == labkit.NODEPORTS["grafana"]
+    )
     versions = (ROOT / "scripts" / "versions.sh").read_text()
-    assert f'KPS_RELEASE="{labkit.GRAFANA_SECRET.removesuffix("-grafana")}"' in versions and f'KPS_NAMESPACE="{labkit.MONITORING_NAMESPACE}"' in versions
+    assert (
+        f'KPS_RELEASE="{labkit.GRAFANA_SECRET.removesuffix("-grafana")}"' in versions
+        and f'KPS_NAMESPACE="{labkit.MONITORING_NAMESPACE}"' in versions
+    )
 
 
 def test_lab11_cluster_hint_reruns_the_in_cluster_replay(labkit):

@@ -15,7 +15,12 @@ SECTIONS = ["Goal", "Before you start", "Steps", "Verification", "Next"]
 
 def readme(folder) -> str:
     """A lab README without the snippet section markers the chapters include it by."""
-    return re.sub(r"^<!-- --8<-- \[(start|end):[a-z-]+\] -->\n", "", (folder / "README.md").read_text(), flags=re.M)
+    return re.sub(
+        r"^<!-- --8<-- \[(start|end):[a-z-]+\] -->\n",
+        "",
+        (folder / "README.md").read_text(),
+        flags=re.M,
+    )
 
 
 @pytest.mark.parametrize("lab", sorted(LAB_DIRS))
@@ -35,7 +40,9 @@ def test_readme_verification_is_the_all_pass_output(lab):
     assert blocks[:2] == [("bash", f"make lab-{lab:02d}"), ("text", blocks[1][1])], blocks
     listed = run_lab(lab, "--list", "--target", "cluster", env=lab_env())
     assert listed.returncode == 0, listed.stdout + listed.stderr
-    assert blocks[1][1] == listed.stdout.rstrip("\n"), f"labs/{LAB_DIRS[lab].name}/README.md: Verification differs from the checks"
+    assert blocks[1][1] == listed.stdout.rstrip("\n"), (
+        f"labs/{LAB_DIRS[lab].name}/README.md: Verification differs from the checks"
+    )
 
 
 @pytest.mark.parametrize("lab", sorted(LAB_DIRS))
@@ -44,14 +51,16 @@ def test_readme_links_and_files_exist(lab):
     text = readme(folder)
     for link in re.findall(r"\]\(([^)#]+)\)", text):
         if not link.startswith("http"):
-            assert (folder / link).resolve().exists(), f"{folder.name}/README.md links to missing {link}"
+            assert (folder / link).resolve().exists(), (
+                f"{folder.name}/README.md links to missing {link}"
+            )
     for path in re.findall(r"labs/[0-9][0-9]-[a-z0-9-]+/[\w./-]*", text):
         assert (ROOT / path).exists(), f"{folder.name}/README.md names missing {path}"
 
 
 def test_labs_readme_lists_every_lab_and_the_make_targets():
     text = (LABS / "README.md").read_text()
-    for lab, folder in LAB_DIRS.items():
+    for folder in LAB_DIRS.values():
         assert f"]({folder.name}/README.md)" in text
     for target in ("make lab-2 TARGET=local", "REPORT=", "make lab-5-solution", "make lab-2-reset"):
         assert target in text

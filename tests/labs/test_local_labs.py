@@ -19,16 +19,26 @@ pytestmark = pytest.mark.slow
 LOCAL_LABS = sorted(LAB_DIRS)
 
 
-def assert_learner_output(result: subprocess.CompletedProcess, lab: int, target: str = "local") -> dict:
+def assert_learner_output(
+    result: subprocess.CompletedProcess, lab: int, target: str = "local"
+) -> dict:
     """The output shape every run must have; returns it parsed."""
     out = parse(result.stdout)
     assert out["header"].startswith(f"Lab {LAB_DIRS[lab].name} · target {target}"), result.stdout
-    assert "Traceback" not in result.stdout + result.stderr and 'File "' not in result.stdout, result.stdout
+    assert "Traceback" not in result.stdout + result.stderr and 'File "' not in result.stdout, (
+        result.stdout
+    )
     assert out["checks"], result.stdout
     assert out["summary"] is not None, result.stdout
     # Every line is a header, a check, an indented hint, the summary, or the closing line.
     for line in out["lines"][1:]:
-        assert not line or line[0] in "✓✗–" or line.startswith("    ") or "checks passed" in line or line.startswith("Lab "), line
+        assert (
+            not line
+            or line[0] in "✓✗–"
+            or line.startswith("    ")
+            or "checks passed" in line
+            or line.startswith("Lab ")
+        ), line
     return out
 
 
@@ -42,14 +52,18 @@ def test_reference_state_passes_every_local_check(request, reference_stack, lab)
     passed, total, details = out["summary"]
     assert int(passed) == int(total) >= 1, result.stdout
     for c in out["checks"]:
-        assert c["symbol"] == "✓" or (c["symbol"] == "–" and "(needs a cluster: " in c["text"]), result.stdout
+        assert c["symbol"] == "✓" or (c["symbol"] == "–" and "(needs a cluster: " in c["text"]), (
+            result.stdout
+        )
     skipped = sum(c["symbol"] == "–" for c in out["checks"])
     assert (details or "") == (f"{skipped} not for target local" if skipped else ""), result.stdout
     assert out["lines"][-1] == f"Lab {LAB_DIRS[lab].name} done on target local."
 
 
 def test_lab00_fails_without_a_running_stack(tmp_path):
-    result = run_lab(0, "--target", "local", env=lab_env({"FRAUD_DATA_DIR": str(tmp_path / "data")}))
+    result = run_lab(
+        0, "--target", "local", env=lab_env({"FRAUD_DATA_DIR": str(tmp_path / "data")})
+    )
     out = assert_learner_output(result, 0)
     assert result.returncode == 1
     failed = check(out, "The local stack is running")
@@ -61,9 +75,16 @@ def test_lab00_fails_without_a_running_stack(tmp_path):
     ]
     for later in ("The local MLflow answers", "The local model server has loaded"):
         c = check(out, later)
-        assert c["symbol"] == "–" and "(skipped because an earlier check failed: The local stack is running" in c["text"]
+        assert (
+            c["symbol"] == "–"
+            and "(skipped because an earlier check failed: The local stack is running" in c["text"]
+        )
     assert check(out, "The `fraudlab` command is installed")["symbol"] == "✓"
-    assert out["summary"] == ("1", "4", "1 failed, 2 skipped because an earlier check failed, 10 not for target local")
+    assert out["summary"] == (
+        "1",
+        "4",
+        "1 failed, 2 skipped because an earlier check failed, 10 not for target local",
+    )
 
 
 def test_lab00_fails_when_a_listed_process_is_gone(data_copy):
@@ -72,9 +93,14 @@ def test_lab00_fails_when_a_listed_process_is_gone(data_copy):
     dead.wait()
     stack["mlserver"]["pid"] = dead.pid
     (data_copy / "state" / "stack.json").write_text(json.dumps(stack))
-    out = assert_learner_output(run_lab(0, "--target", "local", env=lab_env({"FRAUD_DATA_DIR": str(data_copy)})), 0)
+    out = assert_learner_output(
+        run_lab(0, "--target", "local", env=lab_env({"FRAUD_DATA_DIR": str(data_copy)})), 0
+    )
     failed = check(out, "The local stack is running")
-    assert failed["symbol"] == "✗" and f"lists mlserver but no such process runs (pid {dead.pid})" in failed["hint"][1]
+    assert (
+        failed["symbol"] == "✗"
+        and f"lists mlserver but no such process runs (pid {dead.pid})" in failed["hint"][1]
+    )
     assert failed["hint"][2] == "debug:    make down && make up"
 
 
@@ -93,17 +119,28 @@ def test_lab02_fails_without_the_raw_dataset(tmp_path):
 
 
 def test_lab03_fails_when_a_listed_file_is_missing(data_copy):
-    (data_copy / "raw" / json.loads((data_copy / "raw" / "manifest.json").read_text())["files"][3]["name"]).unlink()
+    (
+        data_copy
+        / "raw"
+        / json.loads((data_copy / "raw" / "manifest.json").read_text())["files"][3]["name"]
+    ).unlink()
     result = run_lab(3, "--target", "local", env=lab_env({"FRAUD_DATA_DIR": str(data_copy)}))
     out = assert_learner_output(result, 3)
     assert result.returncode == 1
     raw = check(out, "Dataset `raw` exists")
-    assert raw["symbol"] == "✗" and raw["hint"][1] == "found:    1 listed files missing (e.g. 2018-04-04.parquet)"
+    assert (
+        raw["symbol"] == "✗"
+        and raw["hint"][1] == "found:    1 listed files missing (e.g. 2018-04-04.parquet)"
+    )
     assert check(out, "Dataset `features` exists")["symbol"] == "✓"
     chain = check(out, "Each dataset was built from the current version")
     assert chain["symbol"] == "–" and "skipped because an earlier check failed" in chain["text"]
     assert check(out, "The quarantine reconciles")["symbol"] == "–"
-    assert out["summary"] == ("2", "6", "1 failed, 3 skipped because an earlier check failed, 6 not for target local")
+    assert out["summary"] == (
+        "2",
+        "6",
+        "1 failed, 3 skipped because an earlier check failed, 6 not for target local",
+    )
 
 
 def test_lab03_reports_lineage_and_row_accounting(data_copy):
@@ -118,50 +155,96 @@ def test_lab03_reports_lineage_and_row_accounting(data_copy):
     assert result.returncode == 1
     chain = check(out, "Each dataset was built from the current version")
     assert chain["symbol"] == "✗"
-    assert chain["hint"][1] == f"found:    features were built from 000000000000, validated is now {validated['digest'][:12]}"
+    assert (
+        chain["hint"][1]
+        == f"found:    features were built from 000000000000, validated is now {validated['digest'][:12]}"
+    )
     assert chain["hint"][2] == "debug:    make validate   (then features)"
     reconcile = check(out, "The quarantine reconciles")
     rows, input_rows = validated["rows"], validated["input_rows"]
-    assert reconcile["symbol"] == "✗" and f"{rows:,} valid + 5 quarantined ≠ {input_rows:,} input rows" in reconcile["hint"][1]
+    assert (
+        reconcile["symbol"] == "✗"
+        and f"{rows:,} valid + 5 quarantined ≠ {input_rows:,} input rows" in reconcile["hint"][1]
+    )
     budget = check(out, "At most 0.1 % of the input rows")
-    assert budget["symbol"] == "–" and "skipped because an earlier check failed: The quarantine reconciles" in budget["text"]
-    assert out["summary"] == ("3", "6", "2 failed, 1 skipped because an earlier check failed, 6 not for target local")
+    assert (
+        budget["symbol"] == "–"
+        and "skipped because an earlier check failed: The quarantine reconciles" in budget["text"]
+    )
+    assert out["summary"] == (
+        "3",
+        "6",
+        "2 failed, 1 skipped because an earlier check failed, 6 not for target local",
+    )
 
 
 def test_lab05_fails_without_runs_or_champion(reference_stack):
-    env = lab_env({**reference_stack, "FRAUD_EXPERIMENT": "no-such-experiment", "FRAUD_MODEL_NAME": "no-such-model"})
+    env = lab_env(
+        {
+            **reference_stack,
+            "FRAUD_EXPERIMENT": "no-such-experiment",
+            "FRAUD_MODEL_NAME": "no-such-model",
+        }
+    )
     result = run_lab(5, "--target", "local", env=env)
     out = assert_learner_output(result, 5)
     assert result.returncode == 1
     assert check(out, "MLflow answers on its URL")["symbol"] == "✓"
     runs = check(out, "Experiment `fraud-detection` has finished training runs")
-    assert runs["symbol"] == "✗" and runs["hint"][:2] == ["expected: ≥ 1 FINISHED run in experiment no-such-experiment", "found:    no experiment"]
+    assert runs["symbol"] == "✗" and runs["hint"][:2] == [
+        "expected: ≥ 1 FINISHED run in experiment no-such-experiment",
+        "found:    no experiment",
+    ]
     assert check(out, "The latest finished run carries")["symbol"] == "–"
     champion = check(out, "Registered model `fraud-detector` has a version with alias `champion`")
-    assert champion["symbol"] == "✗" and champion["hint"][0] == "expected: models:/no-such-model@champion"
-    assert champion["hint"][2].startswith("debug:    curl -s -i 'http://127.0.0.1:") and champion["hint"][2].endswith("/api/2.0/mlflow/registered-models/get?name=no-such-model'")
-    assert out["summary"] == ("1", "5", "2 failed, 2 skipped because an earlier check failed, 4 not for target local")
+    assert (
+        champion["symbol"] == "✗"
+        and champion["hint"][0] == "expected: models:/no-such-model@champion"
+    )
+    assert champion["hint"][2].startswith("debug:    curl -s -i 'http://127.0.0.1:") and champion[
+        "hint"
+    ][2].endswith("/api/2.0/mlflow/registered-models/get?name=no-such-model'")
+    assert out["summary"] == (
+        "1",
+        "5",
+        "2 failed, 2 skipped because an earlier check failed, 4 not for target local",
+    )
 
 
 def test_lab05_fails_when_mlflow_does_not_answer(data_copy):
     stack = json.loads((data_copy / "state" / "stack.json").read_text())
     stack["mlflow"]["url"] = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     (data_copy / "state" / "stack.json").write_text(json.dumps(stack))
-    out = assert_learner_output(run_lab(5, "--target", "local", env=lab_env({"FRAUD_DATA_DIR": str(data_copy)})), 5)
+    out = assert_learner_output(
+        run_lab(5, "--target", "local", env=lab_env({"FRAUD_DATA_DIR": str(data_copy)})), 5
+    )
     answers = check(out, "MLflow answers on its URL")
     assert answers["symbol"] == "✗" and "ConnectError" in answers["hint"][1]
-    assert answers["hint"][2] == f"debug:    tail -n 30 {stack['mlflow']['log']}"  # the log `fraudlab up` recorded
-    assert [c["symbol"] for c in out["checks"] if "needs a cluster" not in c["text"]] == ["✗", "–", "–", "–", "–"]
+    assert (
+        answers["hint"][2] == f"debug:    tail -n 30 {stack['mlflow']['log']}"
+    )  # the log `fraudlab up` recorded
+    assert [c["symbol"] for c in out["checks"] if "needs a cluster" not in c["text"]] == [
+        "✗",
+        "–",
+        "–",
+        "–",
+        "–",
+    ]
 
 
 def test_lab06_fails_below_the_quality_gate(reference_stack):
-    result = run_lab(6, "--target", "local", env=lab_env({**reference_stack, "FRAUD_GATE_MIN_AP": "0.99"}))
+    result = run_lab(
+        6, "--target", "local", env=lab_env({**reference_stack, "FRAUD_GATE_MIN_AP": "0.99"})
+    )
     out = assert_learner_output(result, 6)
     assert result.returncode == 1
     gate = check(out, "The latest training run meets the quality gate")
     assert gate["symbol"] == "✗"
     assert gate["hint"][0] == "expected: AUC ROC ≥ 0.75, average precision ≥ 0.99"
-    assert gate["hint"][1].startswith("found:    logistic_regression ") and "average precision 0." in gate["hint"][1]
+    assert (
+        gate["hint"][1].startswith("found:    logistic_regression ")
+        and "average precision 0." in gate["hint"][1]
+    )
     assert gate["hint"][2] == "debug:    make train MODEL=random_forest"
     assert check(out, "The latest training run records the device")["symbol"] == "✓"
     assert out["summary"] == ("3", "4", "1 failed, 6 not for target local")
@@ -181,8 +264,16 @@ def test_lab09_fails_without_a_replay_and_above_the_slo(data_copy, reference_sta
         "debug:    make replay DAY=2018-08-08",
     ]
     slo = check(out, "p95 latency of one-transaction requests")
-    assert slo["symbol"] == "✗" and slo["hint"][0] == "expected: p95 ≤ 0.001 ms" and " ms over 50 requests" in slo["hint"][1]
-    for case in ("a missing input", "an amount that is not a number", "inputs of different lengths"):
+    assert (
+        slo["symbol"] == "✗"
+        and slo["hint"][0] == "expected: p95 ≤ 0.001 ms"
+        and " ms over 50 requests" in slo["hint"][1]
+    )
+    for case in (
+        "a missing input",
+        "an amount that is not a number",
+        "inputs of different lengths",
+    ):
         assert check(out, f"A bad payload ({case})")["symbol"] == "✓"
     assert out["summary"] == ("5", "7", "2 failed, 5 not for target local")
 
@@ -194,10 +285,21 @@ def test_lab09_fails_when_the_model_server_is_down(data_copy):
     result = run_lab(9, "--target", "local", env=lab_env({"FRAUD_DATA_DIR": str(data_copy)}))
     out = assert_learner_output(result, 9)
     ready = check(out, "The model server has loaded the model")
-    assert ready["symbol"] == "✗" and ready["hint"][2] == f"debug:    tail -n 30 {stack['mlserver']['log']}"
+    assert (
+        ready["symbol"] == "✗"
+        and ready["hint"][2] == f"debug:    tail -n 30 {stack['mlserver']['log']}"
+    )
     later = [c for c in out["checks"] if "needs a cluster" not in c["text"]][1:]
-    assert later and all(c["symbol"] == "–" and "earlier check failed: The model server has loaded the model" in c["text"] for c in later)
-    assert out["summary"] == ("0", "7", "1 failed, 6 skipped because an earlier check failed, 5 not for target local")
+    assert later and all(
+        c["symbol"] == "–"
+        and "earlier check failed: The model server has loaded the model" in c["text"]
+        for c in later
+    )
+    assert out["summary"] == (
+        "0",
+        "7",
+        "1 failed, 6 skipped because an earlier check failed, 5 not for target local",
+    )
 
 
 def test_lab11_fails_without_prometheus(reference_stack):
@@ -213,36 +315,82 @@ def test_lab11_fails_without_prometheus(reference_stack):
         "debug:    make down && make up-monitoring",
     ]
     later = [c for c in out["checks"] if "needs a cluster" not in c["text"]][1:]
-    assert len(later) == 5 and all(c["symbol"] == "–" and "(skipped because an earlier check failed: Prometheus " in c["text"] for c in later), result.stdout
-    assert check(out, "Prometheus has loaded the alert rules")["text"].endswith("(skipped because an earlier check failed: Prometheus answers on its URL: GET /-/ready → 200.)")
-    assert out["summary"] == ("0", "6", "1 failed, 5 skipped because an earlier check failed, 6 not for target local")
+    assert len(later) == 5 and all(
+        c["symbol"] == "–" and "(skipped because an earlier check failed: Prometheus " in c["text"]
+        for c in later
+    ), result.stdout
+    assert check(out, "Prometheus has loaded the alert rules")["text"].endswith(
+        "(skipped because an earlier check failed: Prometheus answers on its URL: GET /-/ready → 200.)"
+    )
+    assert out["summary"] == (
+        "0",
+        "6",
+        "1 failed, 5 skipped because an earlier check failed, 6 not for target local",
+    )
 
 
 def test_lab11_fails_when_prometheus_does_not_answer(data_copy):
     stack = json.loads((data_copy / "state" / "stack.json").read_text())
     log = str(data_copy / "state" / "logs" / "prometheus.log")
-    stack["prometheus"] = {"pid": stack["mlserver"]["pid"], "url": f"http://127.0.0.1:{free_port()}", "log": log}  # nothing listens there
+    stack["prometheus"] = {
+        "pid": stack["mlserver"]["pid"],
+        "url": f"http://127.0.0.1:{free_port()}",
+        "log": log,
+    }  # nothing listens there
     (data_copy / "state" / "stack.json").write_text(json.dumps(stack))
-    out = assert_learner_output(run_lab(11, "--target", "local", env=lab_env({"FRAUD_DATA_DIR": str(data_copy)})), 11)
+    out = assert_learner_output(
+        run_lab(11, "--target", "local", env=lab_env({"FRAUD_DATA_DIR": str(data_copy)})), 11
+    )
     ready = check(out, "Prometheus answers on its URL")
     assert ready["symbol"] == "✗" and "ConnectError" in ready["hint"][1]
     assert ready["hint"][2] == f"debug:    tail -n 30 {log}"
-    needs_ready = ("Prometheus scrapes the model", "Prometheus scrapes the drift monitor", "Prometheus has loaded the alert rules")
+    needs_ready = (
+        "Prometheus scrapes the model",
+        "Prometheus scrapes the drift monitor",
+        "Prometheus has loaded the alert rules",
+    )
     for text in needs_ready:
         c = check(out, text)
-        assert c["symbol"] == "–" and "earlier check failed: Prometheus answers on its URL" in c["text"], c
-    assert out["summary"] == ("0", "6", "1 failed, 5 skipped because an earlier check failed, 6 not for target local")
+        assert (
+            c["symbol"] == "–"
+            and "earlier check failed: Prometheus answers on its URL" in c["text"]
+        ), c
+    assert out["summary"] == (
+        "0",
+        "6",
+        "1 failed, 5 skipped because an earlier check failed, 6 not for target local",
+    )
 
 
 def test_make_lab_writes_junit_and_json_reports(reference_stack, tmp_path):
     """`make lab-9 TARGET=local REPORT=…`: the Make target learners and instructors run."""
     report = tmp_path / "results" / "ada-lab-09"
     env = lab_env(reference_stack)
-    result = subprocess.run(["make", "--no-print-directory", "lab-9", "TARGET=local", f"REPORT={report}.xml"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        ["make", "--no-print-directory", "lab-9", "TARGET=local", f"REPORT={report}.xml"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert parse(result.stdout)["summary"] == ("7", "7", "5 not for target local")
     summary = json.loads(report.with_suffix(".json").read_text())
-    assert (summary["lab"], summary["target"], summary["passed"], summary["total"], summary["ok"], summary["exit_status"]) == ("09-serving", "local", 7, 7, True, 0)
-    assert len(summary["checks"]) == 12 and {c["outcome"] for c in summary["checks"]} == {"passed", "skipped"}
+    assert (
+        summary["lab"],
+        summary["target"],
+        summary["passed"],
+        summary["total"],
+        summary["ok"],
+        summary["exit_status"],
+    ) == ("09-serving", "local", 7, 7, True, 0)
+    assert len(summary["checks"]) == 12 and {c["outcome"] for c in summary["checks"]} == {
+        "passed",
+        "skipped",
+    }
     xml = report.with_suffix(".xml").read_text()
-    assert xml.count("<testcase ") == 12 and 'name="check" value="Predictions equal offline scores' in xml
+    assert (
+        xml.count("<testcase ") == 12
+        and 'name="check" value="Predictions equal offline scores' in xml
+    )

@@ -90,13 +90,21 @@ def fake_labs(tmp_path) -> Path:
 
 
 def run_fake(labs: Path, lab: str, *args: str, **env: str) -> subprocess.CompletedProcess:
-    return run_lab(labs / lab, *args, env=lab_env({"KUBECONFIG": str(labs / "no-kubeconfig"), "HOME": str(labs), **env}), cwd=labs.parent)
+    return run_lab(
+        labs / lab,
+        *args,
+        env=lab_env({"KUBECONFIG": str(labs / "no-kubeconfig"), "HOME": str(labs), **env}),
+        cwd=labs.parent,
+    )
 
 
 def test_one_line_per_check_with_hints_and_reasons(fake_labs):
     result = run_fake(fake_labs, "98-format", "--target", "local")
     assert result.returncode == 1
-    assert "Traceback" not in result.stdout + result.stderr and "ValueError('boom')" not in result.stdout
+    assert (
+        "Traceback" not in result.stdout + result.stderr
+        and "ValueError('boom')" not in result.stdout
+    )
     assert result.stdout.splitlines() == [
         "Lab 98-format · target local (local stack, data in data)",
         "✓ The first check passes.",
@@ -130,18 +138,31 @@ def test_cluster_target_skips_local_checks_and_refuses_a_missing_kubeconfig(fake
     assert result.returncode == 1
     by_text = {c["text"].split(" (")[0]: c for c in out["checks"]}
     assert by_text["A check that needs a cluster."]["symbol"] == "✓"
-    assert out["checks"][4]["text"] == "A check of the local stack. (local mode only: reads the local stack)"
+    assert (
+        out["checks"][4]["text"]
+        == "A check of the local stack. (local mode only: reads the local stack)"
+    )
     cluster = by_text["A check that talks to the cluster."]
     assert cluster["symbol"] == "✗"
-    assert cluster["hint"][1] == f"found:    no kubeconfig file ({fake_labs / 'no-kubeconfig'}); the checks use context kind-fraud-lab only"
+    assert (
+        cluster["hint"][1]
+        == f"found:    no kubeconfig file ({fake_labs / 'no-kubeconfig'}); the checks use context kind-fraud-lab only"
+    )
     assert cluster["hint"][2] == "debug:    make cluster"
-    assert out["summary"] == ("3", "9", "4 failed, 2 skipped because an earlier check failed, 1 not for target cluster")
+    assert out["summary"] == (
+        "3",
+        "9",
+        "4 failed, 2 skipped because an earlier check failed, 1 not for target cluster",
+    )
 
 
 def test_exit_zero_only_when_every_applicable_check_passes(fake_labs):
     local = run_fake(fake_labs, "97-all-pass", "--target", "local")
     assert local.returncode == 0, local.stdout
-    assert local.stdout.splitlines()[-2:] == ["1/1 checks passed (1 not for target local)", "Lab 97-all-pass done on target local."]
+    assert local.stdout.splitlines()[-2:] == [
+        "1/1 checks passed (1 not for target local)",
+        "Lab 97-all-pass done on target local.",
+    ]
     cluster = run_fake(fake_labs, "97-all-pass", "--target", "cluster")
     assert cluster.returncode == 0 and "2/2 checks passed" in cluster.stdout
 
@@ -151,7 +172,10 @@ def test_an_unloadable_lab_fails_in_one_line(fake_labs):
     result = run_fake(fake_labs, "98-format", "--target", "local")
     assert result.returncode != 0
     assert "Traceback" not in result.stdout
-    assert any(line.startswith("✗ could not load") and "No module named 'no_such_module'" in line for line in result.stdout.splitlines()), result.stdout
+    assert any(
+        line.startswith("✗ could not load") and "No module named 'no_such_module'" in line
+        for line in result.stdout.splitlines()
+    ), result.stdout
 
 
 def test_tracebacks_on_request(fake_labs):
@@ -163,20 +187,39 @@ def test_list_prints_the_all_pass_transcript_without_running(fake_labs):
     result = run_fake(fake_labs, "98-format", "--target", "local", "--list")
     assert result.returncode == 0
     lines = result.stdout.splitlines()
-    assert lines[1] == "✓ The first check passes." and lines[2] == "✓ The second check fails with a hint."
+    assert (
+        lines[1] == "✓ The first check passes."
+        and lines[2] == "✓ The second check fails with a hint."
+    )
     assert "– A check that needs a cluster. (needs a cluster: Jobs run on a cluster)" in lines
-    assert lines[-2:] == ["9/9 checks passed (1 not for target local)", "Lab 98-format done on target local."]
+    assert lines[-2:] == [
+        "9/9 checks passed (1 not for target local)",
+        "Lab 98-format done on target local.",
+    ]
 
 
 def test_report_files_for_instructors(fake_labs, tmp_path):
     xml, summary = tmp_path / "out" / "ada.xml", tmp_path / "out" / "ada.json"
-    result = run_fake(fake_labs, "98-format", "--target", "local", f"--junitxml={xml}", f"--lab-json={summary}")
+    result = run_fake(
+        fake_labs, "98-format", "--target", "local", f"--junitxml={xml}", f"--lab-json={summary}"
+    )
     assert result.returncode == 1
     data = json.loads(summary.read_text())
-    assert (data["lab"], data["target"], data["passed"], data["total"], data["failed"], data["ok"], data["exit_status"]) == ("98-format", "local", 3, 9, 4, False, 1)
+    assert (
+        data["lab"],
+        data["target"],
+        data["passed"],
+        data["total"],
+        data["failed"],
+        data["ok"],
+        data["exit_status"],
+    ) == ("98-format", "local", 3, 9, 4, False, 1)
     assert (data["skipped_earlier_failed"], data["skipped_target"]) == (2, 1)
     second = next(c for c in data["checks"] if c["check"] == "The second check fails with a hint.")
-    assert second["outcome"] == "failed" and second["message"].splitlines()[0] == "expected: 3 Ready nodes"
+    assert (
+        second["outcome"] == "failed"
+        and second["message"].splitlines()[0] == "expected: 3 Ready nodes"
+    )
     third = next(c for c in data["checks"] if c["check"].startswith("The third"))
     assert (third["outcome"], third["skip"]) == ("skipped", "earlier-failed")
     text = xml.read_text()
@@ -187,11 +230,38 @@ def test_report_files_for_instructors(fake_labs, tmp_path):
 
 
 def test_make_resolves_lab_numbers_and_refuses_unknown_ones():
-    listing = subprocess.run(["make", "--no-print-directory", "labs"], cwd=LABS.parent, capture_output=True, text=True, timeout=120)
+    listing = subprocess.run(
+        ["make", "--no-print-directory", "labs"],
+        cwd=LABS.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert listing.returncode == 0, listing.stderr
     assert "make lab-9   Lab 09 · Serving with Seldon Core and MLServer" in listing.stdout
-    assert "make lab-11  Lab 11 · Monitoring and observability" in listing.stdout and "monitoring work" not in listing.stdout
-    unknown = subprocess.run(["make", "--no-print-directory", "lab-42"], cwd=LABS.parent, capture_output=True, text=True, timeout=120)
-    assert unknown.returncode != 0 and "error: no lab '42'; the labs: 00-introduction 02-kubernetes-for-ml" in unknown.stdout
-    bad_target = subprocess.run(["make", "--no-print-directory", "lab-9", "TARGET=staging"], cwd=LABS.parent, capture_output=True, text=True, timeout=120)
-    assert bad_target.returncode != 0 and "error: TARGET=staging; use TARGET=cluster or TARGET=local" in bad_target.stdout
+    assert (
+        "make lab-11  Lab 11 · Monitoring and observability" in listing.stdout
+        and "monitoring work" not in listing.stdout
+    )
+    unknown = subprocess.run(
+        ["make", "--no-print-directory", "lab-42"],
+        cwd=LABS.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (
+        unknown.returncode != 0
+        and "error: no lab '42'; the labs: 00-introduction 02-kubernetes-for-ml" in unknown.stdout
+    )
+    bad_target = subprocess.run(
+        ["make", "--no-print-directory", "lab-9", "TARGET=staging"],
+        cwd=LABS.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (
+        bad_target.returncode != 0
+        and "error: TARGET=staging; use TARGET=cluster or TARGET=local" in bad_target.stdout
+    )

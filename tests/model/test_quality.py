@@ -21,7 +21,10 @@ def default_features():
 @pytest.fixture(scope="module")
 def results(default_features):
     s = Settings()
-    return {m: train(default_features, m, s.train_start) for m in ("logistic_regression", "random_forest", "mlp")}
+    return {
+        m: train(default_features, m, s.train_start)
+        for m in ("logistic_regression", "random_forest", "mlp")
+    }
 
 
 def test_quality_gate_on_default_data(results):
@@ -43,7 +46,11 @@ def test_test_set_matches_the_handbook_protocol(results):
 def test_models_beat_published_random_baseline(results):
     # Handbook random model: AUC 0.5, AP 0.007, CP@100 0.017.
     for r in results.values():
-        assert r.metrics["auc_roc"] > 0.8 and r.metrics["average_precision"] > 0.3 and r.metrics["card_precision_top_k"] > 0.1
+        assert (
+            r.metrics["auc_roc"] > 0.8
+            and r.metrics["average_precision"] > 0.3
+            and r.metrics["card_precision_top_k"] > 0.1
+        )
 
 
 @pytest.mark.parametrize("model_type", ["logistic_regression", "random_forest", "mlp"])
@@ -62,6 +69,8 @@ def test_identifiers_do_not_change_the_score(results, model_type):
     """Invariance: ids and labels are not model inputs."""
     r = results[model_type]
     sample = r.test.head(300).copy()
-    shuffled = sample.assign(CUSTOMER_ID=sample["CUSTOMER_ID"].sample(frac=1, random_state=1).to_numpy(), TX_FRAUD=0)
+    shuffled = sample.assign(
+        CUSTOMER_ID=sample["CUSTOMER_ID"].sample(frac=1, random_state=1).to_numpy(), TX_FRAUD=0
+    )
     np.testing.assert_array_equal(score(r.model, sample), score(r.model, shuffled))
     assert score(r.model, sample[FEATURE_NAMES]).shape == (300,)

@@ -19,7 +19,9 @@ def groups() -> list[dict]:
 def write_tests(tmp_path: Path, rule_groups: list[dict]) -> None:
     """rules.yaml and rules.test.yaml in tmp_path; missing exp_annotations come from the rules."""
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule_groups}))
-    annotations = {r["alert"]: r["annotations"] for g in groups() for r in g["rules"] if "alert" in r}
+    annotations = {
+        r["alert"]: r["annotations"] for g in groups() for r in g["rules"] if "alert" in r
+    }
     spec = yaml.safe_load(Path(__file__).with_name("rules.test.yaml").read_text())
     for case in spec["tests"]:
         for check in case["alert_rule_test"]:
@@ -32,18 +34,36 @@ def test_promtool_unit_tests_cover_every_alert(tmp_path):
     promtool = shutil.which("promtool")
     assert promtool, "promtool not found: apt-get install prometheus (.ci/run does)"
     write_tests(tmp_path, groups())
-    result = subprocess.run([promtool, "test", "rules", "rules.test.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [promtool, "test", "rules", "rules.test.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
-    tested = {t["alertname"] for case in yaml.safe_load((tmp_path / "rules.test.yaml").read_text())["tests"] for t in case["alert_rule_test"]}
+    tested = {
+        t["alertname"]
+        for case in yaml.safe_load((tmp_path / "rules.test.yaml").read_text())["tests"]
+        for t in case["alert_rule_test"]
+    }
     alerts = {r["alert"] for g in groups() for r in g["rules"] if "alert" in r}
     assert alerts == tested, f"alerts without a promtool test: {alerts - tested}"
 
 
 def test_a_broken_rule_fails_promtool(tmp_path):
     broken = groups()
-    broken[1]["rules"][0]["expr"] = "max by (feature) (fraud_drift_psi) > 2.5"  # would never fire at PSI 0.6
+    broken[1]["rules"][0]["expr"] = (
+        "max by (feature) (fraud_drift_psi) > 2.5"  # would never fire at PSI 0.6
+    )
     write_tests(tmp_path, broken)
-    result = subprocess.run([shutil.which("promtool"), "test", "rules", "rules.test.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [shutil.which("promtool"), "test", "rules", "rules.test.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0 and "FraudFeatureDrift" in result.stdout + result.stderr
 
 
@@ -69,8 +89,13 @@ def test_rule_thresholds_equal_the_settings():
     settings = Settings()
     rules = {r["alert"]: r for g in groups() for r in g["rules"] if "alert" in r}
     drift = rules["FraudFeatureDrift"]
-    assert float(re.search(r"\)\s*>\s*([\d.]+)\s*$", drift["expr"].strip()).group(1)) == settings.psi_alert_threshold
+    assert (
+        float(re.search(r"\)\s*>\s*([\d.]+)\s*$", drift["expr"].strip()).group(1))
+        == settings.psi_alert_threshold
+    )
     assert f"> {settings.psi_alert_threshold}" in drift["annotations"]["summary"]
     floor = rules["FraudCardPrecisionLow"]
-    assert float(re.search(r"<\s*([\d.]+)\s*$", floor["expr"].strip()).group(1)) == settings.cp_floor
+    assert (
+        float(re.search(r"<\s*([\d.]+)\s*$", floor["expr"].strip()).group(1)) == settings.cp_floor
+    )
     assert f"the {settings.cp_floor} floor" in floor["annotations"]["summary"]

@@ -43,7 +43,16 @@ KNOWN_CRDS = {
 CRD_SCHEMAS = Path(os.environ.get("FRAUD_CRD_SCHEMAS", ROOT.parent / "shared" / "crd-schemas"))
 APP_NAMESPACES = ["fraud-lab"]
 # Pod Security Standard "restricted": the volume types it allows.
-RESTRICTED_VOLUME_TYPES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}
+RESTRICTED_VOLUME_TYPES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
 LONG_RUNNING = {"Deployment", "StatefulSet", "DaemonSet", "SeldonDeployment"}
 CREDENTIAL_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|ACCESS_KEY|PRIVATE_KEY", re.I)
 URL_WITH_PASSWORD = re.compile(r"://[^/\s:@$]+:[^@\s$]+@")
@@ -54,7 +63,9 @@ class _Loader(yaml.SafeLoader):
     YAML 1.1 "value" tag; Kubernetes' YAML 1.2 parser reads the string "="."""
 
 
-_Loader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))
+_Loader.add_constructor(
+    "tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node)
+)
 
 
 def render(overlay: str, manifests: Path) -> list[dict]:
@@ -63,7 +74,13 @@ def render(overlay: str, manifests: Path) -> list[dict]:
     Raises:
         subprocess.CalledProcessError: if kustomize fails (its stderr is in the exception).
     """
-    out = subprocess.run([KUBECTL, "kustomize", str(manifests / "overlays" / overlay)], capture_output=True, text=True, check=True, timeout=120)
+    out = subprocess.run(
+        [KUBECTL, "kustomize", str(manifests / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     return [d for d in yaml.load_all(out.stdout, Loader=_Loader) if d]
 
 
@@ -72,8 +89,27 @@ def prepare_manifests(tmp: Path) -> Path:
     image Component (scripts/set-app-image.sh, as make images does) with TEST_APP_TAG."""
     target = tmp / "manifests"
     shutil.copytree(ROOT / "manifests", target, ignore=shutil.ignore_patterns("*.env", "app-image"))
-    subprocess.run(["bash", str(ROOT / "scripts" / "secrets.sh"), str(target / "overlays" / "kind" / "secrets")], check=True, capture_output=True, timeout=60)
-    subprocess.run(["bash", str(ROOT / "scripts" / "set-app-image.sh"), TEST_APP_TAG, str(target / "components" / "app-image")], check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "bash",
+            str(ROOT / "scripts" / "secrets.sh"),
+            str(target / "overlays" / "kind" / "secrets"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    subprocess.run(
+        [
+            "bash",
+            str(ROOT / "scripts" / "set-app-image.sh"),
+            TEST_APP_TAG,
+            str(target / "components" / "app-image"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     return target
 
 
@@ -104,13 +140,25 @@ def pod_templates(obj: dict) -> Iterator[tuple[str, dict, dict]]:
     elif kind == "SeldonDeployment":
         for p in spec.get("predictors", []):
             for i, c in enumerate(p.get("componentSpecs", [])):
-                yield f"{ref(obj)} predictor {p.get('name')} componentSpecs[{i}]", c.get("metadata", {}).get("labels", {}), c.get("spec", {})
+                yield (
+                    f"{ref(obj)} predictor {p.get('name')} componentSpecs[{i}]",
+                    c.get("metadata", {}).get("labels", {}),
+                    c.get("spec", {}),
+                )
     elif kind in {"WorkflowTemplate", "Workflow", "CronWorkflow"}:
         yield from workflow_pods(obj)
 
 
 # Workflow-level fields that Argo copies onto every step's pod.
-_WORKFLOW_POD_FIELDS = ("serviceAccountName", "automountServiceAccountToken", "securityContext", "affinity", "nodeSelector", "tolerations", "volumes")
+_WORKFLOW_POD_FIELDS = (
+    "serviceAccountName",
+    "automountServiceAccountToken",
+    "securityContext",
+    "affinity",
+    "nodeSelector",
+    "tolerations",
+    "volumes",
+)
 
 
 def workflow_pods(obj: dict) -> Iterator[tuple[str, dict, dict]]:
@@ -133,7 +181,11 @@ def workflow_pods(obj: dict) -> Iterator[tuple[str, dict, dict]]:
             pod.update(json.loads(t["podSpecPatch"]))
         pod["containers"] = [{"name": "main", **t["container"]}]
         # Argo labels every pod with its Workflow's name (NetworkPolicies select on it).
-        labels = {**pod_labels, **t.get("metadata", {}).get("labels", {}), "workflows.argoproj.io/workflow": f"{obj['metadata']['name']}-x1y2z"}
+        labels = {
+            **pod_labels,
+            **t.get("metadata", {}).get("labels", {}),
+            "workflows.argoproj.io/workflow": f"{obj['metadata']['name']}-x1y2z",
+        }
         yield f"{ref(obj)} template {t['name']}", labels, pod
 
 
@@ -153,16 +205,22 @@ def pod_security_problems(objects: list[dict]) -> list[str]:
             psc = pod.get("securityContext", {})
             for flag in ("hostNetwork", "hostPID", "hostIPC"):
                 if pod.get(flag):
-                    problems.append(f"{where}: {flag} is true; restricted pods share no host namespace")
+                    problems.append(
+                        f"{where}: {flag} is true; restricted pods share no host namespace"
+                    )
             for v in pod.get("volumes", []):
                 kinds = set(v) - {"name"}
                 if not kinds <= RESTRICTED_VOLUME_TYPES:
-                    problems.append(f"{where}: volume {v['name']} is of type {', '.join(sorted(kinds - RESTRICTED_VOLUME_TYPES))}, not allowed by the restricted profile")
+                    problems.append(
+                        f"{where}: volume {v['name']} is of type {', '.join(sorted(kinds - RESTRICTED_VOLUME_TYPES))}, not allowed by the restricted profile"
+                    )
             for c in containers(pod):
                 sc = c.get("securityContext", {})
                 name = f"{where} container {c['name']}"
-                if not (sc.get("runAsNonRoot", psc.get("runAsNonRoot")) is True):
-                    problems.append(f"{name}: runAsNonRoot is not true (pod or container securityContext)")
+                if sc.get("runAsNonRoot", psc.get("runAsNonRoot")) is not True:
+                    problems.append(
+                        f"{name}: runAsNonRoot is not true (pod or container securityContext)"
+                    )
                 if sc.get("runAsUser", psc.get("runAsUser")) == 0:
                     problems.append(f"{name}: runAsUser is 0 (root)")
                 if sc.get("allowPrivilegeEscalation") is not False:
@@ -175,7 +233,9 @@ def pod_security_problems(objects: list[dict]) -> list[str]:
                     problems.append(f"{name}: adds capabilities {sc['capabilities']['add']}")
                 seccomp = sc.get("seccompProfile", psc.get("seccompProfile", {})).get("type")
                 if seccomp not in {"RuntimeDefault", "Localhost"}:
-                    problems.append(f"{name}: seccompProfile.type is {seccomp!r}, expected RuntimeDefault")
+                    problems.append(
+                        f"{name}: seccompProfile.type is {seccomp!r}, expected RuntimeDefault"
+                    )
                 if sc.get("readOnlyRootFilesystem") is not True:
                     problems.append(f"{name}: readOnlyRootFilesystem is not true")
     return problems
@@ -188,7 +248,11 @@ def resource_problems(objects: list[dict]) -> list[str]:
         for where, _, pod in pod_templates(obj):
             for c in containers(pod):
                 res = c.get("resources", {})
-                for what, key in (("requests", "cpu"), ("requests", "memory"), ("limits", "memory")):
+                for what, key in (
+                    ("requests", "cpu"),
+                    ("requests", "memory"),
+                    ("limits", "memory"),
+                ):
                     if key not in res.get(what, {}):
                         problems.append(f"{where} container {c['name']}: no resources.{what}.{key}")
     return problems
@@ -218,11 +282,15 @@ def image_problems(objects: list[dict], allowed: set[str]) -> list[str]:
                 name, _, digest = image.partition("@")
                 tag = name.rsplit(":", 1)[1] if ":" in name.rsplit("/", 1)[-1] else ""
                 if not tag and not digest:
-                    problems.append(f"{where} container {c['name']}: image {image!r} has no tag or digest")
+                    problems.append(
+                        f"{where} container {c['name']}: image {image!r} has no tag or digest"
+                    )
                 if tag == "latest":
                     problems.append(f"{where} container {c['name']}: image {image!r} uses :latest")
                 if image not in allowed:
-                    problems.append(f"{where} container {c['name']}: image {image!r} is not in manifests/base/kustomization.yaml images")
+                    problems.append(
+                        f"{where} container {c['name']}: image {image!r} is not in manifests/base/kustomization.yaml images"
+                    )
     return problems
 
 
@@ -237,7 +305,9 @@ def job_problems(objects: list[dict]) -> list[str]:
         elif obj.get("kind") == "WorkflowTemplate":
             for key in ("activeDeadlineSeconds", "ttlStrategy"):
                 if key not in obj["spec"]:
-                    problems.append(f"{ref(obj)}: no spec.{key} (a run must end, and its status must outlive it long enough to check)")
+                    problems.append(
+                        f"{ref(obj)}: no spec.{key} (a run must end, and its status must outlive it long enough to check)"
+                    )
             continue
         else:
             continue
@@ -251,19 +321,36 @@ def selects(selector: dict, labels: dict) -> bool:
     """True when a label selector (matchLabels / matchExpressions, or a plain map) matches labels."""
     if not selector:
         return True
-    plain = selector if "matchLabels" not in selector and "matchExpressions" not in selector else selector.get("matchLabels", {})
+    plain = (
+        selector
+        if "matchLabels" not in selector and "matchExpressions" not in selector
+        else selector.get("matchLabels", {})
+    )
     if any(labels.get(k) != v for k, v in plain.items()):
         return False
-    for e in selector.get("matchExpressions", []) if isinstance(selector.get("matchExpressions"), list) else []:
+    for e in (
+        selector.get("matchExpressions", [])
+        if isinstance(selector.get("matchExpressions"), list)
+        else []
+    ):
         value, op = labels.get(e["key"]), e["operator"]
-        if (op == "In" and value not in e["values"]) or (op == "NotIn" and value in e["values"]) or (op == "Exists" and value is None) or (op == "DoesNotExist" and value is not None):
+        if (
+            (op == "In" and value not in e["values"])
+            or (op == "NotIn" and value in e["values"])
+            or (op == "Exists" and value is None)
+            or (op == "DoesNotExist" and value is not None)
+        ):
             return False
     return True
 
 
 def pods_by_namespace(objects: list[dict]) -> list[tuple[str, str, dict, dict]]:
     """`(namespace, where, labels, podspec)` for every pod template."""
-    return [(o.get("metadata", {}).get("namespace", "default"), w, labels, pod) for o in objects for w, labels, pod in pod_templates(o)]
+    return [
+        (o.get("metadata", {}).get("namespace", "default"), w, labels, pod)
+        for o in objects
+        for w, labels, pod in pod_templates(o)
+    ]
 
 
 def serving_problems(objects: list[dict]) -> list[str]:
@@ -274,15 +361,23 @@ def serving_problems(objects: list[dict]) -> list[str]:
         if obj.get("kind") == "SeldonDeployment":
             for p in obj["spec"]["predictors"]:
                 if p.get("replicas", 1) < 2:
-                    problems.append(f"{ref(obj)} predictor {p.get('name')}: replicas {p.get('replicas', 1)} < 2")
+                    problems.append(
+                        f"{ref(obj)} predictor {p.get('name')}: replicas {p.get('replicas', 1)} < 2"
+                    )
             for where, labels, _ in pod_templates(obj):
                 ns = obj["metadata"].get("namespace")
-                if not any(pdb["metadata"].get("namespace") == ns and selects(pdb["spec"].get("selector", {}), labels) for pdb in pdbs):
+                if not any(
+                    pdb["metadata"].get("namespace") == ns
+                    and selects(pdb["spec"].get("selector", {}), labels)
+                    for pdb in pdbs
+                ):
                     problems.append(f"{where}: no PodDisruptionBudget selects its pods")
     return problems
 
 
-def network_policy_problems(objects: list[dict], namespaces: list[str] = APP_NAMESPACES) -> list[str]:
+def network_policy_problems(
+    objects: list[dict], namespaces: list[str] = APP_NAMESPACES
+) -> list[str]:
     """Each app namespace has a default-deny policy (all pods, Ingress and Egress, no rules)."""
     problems = []
     for ns in namespaces:
@@ -293,7 +388,9 @@ def network_policy_problems(objects: list[dict], namespaces: list[str] = APP_NAM
             and not o["spec"].get("ingress") and not o["spec"].get("egress")
         ]  # fmt: skip
         if not deny:
-            problems.append(f"namespace {ns}: no default-deny NetworkPolicy (podSelector {{}}, policyTypes Ingress+Egress, no rules)")
+            problems.append(
+                f"namespace {ns}: no default-deny NetworkPolicy (podSelector {{}}, policyTypes Ingress+Egress, no rules)"
+            )
     return problems
 
 
@@ -307,7 +404,12 @@ def rbac_problems(objects: list[dict]) -> list[str]:
             for field in ("verbs", "resources", "apiGroups"):
                 if "*" in rule.get(field, []):
                     problems.append(f"{ref(obj)} rule {i}: wildcard in {field}")
-            if "secrets" in rule.get("resources", []) and set(rule.get("verbs", [])) & {"get", "list", "watch", "*"}:
+            if "secrets" in rule.get("resources", []) and set(rule.get("verbs", [])) & {
+                "get",
+                "list",
+                "watch",
+                "*",
+            }:
                 problems.append(f"{ref(obj)} rule {i}: reads Secrets")
     return problems
 
@@ -323,9 +425,13 @@ def credential_problems(objects: list[dict]) -> list[str]:
                     if value is None:
                         continue
                     if CREDENTIAL_NAME.search(env["name"]):
-                        problems.append(f"{where} container {c['name']}: env {env['name']} has a literal value; use valueFrom.secretKeyRef")
+                        problems.append(
+                            f"{where} container {c['name']}: env {env['name']} has a literal value; use valueFrom.secretKeyRef"
+                        )
                     if URL_WITH_PASSWORD.search(value):
-                        problems.append(f"{where} container {c['name']}: env {env['name']} embeds a password in a URL")
+                        problems.append(
+                            f"{where} container {c['name']}: env {env['name']} embeds a password in a URL"
+                        )
     return problems
 
 
@@ -337,7 +443,9 @@ def label_problems(objects: list[dict]) -> list[str]:
         if "app.kubernetes.io/name" not in labels:
             problems.append(f"{ref(obj)}: no app.kubernetes.io/name label")
         if labels.get("app.kubernetes.io/part-of") != "fraud-lab":
-            problems.append(f"{ref(obj)}: app.kubernetes.io/part-of is {labels.get('app.kubernetes.io/part-of')!r}, expected 'fraud-lab'")
+            problems.append(
+                f"{ref(obj)}: app.kubernetes.io/part-of is {labels.get('app.kubernetes.io/part-of')!r}, expected 'fraud-lab'"
+            )
     return problems
 
 
@@ -347,5 +455,7 @@ def committed_secret_problems(manifests: Path) -> list[str]:
     for path in sorted(manifests.rglob("*.y*ml")):
         for doc in yaml.safe_load_all(path.read_text()):
             if isinstance(doc, dict) and doc.get("kind") == "Secret":
-                problems.append(f"{path.relative_to(manifests.parent)}: a committed Secret; generate it (scripts/secrets.sh + secretGenerator)")
+                problems.append(
+                    f"{path.relative_to(manifests.parent)}: a committed Secret; generate it (scripts/secrets.sh + secretGenerator)"
+                )
     return problems

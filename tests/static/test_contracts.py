@@ -6,6 +6,7 @@ import re
 
 import pytest
 import typer
+import typer.exceptions
 
 from reference_app.cli import app
 from reference_app.config import Settings
@@ -45,49 +46,85 @@ def parse_fraudlab(args: list[str]) -> str:
 
 def test_app_containers_exist(kind_objects):
     names = {c["name"] for _, _, _, c in app_containers(kind_objects)}
-    assert {"mlflow", "s3-bucket", "simulate", "main", "fraud-detector", "wait-champion", "drift-monitor", "ct-controller"} <= names
-    steps = {labels.get("app.kubernetes.io/name") for _, labels, _, c in app_containers(kind_objects) if c["name"] == "main"}
+    assert {
+        "mlflow",
+        "s3-bucket",
+        "simulate",
+        "main",
+        "fraud-detector",
+        "wait-champion",
+        "drift-monitor",
+        "ct-controller",
+    } <= names
+    steps = {
+        labels.get("app.kubernetes.io/name")
+        for _, labels, _, c in app_containers(kind_objects)
+        if c["name"] == "main"
+    }
     assert {"simulate", "validate", "features", "train", "promote", "replay", "retrain"} <= steps
 
 
 def test_every_app_container_runs_a_real_fraudlab_command(kind_objects):
     problems = []
     for where, _, _, c in app_containers(kind_objects):
-        args = c.get("command", [])[1:] if c.get("command", [""])[0] == "fraudlab" else c.get("command", [])
+        args = (
+            c.get("command", [])[1:]
+            if c.get("command", [""])[0] == "fraudlab"
+            else c.get("command", [])
+        )
         args = args + c.get("args", [])
         try:
             parse_fraudlab(args)
         except Exception as err:  # noqa: BLE001 - any parse error is the finding
-            problems.append(f"{where} container {c['name']}: `fraudlab {' '.join(args)}` does not parse: {err}")
+            problems.append(
+                f"{where} container {c['name']}: `fraudlab {' '.join(args)}` does not parse: {err}"
+            )
     assert not problems, "\n".join(problems)
 
 
 def test_parse_fraudlab_rejects_unknown_commands_and_options():
     assert parse_fraudlab(["train", "--model", "mlp", "--no-promote"]) == "train"
-    with pytest.raises(Exception):
+    with pytest.raises(typer.exceptions.TyperException, match="No such command"):
         parse_fraudlab(["trian"])
-    with pytest.raises(Exception):
+    with pytest.raises(typer.exceptions.TyperException, match="No such option"):
         parse_fraudlab(["train", "--modle", "mlp"])
 
 
 def test_every_fraud_env_var_is_a_setting(kind_objects, manifests_copy):
     fields = set(Settings.model_fields)
     problems = []
-    names = [(where, c["name"], e["name"]) for where, _, pod in (t for o in kind_objects for t in pod_templates(o)) for c in containers(pod) for e in c.get("env", [])]
+    names = [
+        (where, c["name"], e["name"])
+        for where, _, pod in (t for o in kind_objects for t in pod_templates(o))
+        for c in containers(pod)
+        for e in c.get("env", [])
+    ]
     for env_file in (manifests_copy / "overlays" / "kind" / "secrets").glob("*.env"):
-        names += [(env_file.name, "secretGenerator", line.split("=", 1)[0]) for line in env_file.read_text().splitlines() if "=" in line]
+        names += [
+            (env_file.name, "secretGenerator", line.split("=", 1)[0])
+            for line in env_file.read_text().splitlines()
+            if "=" in line
+        ]
     for where, container, name in names:
         if name.startswith("FRAUD_"):
-            if name[len("FRAUD_"):].lower() not in fields:
-                problems.append(f"{where} {container}: {name} is not a setting of reference_app.config.Settings")
+            if name[len("FRAUD_") :].lower() not in fields:
+                problems.append(
+                    f"{where} {container}: {name} is not a setting of reference_app.config.Settings"
+                )
         elif name not in FOREIGN_ENV:
-            problems.append(f"{where} {container}: {name} is neither FRAUD_* nor a known variable of another program")
+            problems.append(
+                f"{where} {container}: {name} is neither FRAUD_* nor a known variable of another program"
+            )
     assert not problems, "\n".join(problems)
 
 
 def test_service_target_ports_exist_on_selected_containers(kind_objects):
     problems = []
-    pods = [(o["metadata"].get("namespace"), labels, pod) for o in kind_objects for _, labels, pod in pod_templates(o)]
+    pods = [
+        (o["metadata"].get("namespace"), labels, pod)
+        for o in kind_objects
+        for _, labels, pod in pod_templates(o)
+    ]
     for svc in (o for o in kind_objects if o["kind"] == "Service"):
         ns, selector = svc["metadata"].get("namespace"), svc["spec"].get("selector", {})
         selected = [pod for pns, labels, pod in pods if pns == ns and selects(selector, labels)]
@@ -96,16 +133,27 @@ def test_service_target_ports_exist_on_selected_containers(kind_objects):
             continue
         for port in svc["spec"]["ports"]:
             target = port.get("targetPort", port["port"])
-            exposed = {(p.get("name"), p["containerPort"]) for pod in selected for c in pod["containers"] for p in c.get("ports", [])}
+            exposed = {
+                (p.get("name"), p["containerPort"])
+                for pod in selected
+                for c in pod["containers"]
+                for p in c.get("ports", [])
+            }
             if not any(target in pair for pair in exposed):
-                problems.append(f"{ref(svc)} port {port.get('name')}: targetPort {target} is not a container port of the selected pods {sorted(exposed)}")
+                problems.append(
+                    f"{ref(svc)} port {port.get('name')}: targetPort {target} is not a container port of the selected pods {sorted(exposed)}"
+                )
     assert not problems, "\n".join(problems)
 
 
 def test_every_selector_matches_pods(kind_objects):
     """PDBs, NetworkPolicies and PodMonitors select at least one pod template of their namespace."""
     problems = []
-    pods = [(o["metadata"].get("namespace"), labels) for o in kind_objects for _, labels, _ in pod_templates(o)]
+    pods = [
+        (o["metadata"].get("namespace"), labels)
+        for o in kind_objects
+        for _, labels, _ in pod_templates(o)
+    ]
     for obj in kind_objects:
         ns = obj["metadata"].get("namespace")
         if obj["kind"] == "PodDisruptionBudget":
@@ -124,18 +172,36 @@ def test_every_selector_matches_pods(kind_objects):
         if not any(pns == ns and selects(selector, labels) for pns, labels in pods):
             problems.append(f"{ref(obj)}: selector {selector} matches no pod")
     for mon in (o for o in kind_objects if o["kind"] == "ServiceMonitor"):
-        services = [s for s in kind_objects if s["kind"] == "Service" and s["metadata"].get("namespace") == mon["metadata"].get("namespace")]
-        matched = [s for s in services if selects(mon["spec"]["selector"], s["metadata"].get("labels", {}))]
+        services = [
+            s
+            for s in kind_objects
+            if s["kind"] == "Service"
+            and s["metadata"].get("namespace") == mon["metadata"].get("namespace")
+        ]
+        matched = [
+            s for s in services if selects(mon["spec"]["selector"], s["metadata"].get("labels", {}))
+        ]
         if not matched:
             problems.append(f"{ref(mon)}: selects no Service")
         for ep in mon["spec"]["endpoints"]:
             if not any(p.get("name") == ep["port"] for s in matched for p in s["spec"]["ports"]):
-                problems.append(f"{ref(mon)}: endpoint port {ep['port']} is not a port name of the selected Services")
+                problems.append(
+                    f"{ref(mon)}: endpoint port {ep['port']} is not a port name of the selected Services"
+                )
     for mon in (o for o in kind_objects if o["kind"] == "PodMonitor"):
-        ports = {p.get("name") for o in kind_objects for _, labels, pod in pod_templates(o) if selects(mon["spec"]["selector"], labels) for c in pod["containers"] for p in c.get("ports", [])}
+        ports = {
+            p.get("name")
+            for o in kind_objects
+            for _, labels, pod in pod_templates(o)
+            if selects(mon["spec"]["selector"], labels)
+            for c in pod["containers"]
+            for p in c.get("ports", [])
+        }
         for ep in mon["spec"]["podMetricsEndpoints"]:
             if ep["port"] not in ports:
-                problems.append(f"{ref(mon)}: port {ep['port']} is not a container port name of the selected pods")
+                problems.append(
+                    f"{ref(mon)}: port {ep['port']} is not a container port name of the selected pods"
+                )
     assert not problems, "\n".join(problems)
 
 
@@ -148,7 +214,11 @@ def mlserver_routes() -> list[re.Pattern]:
     from mlserver.settings import Settings as MLServerSettings
 
     settings, registry = MLServerSettings(), MultiModelRegistry()
-    api = create_app(settings, DataPlane(settings=settings, model_registry=registry), ModelRepositoryHandlers(repository=SchemalessModelRepository("."), model_registry=registry))
+    api = create_app(
+        settings,
+        DataPlane(settings=settings, model_registry=registry),
+        ModelRepositoryHandlers(repository=SchemalessModelRepository("."), model_registry=registry),
+    )
     return [route.path_regex for route in api.routes]
 
 
@@ -173,9 +243,17 @@ def test_probe_paths_are_routes_the_app_serves(kind_objects):
                 continue
             checked += 1
             if not any(r.match(path) for r in served.get(command, [])):
-                problems.append(f"{where} container {c['name']}: {probe} path {path} is not served by `fraudlab {command}`")
-            if command == "serve" and "/models/" in path and f"/models/{Settings().model_name}/" not in path:
-                problems.append(f"{where}: {probe} path {path} names a model other than {Settings().model_name}")
+                problems.append(
+                    f"{where} container {c['name']}: {probe} path {path} is not served by `fraudlab {command}`"
+                )
+            if (
+                command == "serve"
+                and "/models/" in path
+                and f"/models/{Settings().model_name}/" not in path
+            ):
+                problems.append(
+                    f"{where}: {probe} path {path} names a model other than {Settings().model_name}"
+                )
     assert checked >= 5 and not problems, "\n".join(problems)
 
 
@@ -187,11 +265,15 @@ def test_serve_ports_match_the_settings_the_container_gets(kind_objects):
         env = {e["name"]: e.get("value") for e in c.get("env", [])}
         declared = {p["containerPort"] for p in c["ports"]}
         for key in ("FRAUD_HTTP_PORT", "FRAUD_GRPC_PORT", "FRAUD_METRICS_PORT"):
-            assert int(env[key]) in declared, f"{where}: {key}={env[key]} is not a declared container port {declared}"
+            assert int(env[key]) in declared, (
+                f"{where}: {key}={env[key]} is not a declared container port {declared}"
+            )
         assert env["FRAUD_SERVE_HOST"] == "0.0.0.0"
 
 
-def flatten_dag(templates: dict[str, dict], template: str, entry: str) -> list[tuple[str, list[str], set[str]]]:
+def flatten_dag(
+    templates: dict[str, dict], template: str, entry: str
+) -> list[tuple[str, list[str], set[str]]]:
     """`(task, fraudlab args, tasks it depends on)` of a WorkflowTemplate's DAG, in order, with
     tasks that call another DAG (templateRef) replaced by that DAG's tasks: a dependency on such a
     task becomes a dependency on its last task."""
@@ -211,8 +293,13 @@ def flatten_dag(templates: dict[str, dict], template: str, entry: str) -> list[t
             ends[task["name"]] = inner[-1][0]
             continue
         params = {p["name"]: p["value"] for p in task.get("arguments", {}).get("parameters", [])}
-        assert target["container"]["command"] == ["fraudlab"], f"task {task['name']}: Argo's emissary needs an explicit command"
-        args = [re.sub(r"\{\{inputs\.parameters\.(\w+)\}\}", lambda m: params[m.group(1)], a) for a in target["container"]["args"]]
+        assert target["container"]["command"] == ["fraudlab"], (
+            f"task {task['name']}: Argo's emissary needs an explicit command"
+        )
+        args = [
+            re.sub(r"\{\{inputs\.parameters\.(\w+)\}\}", lambda m, p=params: p[m.group(1)], a)
+            for a in target["container"]["args"]
+        ]
         out.append((task["name"], args, depends))
     return out
 
@@ -224,7 +311,9 @@ def test_pipeline_template_equals_the_dag_the_app_runs(kind_objects):
     from reference_app.pipeline import PIPELINE_ALIASES, PIPELINE_DAG
 
     templates = {o["metadata"]["name"]: o for o in kind_objects if o["kind"] == "WorkflowTemplate"}
-    found = flatten_dag(templates, "fraud-pipeline", templates["fraud-pipeline"]["spec"]["entrypoint"])
+    found = flatten_dag(
+        templates, "fraud-pipeline", templates["fraud-pipeline"]["spec"]["entrypoint"]
+    )
     assert found == [(name, args, set(needs)) for name, args, needs in PIPELINE_DAG]
     # `through` names only tasks of the DAG; each is a step the local pipeline knows.
     (through,) = templates["fraud-pipeline"]["spec"]["arguments"]["parameters"]
@@ -237,7 +326,11 @@ def test_dag_check_catches_a_missing_dependency(kind_objects):
     """Dropping `depends` from a task changes what flatten_dag reads: the equality test would fail."""
     import copy
 
-    templates = {o["metadata"]["name"]: copy.deepcopy(o) for o in kind_objects if o["kind"] == "WorkflowTemplate"}
+    templates = {
+        o["metadata"]["name"]: copy.deepcopy(o)
+        for o in kind_objects
+        if o["kind"] == "WorkflowTemplate"
+    }
     templates["data-pipeline"]["spec"]["templates"][0]["dag"]["tasks"][2].pop("depends")
     found = dict((n, d) for n, _, d in flatten_dag(templates, "fraud-pipeline", "pipeline"))
     assert found["features"] == set()
@@ -252,13 +345,34 @@ def test_retrain_has_one_template_for_both_triggers(kind_objects):
     assert cron["spec"]["concurrencyPolicy"] == "Forbid" and cron["spec"]["schedules"]
     submitted = retrain_workflow({"source": "alert", "alerts": ["FraudFeatureDrift"]})
     assert submitted["spec"]["workflowTemplateRef"]["name"] == "retrain"
-    (template,) = [o for o in kind_objects if o["kind"] == "WorkflowTemplate" and o["metadata"]["name"] == "retrain"]
+    (template,) = [
+        o
+        for o in kind_objects
+        if o["kind"] == "WorkflowTemplate" and o["metadata"]["name"] == "retrain"
+    ]
     declared = {p["name"] for p in template["spec"]["arguments"]["parameters"]}
-    assert {p["name"] for p in submitted["spec"]["arguments"]["parameters"]} == declared == {"trigger"}
+    assert (
+        {p["name"] for p in submitted["spec"]["arguments"]["parameters"]} == declared == {"trigger"}
+    )
     args = template["spec"]["templates"][0]["container"]["args"]
-    assert parse_fraudlab([a.replace("{{workflow.parameters.trigger}}", submitted["spec"]["arguments"]["parameters"][0]["value"]) for a in args]) == "retrain"
-    role = [o for o in kind_objects if o["kind"] == "Role" and o["metadata"]["name"] == "ct-controller"][0]
-    assert role["rules"] == [{"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create"]}]
+    assert (
+        parse_fraudlab(
+            [
+                a.replace(
+                    "{{workflow.parameters.trigger}}",
+                    submitted["spec"]["arguments"]["parameters"][0]["value"],
+                )
+                for a in args
+            ]
+        )
+        == "retrain"
+    )
+    role = [
+        o for o in kind_objects if o["kind"] == "Role" and o["metadata"]["name"] == "ct-controller"
+    ][0]
+    assert role["rules"] == [
+        {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create"]}
+    ]
 
 
 HOST_PORT = re.compile(r"(?:^|[/@=\s])([a-z][a-z0-9-]*(?:\.[a-z0-9-]+)*):(\d{2,5})\b")
@@ -266,38 +380,60 @@ HOST_PORT = re.compile(r"(?:^|[/@=\s])([a-z][a-z0-9-]*(?:\.[a-z0-9-]+)*):(\d{2,5
 
 def service_host_ports(podspec: dict, container: dict) -> list[tuple[str, int]]:
     """`(host, port)` pairs a container names in its command, args and env values."""
-    texts = container.get("command", []) + container.get("args", []) + [e.get("value") or "" for e in container.get("env", [])]
+    texts = (
+        container.get("command", [])
+        + container.get("args", [])
+        + [e.get("value") or "" for e in container.get("env", [])]
+    )
     return [(m.group(1), int(m.group(2))) for text in texts for m in HOST_PORT.finditer(text)]
 
 
 def test_every_host_port_a_container_names_is_a_service_port(kind_objects):
     """A container that dials `name:port` (URLs in args or env, `-master=s3:9333`) reaches a
     Service `name` in its namespace that exposes `port` — else it waits for nothing, forever."""
-    services = {(o["metadata"]["namespace"], o["metadata"]["name"]): {p["port"] for p in o["spec"]["ports"]} for o in kind_objects if o["kind"] == "Service"}
+    services = {
+        (o["metadata"]["namespace"], o["metadata"]["name"]): {p["port"] for p in o["spec"]["ports"]}
+        for o in kind_objects
+        if o["kind"] == "Service"
+    }
     problems, checked = [], 0
     for obj in kind_objects:
         ns = obj["metadata"].get("namespace")
         for where, _, pod in pod_templates(obj):
             for c in containers(pod):
                 for host, port in service_host_ports(pod, c):
-                    if host in {"localhost", "0.0.0.0"} or "." in host and not host.endswith(".svc"):
+                    if (
+                        host in {"localhost", "0.0.0.0"}
+                        or "." in host
+                        and not host.endswith(".svc")
+                    ):
                         continue
                     checked += 1
                     exposed = services.get((ns, host.split(".")[0]))
                     if exposed is None:
-                        problems.append(f"{where} container {c['name']}: names {host}:{port}, but there is no Service {host} in {ns}")
+                        problems.append(
+                            f"{where} container {c['name']}: names {host}:{port}, but there is no Service {host} in {ns}"
+                        )
                     elif port not in exposed:
-                        problems.append(f"{where} container {c['name']}: names {host}:{port}, but Service {host} exposes only {sorted(exposed)}")
+                        problems.append(
+                            f"{where} container {c['name']}: names {host}:{port}, but Service {host} exposes only {sorted(exposed)}"
+                        )
     assert checked and not problems, "\n".join(problems)
 
 
 def test_host_port_check_catches_the_weed_shell_master_port():
     """The check reads `-master=s3:9333` (the bucket Job that could never finish) and URLs."""
-    container = {"args": ["echo s3.bucket.list | weed shell -master=s3:9333"], "env": [{"name": "U", "value": "http://mlflow:5000"}]}
+    container = {
+        "args": ["echo s3.bucket.list | weed shell -master=s3:9333"],
+        "env": [{"name": "U", "value": "http://mlflow:5000"}],
+    }
     assert service_host_ports({}, container) == [("s3", 9333), ("mlflow", 5000)]
 
 
-@pytest.mark.parametrize("args", [[], ["fraud-pipeline", "through=promote"], ["data-pipeline"], ["train-model", "model=mlp"]])
+@pytest.mark.parametrize(
+    "args",
+    [[], ["fraud-pipeline", "through=promote"], ["data-pipeline"], ["train-model", "model=mlp"]],
+)
 def test_submitted_workflows_validate_and_name_declared_parameters(kind_objects, args):
     """The Workflow scripts/run-pipeline.sh submits is valid for the Workflow CRD, names an existing
     WorkflowTemplate, and passes only parameters the template declares (with allowed values)."""
@@ -308,7 +444,14 @@ def test_submitted_workflows_validate_and_name_declared_parameters(kind_objects,
 
     from . import k8s
 
-    out = subprocess.run(["bash", "scripts/run-pipeline.sh", *args], cwd=k8s.ROOT, env={"PRINT": "1", "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        ["bash", "scripts/run-pipeline.sh", *args],
+        cwd=k8s.ROOT,
+        env={"PRINT": "1", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     workflow = yaml.safe_load(out.stdout)
     assert not list(jsonschema.Draft7Validator(k8s.crd_schema(workflow)).iter_errors(workflow))
@@ -325,7 +468,14 @@ def test_run_pipeline_refuses_a_malformed_parameter():
 
     from . import k8s
 
-    out = subprocess.run(["bash", "scripts/run-pipeline.sh", "fraud-pipeline", "through"], cwd=k8s.ROOT, env={"PRINT": "1", "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        ["bash", "scripts/run-pipeline.sh", "fraud-pipeline", "through"],
+        cwd=k8s.ROOT,
+        env={"PRINT": "1", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 1 and "is not NAME=VALUE" in out.stderr
 
 
@@ -337,6 +487,8 @@ def test_api_server_egress_is_limited_to_the_api_servers_addresses(kind_objects)
         for rule in policy["spec"].get("egress", []):
             ports = {p.get("port") for p in rule.get("ports", [])}
             if ports & {443, 6443}:
-                assert rule.get("to") and all("ipBlock" in peer for peer in rule["to"]), f"{ref(policy)}: {rule}"
+                assert rule.get("to") and all("ipBlock" in peer for peer in rule["to"]), (
+                    f"{ref(policy)}: {rule}"
+                )
                 opened.append(policy["metadata"]["name"])
     assert sorted(set(opened)) == ["kubernetes-api-ct-controller", "kubernetes-api-workflow-pods"]

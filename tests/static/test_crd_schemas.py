@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 
 import jsonschema
 
@@ -35,7 +34,7 @@ CRD = {
 
 
 def test_converted_schema_is_strict_like_the_api_server(tmp_path):
-    (path, schema), = crd_schemas.convert(CRD).items()
+    ((path, schema),) = crd_schemas.convert(CRD).items()
     assert path == "example.fraud-lab.io/pipeline_v1.json"
     validator = jsonschema.Draft7Validator(schema)
     good = {"apiVersion": "example.fraud-lab.io/v1", "kind": "Pipeline", "metadata": {"name": "x"},

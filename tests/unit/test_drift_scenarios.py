@@ -22,9 +22,22 @@ def base():
 
 
 def test_no_change_before_the_start_day(base):
-    drifted = inject_drift(base, DriftScenario(start_day=45, extra_compromised_terminals=5, amount_factor=2.0, night_testing_customers=10))
-    before = drifted[drifted["TX_TIME_DAYS"] < 45].drop(columns="TRANSACTION_ID").reset_index(drop=True)
-    pd.testing.assert_frame_equal(before, base[base["TX_TIME_DAYS"] < 45].drop(columns="TRANSACTION_ID").reset_index(drop=True))
+    drifted = inject_drift(
+        base,
+        DriftScenario(
+            start_day=45,
+            extra_compromised_terminals=5,
+            amount_factor=2.0,
+            night_testing_customers=10,
+        ),
+    )
+    before = (
+        drifted[drifted["TX_TIME_DAYS"] < 45].drop(columns="TRANSACTION_ID").reset_index(drop=True)
+    )
+    pd.testing.assert_frame_equal(
+        before,
+        base[base["TX_TIME_DAYS"] < 45].drop(columns="TRANSACTION_ID").reset_index(drop=True),
+    )
     assert drifted["TRANSACTION_ID"].tolist() == list(range(len(drifted)))
     assert drifted["TX_DATETIME"].is_monotonic_increasing
     assert validate_transactions(drifted).quarantined.empty
@@ -33,14 +46,25 @@ def test_no_change_before_the_start_day(base):
 def test_each_drift_component(base):
     after = base["TX_TIME_DAYS"] >= 45
     shifted = inject_drift(base, DriftScenario(start_day=45, amount_factor=2.0))
-    assert shifted.loc[after.to_numpy(), "TX_AMOUNT"].mean() == pytest.approx(2 * base.loc[after, "TX_AMOUNT"].mean(), rel=0.01)
-    assert ((shifted["TX_AMOUNT"] > 220) <= (shifted["TX_FRAUD"] == 1)).all()  # scenario 1 still holds
+    assert shifted.loc[after.to_numpy(), "TX_AMOUNT"].mean() == pytest.approx(
+        2 * base.loc[after, "TX_AMOUNT"].mean(), rel=0.01
+    )
+    assert (
+        (shifted["TX_AMOUNT"] > 220) <= (shifted["TX_FRAUD"] == 1)
+    ).all()  # scenario 1 still holds
     terminals = inject_drift(base, DriftScenario(start_day=45, extra_compromised_terminals=5))
-    assert terminals.loc[terminals["TX_TIME_DAYS"] >= 45, "TX_FRAUD"].mean() > 1.5 * base.loc[after, "TX_FRAUD"].mean()
+    assert (
+        terminals.loc[terminals["TX_TIME_DAYS"] >= 45, "TX_FRAUD"].mean()
+        > 1.5 * base.loc[after, "TX_FRAUD"].mean()
+    )
     night = inject_drift(base, DriftScenario(start_day=45, night_testing_customers=10))
     new = night[night["TX_FRAUD_SCENARIO"] == SCENARIO4_NIGHT_TESTING]
     assert 25 * 10 * 3 <= len(new) <= 25 * 10 * 5  # 10 customers a day over days 45 … 69
-    assert (new["TX_DATETIME"].dt.hour.between(1, 4)).all() and (new["TX_AMOUNT"] <= 5).all() and (new["TX_TIME_DAYS"] >= 45).all()
+    assert (
+        (new["TX_DATETIME"].dt.hour.between(1, 4)).all()
+        and (new["TX_AMOUNT"] <= 5).all()
+        and (new["TX_TIME_DAYS"] >= 45).all()
+    )
     with pytest.raises(ValueError, match="outside the simulated days"):
         inject_drift(base, DriftScenario(start_day=99, amount_factor=2.0))
 
@@ -48,8 +72,12 @@ def test_each_drift_component(base):
 def test_monitoring_sees_drift_and_waits_for_labels(tmp_path, base):
     drifted = inject_drift(base, DriftScenario(start_day=45, amount_factor=1.8))
     feats = build_features(drifted)
-    settings = Settings(data_dir=str(tmp_path), train_start=dt.date(2018, 5, 1), delta_train=7, delta_delay=7)
-    reference = feats[(feats["TX_DATETIME"] >= "2018-05-01") & (feats["TX_DATETIME"] < "2018-05-08")]
+    settings = Settings(
+        data_dir=str(tmp_path), train_start=dt.date(2018, 5, 1), delta_train=7, delta_delay=7
+    )
+    reference = feats[
+        (feats["TX_DATETIME"] >= "2018-05-01") & (feats["TX_DATETIME"] < "2018-05-08")
+    ]
     reports = tmp_path / "reports"
     reports.mkdir()
     with pytest.raises(NothingToMonitorError):
@@ -80,11 +108,34 @@ def test_controller_webhook(tmp_path):
     client = TestClient(create_app(Settings(data_dir=str(tmp_path / "empty"))))
     assert client.get("/healthz").json() == {"ok": True}
     assert client.post("/alerts", json={"bad": "payload"}).status_code == 422
-    quiet = {"status": "firing", "alerts": [{"status": "firing", "labels": {"alertname": "FraudModelDown"}}]}
+    quiet = {
+        "status": "firing",
+        "alerts": [{"status": "firing", "labels": {"alertname": "FraudModelDown"}}],
+    }
     assert client.post("/alerts", json=quiet).json()["accepted"] is False
-    resolved = {"status": "resolved", "alerts": [{"status": "resolved", "labels": {"alertname": "FraudFeatureDrift", "action": "retrain"}}]}
+    resolved = {
+        "status": "resolved",
+        "alerts": [
+            {
+                "status": "resolved",
+                "labels": {"alertname": "FraudFeatureDrift", "action": "retrain"},
+            }
+        ],
+    }
     assert client.post("/alerts", json=resolved).json()["accepted"] is False
-    drift = {"status": "firing", "alerts": [{"status": "firing", "labels": {"alertname": "FraudFeatureDrift", "action": "retrain", "feature": "TX_AMOUNT"}}]}
+    drift = {
+        "status": "firing",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {
+                    "alertname": "FraudFeatureDrift",
+                    "action": "retrain",
+                    "feature": "TX_AMOUNT",
+                },
+            }
+        ],
+    }
     assert client.post("/alerts", json=drift).json()["accepted"] is True
     # No data in this folder: the cycle fails, the controller records why and stays up.
     for _ in range(100):

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from reference_app.features import FEATURE_NAMES, build_features
 
@@ -21,15 +20,24 @@ def reference_features(tx: pd.DataFrame, delay_days: int = 7) -> pd.DataFrame:
         }
         same_customer = tx[tx["CUSTOMER_ID"] == t["CUSTOMER_ID"]]
         for n in (1, 7, 30):
-            window = same_customer[(same_customer["TX_DATETIME"] > now - n * DAY) & (same_customer["TX_DATETIME"] <= now)]
+            window = same_customer[
+                (same_customer["TX_DATETIME"] > now - n * DAY)
+                & (same_customer["TX_DATETIME"] <= now)
+            ]
             row[f"CUSTOMER_ID_NB_TX_{n}DAY_WINDOW"] = len(window)
-            row[f"CUSTOMER_ID_AVG_AMOUNT_{n}DAY_WINDOW"] = window["TX_AMOUNT"].mean() if len(window) else 0.0
+            row[f"CUSTOMER_ID_AVG_AMOUNT_{n}DAY_WINDOW"] = (
+                window["TX_AMOUNT"].mean() if len(window) else 0.0
+            )
         same_terminal = tx[tx["TERMINAL_ID"] == t["TERMINAL_ID"]]
         for n in (1, 7, 30):
             lo, hi = now - (delay_days + n) * DAY, now - delay_days * DAY
-            window = same_terminal[(same_terminal["TX_DATETIME"] > lo) & (same_terminal["TX_DATETIME"] <= hi)]
+            window = same_terminal[
+                (same_terminal["TX_DATETIME"] > lo) & (same_terminal["TX_DATETIME"] <= hi)
+            ]
             row[f"TERMINAL_ID_NB_TX_{n}DAY_WINDOW"] = len(window)
-            row[f"TERMINAL_ID_RISK_{n}DAY_WINDOW"] = window["TX_FRAUD"].sum() / len(window) if len(window) else 0.0
+            row[f"TERMINAL_ID_RISK_{n}DAY_WINDOW"] = (
+                window["TX_FRAUD"].sum() / len(window) if len(window) else 0.0
+            )
         rows.append(row)
     return pd.DataFrame(rows, columns=FEATURE_NAMES)
 
@@ -50,8 +58,12 @@ def test_features_equal_reference(tiny_transactions):
 
 def test_row_order_does_not_matter(tiny_transactions):
     shuffled = tiny_transactions.sample(frac=1.0, random_state=0)
-    out = build_features(shuffled).sort_values("TRANSACTION_ID")[FEATURE_NAMES].reset_index(drop=True)
-    pd.testing.assert_frame_equal(out, build_features(tiny_transactions)[FEATURE_NAMES].reset_index(drop=True))
+    out = (
+        build_features(shuffled).sort_values("TRANSACTION_ID")[FEATURE_NAMES].reset_index(drop=True)
+    )
+    pd.testing.assert_frame_equal(
+        out, build_features(tiny_transactions)[FEATURE_NAMES].reset_index(drop=True)
+    )
 
 
 def test_terminal_risk_never_uses_labels_newer_than_t_minus_7_days(tiny_transactions):
@@ -66,7 +78,9 @@ def test_terminal_risk_never_uses_labels_newer_than_t_minus_7_days(tiny_transact
     flipped.loc[recent, "TX_FRAUD"] = 1 - flipped.loc[recent, "TX_FRAUD"]
     after = build_features(flipped)
     for i in np.flatnonzero(tx["TX_DATETIME"] <= now):
-        assert after.loc[i, terminal_cols].tolist() == base.loc[i, terminal_cols].tolist(), f"row {i} read a label newer than t − 7 days"
+        assert after.loc[i, terminal_cols].tolist() == base.loc[i, terminal_cols].tolist(), (
+            f"row {i} read a label newer than t − 7 days"
+        )
     # Flipping labels older than t − 7 days does move some features: the test can fail.
     old = (tx["TX_DATETIME"] <= now - 7 * DAY) & (tx["TX_DATETIME"] > now - 37 * DAY)
     flipped_old = tx.copy()
@@ -78,7 +92,9 @@ def test_features_do_not_depend_on_future_transactions(tiny_transactions):
     tx = tiny_transactions.reset_index(drop=True)
     cut = tx["TX_DATETIME"].iloc[len(tx) // 2]
     past = tx[tx["TX_DATETIME"] <= cut]
-    pd.testing.assert_frame_equal(build_features(past)[FEATURE_NAMES], build_features(tx)[FEATURE_NAMES].iloc[: len(past)])
+    pd.testing.assert_frame_equal(
+        build_features(past)[FEATURE_NAMES], build_features(tx)[FEATURE_NAMES].iloc[: len(past)]
+    )
 
 
 def test_features_step_uses_the_label_delay_setting(tmp_path):
@@ -93,7 +109,9 @@ def test_features_step_uses_the_label_delay_setting(tmp_path):
     validate_step(base)
     seven, reused = features_step(base)
     assert not reused and seven["delay_days"] == 7
-    terminal = [c for c in store.read_dataset(base.features_dir).columns if c.startswith("TERMINAL_ID_RISK")]
+    terminal = [
+        c for c in store.read_dataset(base.features_dir).columns if c.startswith("TERMINAL_ID_RISK")
+    ]
     first = store.read_dataset(base.features_dir)[terminal].to_numpy()
     assert features_step(base)[1], "same input and delay: reused"
     three, reused = features_step(base.model_copy(update={"delta_delay": 3}))

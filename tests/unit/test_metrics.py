@@ -8,7 +8,9 @@ from reference_app.training.metrics import card_precision_top_k, evaluate_scores
 
 
 def frame(rows):
-    return pd.DataFrame(rows, columns=["TX_DATETIME", "CUSTOMER_ID", "TX_FRAUD", "score"]).assign(TX_DATETIME=lambda d: pd.to_datetime(d["TX_DATETIME"]))
+    return pd.DataFrame(rows, columns=["TX_DATETIME", "CUSTOMER_ID", "TX_FRAUD", "score"]).assign(
+        TX_DATETIME=lambda d: pd.to_datetime(d["TX_DATETIME"])
+    )
 
 
 def test_card_precision_top_k_by_hand():

@@ -18,7 +18,10 @@ def test_columns_and_types(small_transactions):
     assert tx["TX_DATETIME"].is_monotonic_increasing
     assert pd.api.types.is_datetime64_any_dtype(tx["TX_DATETIME"])
     assert (tx["TX_TIME_DAYS"] == tx["TX_TIME_SECONDS"] // SECONDS_PER_DAY).all()
-    assert (tx["TX_DATETIME"] - pd.to_timedelta(tx["TX_TIME_SECONDS"], unit="s") == pd.Timestamp("2018-04-01")).all()
+    assert (
+        tx["TX_DATETIME"] - pd.to_timedelta(tx["TX_TIME_SECONDS"], unit="s")
+        == pd.Timestamp("2018-04-01")
+    ).all()
     assert tx["TX_TIME_DAYS"].between(0, SMALL["nb_days"] - 1).all()
 
 
@@ -26,7 +29,9 @@ def test_same_seed_same_data_other_seed_other_data(small_transactions):
     again = simulate_transactions(**SMALL)
     pd.testing.assert_frame_equal(small_transactions, again)
     other = simulate_transactions(**{**SMALL, "seed": SMALL["seed"] + 1})
-    assert len(other) != len(small_transactions) or not other["TX_AMOUNT"].equals(small_transactions["TX_AMOUNT"])
+    assert len(other) != len(small_transactions) or not other["TX_AMOUNT"].equals(
+        small_transactions["TX_AMOUNT"]
+    )
 
 
 def test_transactions_per_day_match_poisson_rates(small_transactions):
@@ -72,7 +77,9 @@ def test_compromised_terminals_and_customers(small_transactions):
     # A compromised terminal's frauds last 28 days from the day it was drawn.
     first_day = s2.groupby("TERMINAL_ID")["TX_TIME_DAYS"].min()
     late = s2.join(first_day.rename("first"), on="TERMINAL_ID")
-    single_window = late.groupby("TERMINAL_ID").filter(lambda g: g["TX_TIME_DAYS"].max() - g["first"].iloc[0] < 28)
+    single_window = late.groupby("TERMINAL_ID").filter(
+        lambda g: g["TX_TIME_DAYS"].max() - g["first"].iloc[0] < 28
+    )
     assert len(single_window) > 0.5 * len(s2)
     s3 = tx[tx["TX_FRAUD_SCENARIO"] == 3]
     # 3 customers drawn per day, a third of their transactions for 14 days, amounts x 5.

@@ -9,7 +9,9 @@ from reference_app.training.split import split_train_test
 
 
 def tx(rows):
-    return pd.DataFrame(rows, columns=["TX_DATETIME", "CUSTOMER_ID", "TX_FRAUD"]).assign(TX_DATETIME=lambda d: pd.to_datetime(d["TX_DATETIME"]))
+    return pd.DataFrame(rows, columns=["TX_DATETIME", "CUSTOMER_ID", "TX_FRAUD"]).assign(
+        TX_DATETIME=lambda d: pd.to_datetime(d["TX_DATETIME"])
+    )
 
 
 def test_known_compromised_cards_leave_the_test_set():
@@ -29,7 +31,9 @@ def test_known_compromised_cards_leave_the_test_set():
     ])  # fmt: skip
     train, test = split_train_test(data, dt.date(2018, 7, 25))
     assert train["CUSTOMER_ID"].tolist() == [1, 2]
-    assert list(zip(test["TX_DATETIME"].dt.strftime("%m-%d"), test["CUSTOMER_ID"])) == [("08-08", 3), ("08-10", 4), ("08-12", 2)]
+    assert list(
+        zip(test["TX_DATETIME"].dt.strftime("%m-%d"), test["CUSTOMER_ID"], strict=True)
+    ) == [("08-08", 3), ("08-10", 4), ("08-12", 2)]
 
 
 def test_empty_window_is_an_error():
