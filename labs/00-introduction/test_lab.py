@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 
-import httpx
 import pytest
 
 import labkit
@@ -86,10 +85,7 @@ def test_worker_pools_labelled(k8s):
 def test_registry_answers():
     """The local registry answers on localhost:5001 (GET /v2/ → 200)."""
     url = f"{labkit.REGISTRY_URL}/v2/"
-    try:
-        status = httpx.get(url, timeout=labkit.HTTP_TIMEOUT_S).status_code
-    except httpx.HTTPError as err:
-        status = labkit.describe_error(err)
+    status = labkit.http_status(url)
     assert status == 200, hint(
         f"HTTP 200 from {url}",
         str(status),
@@ -176,10 +172,7 @@ def test_local_stack_running(endpoints):
 def test_local_mlflow_answers(endpoints):
     """The local MLflow answers (GET /health → 200)."""
     url = f"{endpoints.mlflow}/health"
-    try:
-        status = httpx.get(url, timeout=labkit.HTTP_TIMEOUT_S).status_code
-    except httpx.HTTPError as err:
-        status = labkit.describe_error(err)
+    status = labkit.http_status(url)
     assert status == 200, hint(f"HTTP 200 from {url}", str(status), endpoints.log_command("mlflow"))
 
 
@@ -188,10 +181,7 @@ def test_local_mlflow_answers(endpoints):
 def test_local_model_ready(endpoints, model_name):
     """The local model server has loaded the champion (GET /v2/models/fraud-detector/ready → 200)."""
     url = f"{endpoints.model}/v2/models/{model_name}/ready"
-    try:
-        status = httpx.get(url, timeout=labkit.HTTP_TIMEOUT_S).status_code
-    except httpx.HTTPError as err:
-        status = labkit.describe_error(err)
+    status = labkit.http_status(url)
     assert status == 200, hint(
         f"HTTP 200 from {url}", str(status), endpoints.log_command("mlserver")
     )

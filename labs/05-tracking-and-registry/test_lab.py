@@ -5,7 +5,6 @@ answers; training runs carry params, metrics, the data digest and the git commit
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 import labkit
@@ -15,13 +14,6 @@ DEPLOYMENT, CONTAINER = labkit.MLFLOW_DEPLOYMENT, labkit.MLFLOW_CONTAINER
 REQUIRED_METRICS = ("auc_roc", "average_precision")
 REQUIRED_PARAMS = ("model_type", "train_start", "seed")
 MAX_RUNS = 50
-
-
-def get_status(url: str, **kwargs) -> int | str:
-    try:
-        return httpx.get(url, timeout=labkit.HTTP_TIMEOUT_S, **kwargs).status_code
-    except httpx.HTTPError as err:
-        return labkit.describe_error(err)
 
 
 def finished_runs(mlflow, experiment_name: str) -> list[dict]:
@@ -131,7 +123,7 @@ def test_mlflow_uses_postgres_and_s3(k8s):
 # --- both targets: MLflow over HTTP -------------------------------------------------------------------
 def test_mlflow_answers(endpoints):
     """MLflow answers on its URL (GET /health → 200)."""
-    status = get_status(f"{endpoints.mlflow}/health")
+    status = labkit.http_status(f"{endpoints.mlflow}/health")
     debug = (
         kubectl(f"-n {NAMESPACE} logs deploy/{DEPLOYMENT} --tail=30")
         if endpoints.target == "cluster"
@@ -145,7 +137,7 @@ def test_mlflow_answers(endpoints):
 def test_mlflow_requires_login(endpoints):
     """MLflow refuses anonymous API calls (401) and accepts the admin user of Secret mlflow-credentials."""
     url = f"{endpoints.mlflow}/api/2.0/mlflow/experiments/search?max_results=1"
-    anonymous, admin = get_status(url), get_status(url, auth=endpoints.mlflow_auth)
+    anonymous, admin = labkit.http_status(url), labkit.http_status(url, auth=endpoints.mlflow_auth)
     assert (anonymous, admin) == (401, 200), hint(
         "401 without credentials, 200 as admin",
         f"{anonymous} without, {admin} as admin",

@@ -168,7 +168,11 @@ def test_champion_passed_gate(endpoints, mlflow, model_name):
         else "make train MODEL=random_forest   (train promotes; or: fraudlab promote)"
     )
     assert version is not None, hint(
-        f"models:/{model_name}@{labkit.CHAMPION}", "no champion (has the promote step run?)", debug
+        f"models:/{model_name}@{labkit.CHAMPION}",
+        "no champion (has the promote step run?)",
+        labkit.promote_command(
+            endpoints.target, model_name, mlflow.latest_version(model_name), mlflow.url
+        ),
     )
     tags = {t["key"]: t["value"] for t in version.get("tags") or []}
     assert tags.get("passed_gate") == "true", hint(

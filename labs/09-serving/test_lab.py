@@ -179,10 +179,7 @@ def test_nodeport_service(k8s):
 def test_model_ready(endpoints, model_name):
     """The model server has loaded the model: GET /v2/models/fraud-detector/ready → 200."""
     url = f"{endpoints.model}/v2/models/{model_name}/ready"
-    try:
-        status = httpx.get(url, timeout=labkit.HTTP_TIMEOUT_S).status_code
-    except httpx.HTTPError as err:
-        status = labkit.describe_error(err)
+    status = labkit.http_status(url)
     assert status == 200, hint(f"HTTP 200 from {url}", str(status), model_logs(endpoints))
 
 
@@ -191,14 +188,23 @@ def test_serves_the_champion(endpoints, mlflow, model_name):
     """The server answers with the registry's champion version (model_version in its responses)."""
     champion = mlflow.version_by_alias(model_name, labkit.CHAMPION)
     served = served_version(endpoints, model_name)
-    assert champion is not None and served == str(champion["version"]), hint(
-        f"model_version = the version with alias {labkit.CHAMPION}",
-        f"served {served}, champion {champion['version'] if champion else 'none'}",
+    restart = (
         "make down && make up   (the server loads the champion when it starts)"
         if endpoints.target == "local"
         else kubectl(
             f"-n {NAMESPACE} delete pods -l {labkit.MODEL_POD_SELECTOR}   (new pods load the champion)"
-        ),
+        )
+    )
+    debug = restart
+    if champion is None:
+        # No version carries the alias: give it back, then the server loads it.
+        latest = mlflow.latest_version(model_name)
+        promote = labkit.promote_command(endpoints.target, model_name, latest, mlflow.url)
+        debug = f"{promote}\nthen: {restart}"
+    assert champion is not None and served == str(champion["version"]), hint(
+        f"model_version = the version with alias {labkit.CHAMPION}",
+        f"served {served}, champion {champion['version'] if champion else 'none'}",
+        debug,
     )
 
 

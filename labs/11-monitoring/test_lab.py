@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
 
 import labkit
@@ -226,10 +225,9 @@ def test_grafana_has_the_dashboard(k8s, endpoints):
     auth = (secret.get(user_key) or "admin", secret[password_key])
 
     def answer():
-        try:
-            r = httpx.get(url, auth=auth, timeout=labkit.HTTP_TIMEOUT_S)
-        except httpx.HTTPError as err:
-            return labkit.describe_error(err)
+        r = labkit.http_get(url, auth=auth)
+        if isinstance(r, str):
+            return r
         if r.status_code != 200:
             return f"HTTP {r.status_code}: {labkit.short(r.text, 120)}"
         return f"HTTP 200, uid {(r.json().get('dashboard') or {}).get('uid')}"
@@ -247,10 +245,7 @@ def test_grafana_has_the_dashboard(k8s, endpoints):
 # --- both targets: Prometheus ----------------------------------------------------------------------
 def test_prometheus_ready(endpoints, prometheus):
     """Prometheus answers on its URL: GET /-/ready → 200."""
-    try:
-        status = prometheus.ready()
-    except httpx.HTTPError as err:
-        status = labkit.describe_error(err)
+    status = labkit.http_status(f"{prometheus.url}/-/ready")
     assert status == 200, hint(
         f"HTTP 200 from {prometheus.url}/-/ready", str(status), prometheus_logs(endpoints)
     )

@@ -1,6 +1,7 @@
 """The learner-facing output of `make lab-N`, on a small lab of made-up checks run with the real
-labs/conftest.py, labs/labkit.py and labs/pytest.ini: one line per check (✓ ✗ –), hints under
-failures, no traceback, the N/M line, the exit status, JUnit XML and the JSON summary."""
+labs/conftest.py, labs/labkit (its reporter plugin) and labs/pytest.ini: one line per check
+(✓ ✗ –), hints under failures, no traceback, the N/M line, the exit status, JUnit XML and the
+JSON summary."""
 
 from __future__ import annotations
 
@@ -81,8 +82,9 @@ def fake_labs(tmp_path) -> Path:
     """A labs/ folder with the real framework files and two made-up labs."""
     labs = tmp_path / "labs"
     labs.mkdir()
-    for name in ("conftest.py", "labkit.py", "pytest.ini"):
+    for name in ("conftest.py", "pytest.ini"):
         shutil.copy(LABS / name, labs / name)
+    shutil.copytree(LABS / "labkit", labs / "labkit", ignore=shutil.ignore_patterns("__pycache__"))
     for folder, source in (("98-format", FORMAT_LAB), ("97-all-pass", ALL_PASS_LAB)):
         (labs / folder).mkdir()
         (labs / folder / "test_lab.py").write_text(textwrap.dedent(source))
