@@ -181,22 +181,12 @@ test: $(LABS_STAMP)
 labs: $(LABS_STAMP) ## List the labs; make lab-N checks lab N (TARGET=cluster|local, REPORT=path), lab-N-solution, lab-N-reset
 	@for d in labs/[0-9][0-9]-*/; do d="$${d%/}"; printf '  make lab-%-3s %s\n' "$$(echo "$${d#labs/}" | cut -c1-2 | sed 's/^0\([0-9]\)/\1/')" "$$(head -n 1 "$$d/README.md" | sed 's/^# *//')"; done
 
+# The plan of each lab (cluster: the reference manifests; local: the fraudlab commands) is in
+# labs/reference.py; `--dry-run` prints the local one.
 lab-%-solution: $(LABS_STAMP) FORCE ## Bring your system to lab N's known-good end state (TARGET=cluster|local)
 	@$(LAB_RESOLVE); \
-	if [ "$(TARGET)" = local ]; then \
-	  $(MAKE) --no-print-directory install || exit 1; \
-	  case "$$n" in \
-	    02) $(BIN)/fraudlab simulate ;; \
-	    03) $(BIN)/fraudlab pipeline ;; \
-	    00|05|06|09) { $(BIN)/fraudlab down || true; } && $(BIN)/fraudlab demo && $(BIN)/fraudlab up ;; \
-	    11) { $(BIN)/fraudlab down || true; } && { ls "$$($(BIN)/python -c 'from reference_app.config import Settings; print(Settings().data_dir)')"/reports/replay-*.json >/dev/null 2>&1 || $(BIN)/fraudlab demo; } \
-	        && $(BIN)/fraudlab up --monitoring && $(BIN)/fraudlab replay --day $(DAY) ;; \
-	    *) echo "error: lab $$n has no local solution"; exit 2 ;; \
-	  esac; \
-	else \
-	  $(LABS_BIN)/python labs/reference.py --overlay "$(OVERLAY)" solution "$$n" || exit 1; \
-	  if [ "$$n" = 09 ]; then $(MAKE) --no-print-directory replay-cluster; fi; \
-	fi
+	if [ "$(TARGET)" = local ]; then $(MAKE) --no-print-directory install || exit 1; fi; \
+	$(LABS_BIN)/python labs/reference.py --overlay "$(OVERLAY)" solution "$$n" --target "$(TARGET)" --fraudlab "$(BIN)/fraudlab" --day "$(DAY)"
 
 lab-%-reset: $(LABS_STAMP) FORCE ## Delete what you applied in lab N, to apply a corrected version (cluster)
 	@$(LAB_RESOLVE); \

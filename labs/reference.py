@@ -1,25 +1,33 @@
-"""Apply the reference system, lab by lab, on the kind cluster (context kind-fraud-lab only).
+"""Apply the reference system, lab by lab, on the kind cluster (context kind-fraud-lab only) or
+the local stack.
 
     python labs/reference.py parts                 # what each part holds
     python labs/reference.py prereqs 5             # what lab 05 builds on (all but what you write)
     python labs/reference.py apply secrets stores  # apply parts of the reference
     python labs/reference.py solution 6            # the known-good end state of lab 06 (make lab-6-solution)
+    python labs/reference.py solution 6 --target local            # the same with the local stack
+    python labs/reference.py solution 11 --target local --dry-run # the fraudlab commands it would run
     python labs/reference.py reset 2               # delete what lab 02 applied (make lab-2-reset)
 
 The objects come from `kubectl kustomize manifests/overlays/<OVERLAY>` (the same manifests
-`make deploy` applies), selected by kind and name; every kubectl call names the context.
+`make deploy` applies), selected by kind and name; every kubectl call names the context. The
+local target runs the reference `fraudlab` commands (.venv/bin/fraudlab, or --fraudlab PATH).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import yaml
+
+import labkit
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTEXT = "kind-fraud-lab"
@@ -296,7 +304,92 @@ def install_releases(*names: str) -> None:
     subprocess.run(["bash", str(SCRIPTS / "helm-releases.sh"), *names], check=True)
 
 
+def refuse(message: str) -> NoReturn:
+    """Stop with a usage error (exit status 2), as make does for an unknown lab."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+# --- the local target (make lab-N-solution TARGET=local): the reference `fraudlab` commands ------
+# A step: the command, and whether its failure is ignored (`fraudlab down` when nothing runs).
+Step = tuple[list[str], bool]
+LOCAL_SOLUTION_LABS = (0, 2, 3, 5, 6, 9, 11)
+
+
+def local_plan(
+    lab: int, fraudlab: str, day: str | None = None, replayed: bool = False
+) -> list[Step]:
+    """The commands that bring the local stack to lab `lab`'s known-good end state.
+
+    Labs 00, 05, 06 and 09: the whole system from scratch (`fraudlab demo`: data, three models, a
+    champion, a replay) and the stack in the background. Lab 11: the monitoring stack, with the
+    demo's data only when no replay report exists yet (`replayed`), and a replay of `day` (default:
+    fraudlab's) so the model has scored transactions.
+
+    Raises:
+        SystemExit: (status 2) for a lab without a local solution.
+    """
+    if lab not in LOCAL_SOLUTION_LABS:
+        refuse(
+            f"lab {lab:02d} has no local solution; labs: {', '.join(map(str, LOCAL_SOLUTION_LABS))}"
+        )
+    down: Step = ([fraudlab, "down"], True)
+    if lab == 2:
+        return [([fraudlab, "simulate"], False)]
+    if lab == 3:
+        return [([fraudlab, "pipeline"], False)]
+    if lab == 11:
+        demo = [] if replayed else [([fraudlab, "demo"], False)]
+        replay = [fraudlab, "replay", *(["--day", day] if day else [])]
+        return [down, *demo, ([fraudlab, "up", "--monitoring"], False), (replay, False)]
+    return [down, ([fraudlab, "demo"], False), ([fraudlab, "up"], False)]
+
+
+def replay_reports_exist() -> bool:
+    """True when `fraudlab replay` has written a report under the data directory (FRAUD_DATA_DIR)."""
+    return any((labkit.data_dir() / "reports").glob("replay-*.json"))
+
+
+def local_solution(args: argparse.Namespace) -> None:
+    fraudlab = args.fraudlab or str(ROOT / ".venv" / "bin" / "fraudlab")
+    plan = local_plan(args.lab, fraudlab, args.day, args.lab == 11 and replay_reports_exist())
+    if args.dry_run:
+        for command, may_fail in plan:
+            say(shlex.join(command) + ("   # a failure is ignored" if may_fail else ""))
+        return
+    if not Path(fraudlab).exists():
+        sys.exit(f"error: no {fraudlab}; run: make install")
+    for command, may_fail in plan:
+        say(f"$ {shlex.join(command)}")
+        code = subprocess.run(command).returncode
+        if code != 0 and not may_fail:
+            sys.exit(f"error: `{shlex.join(command)}` failed (exit status {code})")
+    say(
+        f"Lab {args.lab:02d} is at its known-good end state. Check it: make lab-{args.lab} TARGET=local"
+    )
+
+
 def cmd_solution(args: argparse.Namespace) -> None:
+    if args.target == "local":
+        local_solution(args)
+        return
+    if args.dry_run:
+        refuse("--dry-run shows the local target's commands only (--target local)")
+    cluster_solution(args)
+    if args.lab == 9:
+        # The model's scores against offline ones: a replay from this machine (make replay-cluster).
+        make = [
+            "make",
+            "--no-print-directory",
+            "replay-cluster",
+            *([f"DAY={args.day}"] if args.day else []),
+        ]
+        say(f"$ {shlex.join(make)}")
+        if subprocess.run(make, cwd=ROOT).returncode != 0:
+            sys.exit("error: make replay-cluster failed (see above)")
+
+
+def cluster_solution(args: argparse.Namespace) -> None:
     lab = args.lab
     if lab == 0:
         subprocess.run(["bash", str(SCRIPTS / "cluster-up.sh")], check=True)
@@ -313,9 +406,7 @@ def cmd_solution(args: argparse.Namespace) -> None:
             say("Lab 11 is at its known-good end state. Check it: make lab-11")
         return
     if lab not in LEARNER:
-        sys.exit(
-            f"error: no cluster solution for lab {lab:02d}; labs: 0, {', '.join(map(str, LEARNER))}"
-        )
+        refuse(f"no cluster solution for lab {lab:02d}; labs: 0, {', '.join(map(str, LEARNER))}")
     preflight()
     objects = render(args.overlay)
     through = SOLUTION_THROUGH.get(lab, lab)
@@ -380,10 +471,28 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("apply", help="apply parts of the reference")
     p.add_argument("parts", nargs="+")
     p.set_defaults(fn=cmd_apply)
-    for name, fn in (("solution", cmd_solution), ("reset", cmd_reset)):
-        p = sub.add_parser(name)
-        p.add_argument("lab", type=int)
-        p.set_defaults(fn=fn)
+    p = sub.add_parser("solution", help="bring the cluster or the local stack to a lab's end state")
+    p.add_argument("lab", type=int)
+    p.add_argument("--target", choices=("cluster", "local"), default="cluster")
+    p.add_argument(
+        "--fraudlab",
+        metavar="PATH",
+        help="the fraudlab command of the local target (default: .venv/bin/fraudlab of this repository)",
+    )
+    p.add_argument(
+        "--day",
+        default=None,
+        help="the day lab 11 (local) and lab 09 (cluster: make replay-cluster) replay (default: theirs)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the local target's commands instead of running them",
+    )
+    p.set_defaults(fn=cmd_solution)
+    p = sub.add_parser("reset", help="delete what a lab applied (cluster)")
+    p.add_argument("lab", type=int)
+    p.set_defaults(fn=cmd_reset)
     args = parser.parse_args(argv)
     args.fn(args)
 

@@ -1,0 +1,147 @@
+"""labs/reference.py's solutions: the local target's `fraudlab` commands for each lab (what
+`make lab-N-solution TARGET=local` runs), run as make runs them (.venv-labs), an unknown lab
+refused with the list of labs, and the cluster solution of lab 09 ending with the replay."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import LABS, ROOT, lab_env, load_lab_module
+
+LABS_PYTHON = ROOT / ".venv-labs" / "bin" / "python"
+FRAUDLAB = ".venv/bin/fraudlab"
+FRESH = [
+    f"{FRAUDLAB} down   # a failure is ignored",
+    f"{FRAUDLAB} demo",
+    f"{FRAUDLAB} up",
+]
+# What the Makefile's lab-%-solution rule ran before it called reference.py (the same commands).
+LOCAL_PLANS = {
+    0: FRESH,
+    2: [f"{FRAUDLAB} simulate"],
+    3: [f"{FRAUDLAB} pipeline"],
+    5: FRESH,
+    6: FRESH,
+    9: FRESH,
+}
+
+
+@pytest.fixture(scope="module")
+def reference():
+    load_lab_module(0)  # puts labs/ on sys.path
+    import reference
+
+    return reference
+
+
+def solution(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`.venv-labs/bin/python labs/reference.py solution ARGS`, as the Makefile runs it."""
+    python = LABS_PYTHON if LABS_PYTHON.exists() else Path(sys.executable)
+    return subprocess.run(
+        [str(python), str(LABS / "reference.py"), "solution", *args],
+        cwd=ROOT,
+        env=env or lab_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("lab", sorted(LOCAL_PLANS))
+def test_local_solution_plan(lab):
+    result = solution(f"{lab:02d}", "--target", "local", "--dry-run", "--fraudlab", FRAUDLAB)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == LOCAL_PLANS[lab]
+
+
+def test_lab11_local_solution_makes_data_only_without_a_replay(tmp_path):
+    args = ("11", "--target", "local", "--dry-run", "--fraudlab", FRAUDLAB, "--day", "2018-08-09")
+    env = lab_env({"FRAUD_DATA_DIR": str(tmp_path)})
+    monitoring = [f"{FRAUDLAB} up --monitoring", f"{FRAUDLAB} replay --day 2018-08-09"]
+    fresh = solution(*args, env=env)
+    assert fresh.returncode == 0, fresh.stderr
+    assert fresh.stdout.splitlines() == [*FRESH[:2], *monitoring]
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "replay-2018-08-08.json").write_text("{}")
+    replayed = solution(*args, env=env)
+    assert replayed.stdout.splitlines() == [FRESH[0], *monitoring]
+
+
+def test_local_plan_defaults(reference):
+    """Without --day, fraudlab's own default day; without --fraudlab, this repository's .venv."""
+    assert reference.local_plan(11, "fl", None, replayed=True)[-1] == (["fl", "replay"], False)
+    result = solution("2", "--target", "local", "--dry-run")
+    assert result.stdout.splitlines() == [f"{ROOT}/.venv/bin/fraudlab simulate"]
+
+
+@pytest.mark.parametrize("target", ["local", "cluster"])
+def test_a_lab_without_a_solution_is_refused_with_the_labs(target):
+    result = solution("4", "--target", target)
+    assert result.returncode == 2
+    assert result.stderr.strip() in (
+        "error: lab 04 has no local solution; labs: 0, 2, 3, 5, 6, 9, 11",
+        "error: no cluster solution for lab 04; labs: 0, 2, 3, 5, 6, 9, 11",
+    ), result.stderr
+    assert result.stdout == ""
+
+
+def test_local_solution_runs_the_commands_in_order(tmp_path):
+    """A stand-in fraudlab that records its calls: `down` may fail, any other failure stops."""
+    calls = tmp_path / "calls"
+    fake = tmp_path / "fraudlab"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {calls}\n'
+        'case "$1" in down) exit 1 ;; demo) exit "${FAIL_DEMO:-0}" ;; esac\n'
+    )
+    fake.chmod(0o755)
+    env = lab_env({"FRAUD_DATA_DIR": str(tmp_path / "data")})
+    ok = solution("9", "--target", "local", "--fraudlab", str(fake), env=env)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert calls.read_text().splitlines() == ["down", "demo", "up"]
+    assert ok.stdout.splitlines()[-1] == (
+        "Lab 09 is at its known-good end state. Check it: make lab-9 TARGET=local"
+    )
+    calls.unlink()
+    failed = solution(
+        "6", "--target", "local", "--fraudlab", str(fake), env={**env, "FAIL_DEMO": "3"}
+    )
+    assert failed.returncode == 1
+    assert calls.read_text().splitlines() == ["down", "demo"]
+    assert f"error: `{fake} demo` failed (exit status 3)" in failed.stderr
+    missing = solution("2", "--target", "local", "--fraudlab", str(tmp_path / "nope"), env=env)
+    assert missing.returncode == 1
+    assert f"error: no {tmp_path / 'nope'}; run: make install" in missing.stderr
+
+
+def test_lab09_cluster_solution_ends_with_the_replay(reference, monkeypatch):
+    ran = []
+    monkeypatch.setattr(
+        reference, "cluster_solution", lambda args: ran.append(("deploy", args.lab))
+    )
+    monkeypatch.setattr(
+        reference.subprocess,
+        "run",
+        lambda cmd, **kw: ran.append((cmd, kw.get("cwd"))) or subprocess.CompletedProcess(cmd, 0),
+    )
+    reference.main(["solution", "9", "--day", "2018-08-09"])
+    assert ran == [
+        ("deploy", 9),
+        (["make", "--no-print-directory", "replay-cluster", "DAY=2018-08-09"], reference.ROOT),
+    ]
+    ran.clear()
+    reference.main(["solution", "6"])
+    assert ran == [("deploy", 6)]
+
+
+def test_the_makefile_leaves_the_plans_to_reference_py():
+    lines = (ROOT / "Makefile").read_text().split("\nlab-%-solution:", 1)[1].split("\n\n", 1)[0]
+    assert (
+        '$(LABS_BIN)/python labs/reference.py --overlay "$(OVERLAY)" solution "$$n" --target "$(TARGET)"'
+        in lines
+    )
+    assert "fraudlab demo" not in lines and "replay-cluster" not in lines and "case" not in lines
