@@ -31,12 +31,14 @@ RUN python -m venv /opt/venv
 WORKDIR /src
 COPY requirements.lock ./
 # torch first and exactly pinned, from its own index: a looser spec or PyPI alone pulls a
-# multi-GB CUDA build (../shared/STACK.md). Its own layer, so code changes do not re-download it.
+# multi-GB CUDA build (PyPI's torch wheels for Linux x86_64 depend on the CUDA libraries). Its own layer, so code changes do not re-download it.
 RUN pip install --constraint requirements.lock \
       --index-url "${TORCH_INDEX_URL}" --extra-index-url "${PYPI_INDEX_URL}" \
       "torch==${TORCH_VERSION}"
 COPY pyproject.toml README.md ./
 COPY reference_app ./reference_app
+# reference_app/monitoring/prometheusrule.fraud-lab.yaml links here (package data: the alert rules).
+COPY manifests/base/monitoring/prometheusrule.fraud-lab.yaml ./manifests/base/monitoring/
 # The package and the kind-mode extras (PostgreSQL driver, S3 client), pinned by the lock file.
 RUN pip install --constraint requirements.lock ".[kind]" \
  && pip check
@@ -65,7 +67,7 @@ RUN apt-get update -q && apt-get install -y -q --no-install-recommends binutils 
  && rm -rf "${SITE}"/pyarrow/*flight* \
  && find "${SITE}/sympy" "${SITE}/networkx" -name __pycache__ -prune -exec rm -rf {} + \
  && python -m pip uninstall --yes --quiet pip setuptools wheel \
- && python -c "import torch, sklearn, pandas, pyarrow.parquet, pyarrow.dataset, scipy.stats, mlflow, mlserver; torch.nn.Linear(2, 1)(torch.ones(1, 2))"
+ && python -c "import torch, sklearn, pandas, pyarrow.parquet, pyarrow.dataset, scipy.stats, mlflow, mlserver; torch.nn.Linear(2, 1)(torch.ones(1, 2)); from reference_app.launchers.prometheus import rule_groups; assert rule_groups()"
 
 FROM ${PYTHON_IMAGE} AS runtime
 ARG PYTHON_IMAGE

@@ -6,7 +6,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# checkov downgrades packages the app needs (STACK.md): it gets a venv of its own.
+# checkov pins older versions of packages the app needs (pip would downgrade them): it gets a venv of its own.
 TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed
 CHECKOV_VERSION := 3.3.30
@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# torch first, exactly pinned: a looser spec pulls a multi-GB CUDA build (see STACK.md).
+	# torch first, exactly pinned: a looser spec pulls a multi-GB CUDA build (PyPI's Linux torch depends on CUDA wheels).
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet --constraint requirements.lock --editable '.[test]'
 	@touch $(STAMP)
@@ -154,7 +154,7 @@ clean: clean-data ## Delete data/ and .venv
 
 # --- labs: `make lab-N` checks lab N (labs/README.md) -------------------------------------------
 # The validators get a venv of their own: the kubernetes client needs python-dateutil >= 3, which
-# mlflow's dependencies in .venv keep below 3 (STACK.md).
+# mlflow's dependencies in .venv keep below 3.
 LABS_VENV := .venv-labs
 LABS_BIN := $(LABS_VENV)/bin
 LABS_STAMP := $(LABS_VENV)/.installed

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build the folder of strict JSON schemas that tests/static validates custom resources against,
-from the pinned upstream CustomResourceDefinitions, for contributors and runners that have no
-`../shared/crd-schemas` beside the project:
+from the pinned upstream CustomResourceDefinitions (tests/static reads the folder named by
+FRAUD_CRD_SCHEMAS, else a `crd-schemas` folder beside the checkout):
 
     python3 scripts/crd_schemas.py build DIR        # download the pinned CRDs, write DIR
     python3 scripts/crd_schemas.py convert CRD.yaml DIR   # one local CRD file (offline)
@@ -12,7 +12,7 @@ the version's `openAPIV3Schema`, made strict as the API server's strict field va
 `kubectl apply` uses): an object with `properties` gets `additionalProperties: false` unless it
 says `x-kubernetes-preserve-unknown-fields`; `x-kubernetes-int-or-string` becomes "integer or
 string" (oneOf); `apiVersion` and `kind` are fixed by enum. Converting Argo Workflows v4.1.2's
-WorkflowTemplate CRD this way gives, field for field, the schema in ../shared/crd-schemas. Standard library only (YAML is read with
+WorkflowTemplate CRD this way gives, field for field, the schema the tests were written against. Standard library only (YAML is read with
 PyYAML when present, else JSON-only CRD files).
 """
 

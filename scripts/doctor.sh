@@ -255,7 +255,7 @@ check_architecture() {
     pass "architecture" "amd64 (every image of kind mode exists for it)"
   elif [[ "${ARCH}" == "arm64" ]]; then
     # NOTE: Seldon Core v1's operator image is built for amd64 only (SeldonIO/seldon-core
-    # operator/Dockerfile: GOARCH=amd64; issue #4438 "ARM support" is open): on an arm64 node it
+    # operator/Dockerfile: GOARCH=amd64; https://github.com/SeldonIO/seldon-core/issues/4438 "ARM support" is open): on an arm64 node it
     # never starts (exec format error), so no model can be served in kind mode.
     fail "architecture" "arm64: the Seldon Core v1 operator image exists for amd64 only, so kind mode cannot serve the model here" \
       "on Apple Silicon or another arm64 machine: use local mode (make demo, make up, make lab-N TARGET=local)" \

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034  # this file only defines pins and helpers for the scripts that source it
 # Pinned versions and names for kind mode, sourced by every scripts/*.sh. Move a pin only with a
-# reason in the commit message (../shared/STACK.md); names follow manifests/README.md.
+# reason in the commit message; names follow manifests/README.md.
 set -o errexit -o nounset -o pipefail
 
 # --- tools ----------------------------------------------------------------------------------

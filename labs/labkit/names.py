@@ -121,7 +121,7 @@ LATENCY_REQUESTS = 50
 MAX_QUARANTINE_SHARE = 0.001  # the pipeline's --max-quarantine (manifests/base/data)
 
 HTTP_TIMEOUT_S = 10.0
-MAX_WAIT_S = 60.0  # no check waits longer than this (STYLE.md §4)
+MAX_WAIT_S = 60.0  # no check waits longer than this
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 GIT_SHA = re.compile(r"^[0-9a-f]{40}(-dirty)?$")  # scripts/images.sh marks uncommitted changes
 

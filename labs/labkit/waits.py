@@ -1,4 +1,4 @@
-"""Bounded waits: no check waits longer than MAX_WAIT_S (60 s, STYLE.md §4). `bounded` runs a
+"""Bounded waits: no check waits longer than MAX_WAIT_S (60 s). `bounded` runs a
 call that may hang (kubectl exec, docker exec) with a deadline; `wait_until` polls.
 """
 

@@ -5,20 +5,22 @@ Practical Handbook* (2022), ch. 3.2 ("Transaction data simulator"). Implemented 
 handbook's description with numpy; every step is vectorised over customers and transactions.
 
 Example:
-    >>> tx = simulate_transactions(n_customers=50, n_terminals=100, nb_days=3, seed=1)
+    >>> params = SimulationParams.from_settings(Settings(n_customers=50, n_terminals=100, nb_days=3))
+    >>> tx = simulate_transactions(params)
     >>> list(tx.columns) == TRANSACTION_COLUMNS
     True
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
+
+from ..config import Settings
 
 SECONDS_PER_DAY = 86_400
 GRID_SIZE = 100.0
@@ -49,14 +51,27 @@ TRANSACTION_COLUMNS = [
 @dataclass(frozen=True)
 # --8<-- [start:params]
 class SimulationParams:
-    """Generator parameters, recorded in the dataset manifest."""
+    """Generator parameters, recorded in the dataset manifest. The defaults (the handbook's
+    reference run) live in `Settings`: build these with `from_settings`."""
 
-    n_customers: int = 5_000
-    n_terminals: int = 10_000
-    nb_days: int = 183
-    start_date: str = "2018-04-01"
-    radius: float = 5.0
-    seed: int = 0
+    n_customers: int
+    n_terminals: int
+    nb_days: int
+    start_date: str
+    radius: float
+    seed: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SimulationParams:
+        """The parameters `settings` asks for (`FRAUD_N_CUSTOMERS`, …, `FRAUD_SEED`)."""
+        return cls(
+            n_customers=settings.n_customers,
+            n_terminals=settings.n_terminals,
+            nb_days=settings.nb_days,
+            start_date=settings.start_date.isoformat(),
+            radius=settings.radius,
+            seed=settings.seed,
+        )
 
     def to_dict(self) -> dict:
         """Return the parameters as a JSON-ready dict."""
@@ -241,24 +256,17 @@ def add_frauds(
 
 
 def simulate_transactions(
-    n_customers: int = 5_000,
-    n_terminals: int = 10_000,
-    nb_days: int = 183,
-    start_date: str | dt.date = "2018-04-01",
-    radius: float = 5.0,
-    seed: int = 0,
-    progress: Callable[[str], None] | None = None,
+    params: SimulationParams, progress: Callable[[str], None] | None = None
 ) -> pd.DataFrame:
     """Simulate labelled card transactions (Fraud Detection Handbook, ch. 3.2).
 
-    Defaults are the handbook's reference run (≈ 1.75 M transactions, ≈ 0.84 % fraud).
-    The result depends only on the arguments: the same seed gives the same frame.
+    `Settings()`'s parameters are the handbook's reference run (≈ 1.75 M transactions, ≈ 0.84 %
+    fraud). The result depends only on `params`: the same seed gives the same frame.
 
     Args:
-        n_customers, n_terminals: population sizes.
-        nb_days: number of days simulated from `start_date`.
-        radius: customers use the terminals within this distance on the 100x100 grid.
-        seed: seed of numpy's PCG64 generator.
+        params: population sizes (`n_customers`, `n_terminals`), `nb_days` simulated from
+            `start_date`, the `radius` within which customers use terminals on the 100x100 grid,
+            and the `seed` of numpy's PCG64 generator.
         progress: optional callback called with the name of each finished stage.
 
     Returns:
@@ -268,10 +276,16 @@ def simulate_transactions(
     Raises:
         ValueError: if a size is not positive.
     """
+    n_customers, n_terminals, nb_days, radius = (
+        params.n_customers,
+        params.n_terminals,
+        params.nb_days,
+        params.radius,
+    )
     if min(n_customers, n_terminals, nb_days) <= 0 or radius <= 0:
         raise ValueError("n_customers, n_terminals, nb_days and radius must be positive")
     step = progress or (lambda _stage: None)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(params.seed)
     customers = generate_customer_profiles(n_customers, rng)
     terminals = generate_terminal_profiles(n_terminals, rng)
     offsets, flat = terminals_within_radius(customers, terminals, radius)
@@ -283,7 +297,7 @@ def simulate_transactions(
         tx, customers["CUSTOMER_ID"].to_numpy(), terminals["TERMINAL_ID"].to_numpy(), nb_days, rng
     )
     step("frauds")
-    start = pd.Timestamp(start_date)
+    start = pd.Timestamp(params.start_date)
     tx["TX_DATETIME"] = start + pd.to_timedelta(tx["TX_TIME_SECONDS"], unit="s")
     tx["TRANSACTION_ID"] = np.arange(len(tx), dtype=np.int64)
     return tx[TRANSACTION_COLUMNS]

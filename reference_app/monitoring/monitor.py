@@ -20,7 +20,7 @@ from sklearn.metrics import average_precision_score
 from ..config import Settings
 from ..data import store
 from ..features import FEATURE_NAMES
-from ..training.metrics import card_precision_top_k
+from ..training.evaluation import card_precision_top_k
 from .drift import drift_table
 
 REPLAY_GLOB = "replay-*.parquet"

@@ -4,13 +4,16 @@ A new model version becomes `champion` only if it passes the quality gate and be
 champion's average precision on the same test set; otherwise it is the `challenger`.
 
 Example:
-    >>> decide_promotion({"auc_roc": 0.88, "average_precision": 0.65}, None, QualityGate())
+    >>> gate = QualityGate(min_auc=0.85, min_average_precision=0.60)   # or .from_settings(Settings())
+    >>> decide_promotion({"auc_roc": 0.88, "average_precision": 0.65}, None, gate)
     Decision(alias='champion', passed_gate=True, reason='passes the gate and there is no champion yet')
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from ..config import Settings
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -19,10 +22,15 @@ CHALLENGER = "challenger"
 @dataclass(frozen=True)
 # --8<-- [start:gate]
 class QualityGate:
-    """Minimum metrics on the test set to become champion (defaults: issue #2's gate)."""
+    """Minimum metrics on the test set to become champion (`Settings.gate_min_auc`, `gate_min_ap`)."""
 
-    min_auc: float = 0.85
-    min_average_precision: float = 0.60
+    min_auc: float
+    min_average_precision: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> QualityGate:
+        """The gate `settings` configures (`FRAUD_GATE_MIN_AUC`, `FRAUD_GATE_MIN_AP`)."""
+        return cls(min_auc=settings.gate_min_auc, min_average_precision=settings.gate_min_ap)
 
     def failures(self, metrics: dict[str, float]) -> list[str]:
         """Return a sentence per unmet threshold (empty when the gate passes)."""

@@ -1,23 +1,66 @@
 """Train/test split of the Fraud Detection Handbook, ch. 3.5 (with known-compromised cards removed).
 
 Example:
-    >>> train, test = split_train_test(features, dt.date(2018, 7, 25))   # doctest: +SKIP
+    >>> protocol = EvaluationProtocol.from_settings(Settings())
+    >>> train, test = protocol.split(features)                            # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from ..config import Settings
+
+
+@dataclass(frozen=True)
+class EvaluationProtocol:
+    """The handbook's train/delay/test windows and the k of CP@k (Fraud Detection Handbook,
+    ch. 3.5 and 4.2). Built from `Settings` (the one source of the defaults).
+
+    Attributes:
+        train_start: first training day.
+        delta_train, delta_delay, delta_test: window lengths, in days.
+        top_k: k of Card Precision top-k.
+    """
+
+    train_start: dt.date
+    delta_train: int
+    delta_delay: int
+    delta_test: int
+    top_k: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EvaluationProtocol:
+        """The protocol `settings` configures (`FRAUD_TRAIN_START`, `FRAUD_DELTA_*`, `FRAUD_TOP_K`)."""
+        return cls(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(cls)})
+
+    def starting(self, train_start: dt.date) -> EvaluationProtocol:
+        """The same windows moved to start on `train_start` (continuous training's recent window)."""
+        return dataclasses.replace(self, train_start=train_start)
+
+    @property
+    def key(self) -> str:
+        """A stable text form, e.g. `2018-07-25/7/7/7/k100` (part of a training run's identity)."""
+        return f"{self.train_start}/{self.delta_train}/{self.delta_delay}/{self.delta_test}/k{self.top_k}"
+
+    def split(self, transactions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """`split_train_test` with this protocol's windows."""
+        return split_train_test(
+            transactions, self.train_start, self.delta_train, self.delta_delay, self.delta_test
+        )
 
 
 def split_train_test(
     transactions: pd.DataFrame,
     train_start: dt.date,
-    delta_train: int = 7,
-    delta_delay: int = 7,
-    delta_test: int = 7,
+    delta_train: int,
+    delta_delay: int,
+    delta_test: int,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split transactions into a training week and a test week separated by the label delay.
 

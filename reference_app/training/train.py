@@ -1,13 +1,13 @@
 """Train one model on the handbook's protocol and evaluate it (no tracking here).
 
 Example:
-    >>> result = train(features, "logistic_regression", dt.date(2018, 7, 25))   # doctest: +SKIP
+    >>> protocol = EvaluationProtocol.from_settings(Settings())
+    >>> result = train(features, "logistic_regression", protocol, seed=0, device="cpu")  # doctest: +SKIP
     >>> result.metrics["average_precision"]                                      # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from dataclasses import dataclass, field
 
@@ -16,9 +16,9 @@ import pandas as pd
 
 from ..data.store import frame_digest
 from ..features import FEATURE_NAMES
-from .metrics import evaluate_scores
+from .evaluation import evaluate_scores
 from .models import make_model
-from .split import split_train_test
+from .split import EvaluationProtocol
 
 
 @dataclass
@@ -55,13 +55,10 @@ def score(model, frame: pd.DataFrame) -> np.ndarray:
 def train(
     features: pd.DataFrame,
     model_type: str,
-    train_start: dt.date,
-    delta_train: int = 7,
-    delta_delay: int = 7,
-    delta_test: int = 7,
-    top_k: int = 100,
-    seed: int = 0,
-    device: str = "auto",
+    protocol: EvaluationProtocol,
+    *,
+    seed: int,
+    device: str,
 ) -> TrainResult:
     """Fit `model_type` on the training week and evaluate it on the test week.
 
@@ -70,9 +67,8 @@ def train(
     Args:
         features: transactions with `FEATURE_NAMES` (output of `build_features`).
         model_type: one of `models.MODEL_TYPES`.
-        train_start, delta_*: protocol dates (see `split_train_test`).
-        top_k: k of CP@k.
-        seed: seed of the model.
+        protocol: the windows and the k of CP@k (`EvaluationProtocol.from_settings`).
+        seed: seed of the model (`Settings.seed`).
         device: "auto", "cpu" or "cuda" (used by the MLP).
 
     Returns:
@@ -82,9 +78,7 @@ def train(
         ValueError: unknown model type, empty windows, or a single-class test set.
     """
     # --8<-- [start:fit]
-    train_df, test_df = split_train_test(
-        features, train_start, delta_train, delta_delay, delta_test
-    )
+    train_df, test_df = protocol.split(features)
     model = make_model(model_type, seed=seed, device=device)
     started = time.perf_counter()
     model.fit(train_df[FEATURE_NAMES].to_numpy(dtype=np.float64), train_df["TX_FRAUD"].to_numpy())
@@ -94,15 +88,15 @@ def train(
         # a thread pool per request costs more than the trees (≈ 25 ms vs ≈ 5 ms for one row).
         model.set_params(n_jobs=1)
     scores = score(model, test_df)
-    metrics = {**evaluate_scores(test_df, scores, k=top_k), "fit_seconds": fit_seconds}
+    metrics = {**evaluate_scores(test_df, scores, k=protocol.top_k), "fit_seconds": fit_seconds}
     # --8<-- [end:fit]
     params = {
         "model_type": model_type,
-        "train_start": train_start.isoformat(),
-        "delta_train": delta_train,
-        "delta_delay": delta_delay,
-        "delta_test": delta_test,
-        "top_k": top_k,
+        "train_start": protocol.train_start.isoformat(),
+        "delta_train": protocol.delta_train,
+        "delta_delay": protocol.delta_delay,
+        "delta_test": protocol.delta_test,
+        "top_k": protocol.top_k,
         "seed": seed,
         "n_train": len(train_df),
         "n_test": len(test_df),

@@ -35,6 +35,8 @@ REDUCED = {
     "FRAUD_N_CUSTOMERS": "1000", "FRAUD_N_TERMINALS": "2000", "FRAUD_NB_DAYS": "140",
     "FRAUD_GATE_MIN_AUC": "0.75", "FRAUD_GATE_MIN_AP": "0.40",
 }  # fmt: skip
+ADMIN_TOKEN = "container-test-admin-token"
+"""The model repository API's credential, given to the model server and the retrain step only."""
 STATE: dict = {}
 
 
@@ -166,6 +168,10 @@ def test_model_server_answers_probe_and_v2_inference(make_pod, overlay, netns):
     needs("champion")
     pod = pod_of(overlay, "SeldonDeployment", "fraud-detector")
     server = make_pod(pod)
+    # NOTE: the retrain test below reloads this server through its model repository API, which
+    # answers only an admin token; in a cluster there is none (the API is closed, the reload
+    # rolls the pods).
+    server.extra_env = {**server.extra_env, "FRAUD_SERVING_ADMIN_TOKEN": ADMIN_TOKEN}
     (init,) = pod["initContainers"]
     assert "is version" in server.run(init, timeout=300)
     (container,) = pod["containers"]
@@ -240,13 +246,14 @@ def test_retrain_step_runs_a_cycle(make_pod, overlay):
     """The retrain template trains on the newest labelled window, decides through the gate and
     reloads serving. NOTE: in a cluster the reload is a patch of the SeldonDeployment through the
     Kubernetes API, absent here; FRAUD_SERVING_RELOAD_URL points the reload at the model server
-    this test runs instead (the path local mode uses)."""
+    this test runs instead (the path local mode uses, with the admin token it needs)."""
     needs("replay")
     pod = pod_of(overlay, "WorkflowTemplate", "retrain", "retrain")
     runner = make_pod(pod)
     runner.extra_env = {
         **runner.extra_env,
         "FRAUD_SERVING_RELOAD_URL": "http://fraud-detector-nodeport:9000",
+        "FRAUD_SERVING_ADMIN_TOKEN": ADMIN_TOKEN,
     }
     out = runner.run(
         pod["containers"][0],

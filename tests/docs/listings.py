@@ -1,4 +1,4 @@
-"""Find code listings in chapters that should be snippet includes (STYLE.md §5: docs are tested code).
+"""Find code listings in chapters that should be snippet includes (docs are tested code).
 
 A fenced block of code longer than `MAX_LISTING_LINES` lines must come from a real file through
 `pymdownx.snippets` (`--8<-- "path:section"`), so the listing is the code that tests run. Mermaid

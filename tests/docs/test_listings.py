@@ -1,4 +1,4 @@
-"""Chapters include code from real files: no fenced code block longer than three lines (STYLE.md §5)."""
+"""Chapters include code from real files: no fenced code block longer than three lines."""
 
 from pathlib import Path
 

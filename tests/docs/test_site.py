@@ -15,13 +15,15 @@ CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]-*.md"))
 
 def test_mkdocs_build_strict(built_site):
     home = (built_site / "index.html").read_text()
-    assert "test day (skew and latency)" in home  # the snippet from reference_app/demo.py
+    assert (
+        "test day (skew and latency)" in home
+    )  # the snippet from reference_app/orchestration/demo.py
 
 
 def test_missing_snippet_section_fails_the_build(tmp_path):
     """check_paths is on: a chapter that includes a missing section breaks the build."""
     config = fixture_config(
-        tmp_path, {"index.md": '--8<-- "reference_app/demo.py:no-such-section"\n'}
+        tmp_path, {"index.md": '--8<-- "reference_app/orchestration/demo.py:no-such-section"\n'}
     )
     result = mkdocs_build(tmp_path / "site", config)
     assert result.returncode != 0

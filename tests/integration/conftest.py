@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from reference_app.config import Settings
-from reference_app.localstack import free_port, start_mlflow, start_mlserver
+from reference_app.launchers.stack import free_port, start_mlflow, start_mlserver
 
 # Handbook density (1 customer : 2 terminals) at 40 % of the population, 60 days; the protocol
 # moves to May so the 30-day windows have history. The gate is relaxed for the smaller data.

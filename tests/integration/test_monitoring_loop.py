@@ -15,11 +15,12 @@ import time
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
 from reference_app.data import store
-from reference_app.localstack import free_port
+from reference_app.launchers.stack import free_port
 from reference_app.serving.replay import v2_request
 
 from .conftest import SCALE_ENV, run_fraudlab
@@ -52,6 +53,14 @@ def scalar(prometheus: str, query: str) -> list[dict]:
     return httpx.get(f"{prometheus}/api/v1/query", params={"query": query}, timeout=10).json()[
         "data"
     ]["result"]
+
+
+def evaluated_after(prometheus: str, alert: str, after: float) -> dict | None:
+    """The alert rule's state from Prometheus' rules API once it was evaluated after `after`
+    (Unix seconds), else None."""
+    groups = httpx.get(f"{prometheus}/api/v1/rules", params={"type": "alert"}, timeout=10).json()
+    (rule,) = [r for g in groups["data"]["groups"] for r in g["rules"] if r["name"] == alert]
+    return rule if pd.Timestamp(rule["lastEvaluation"]).timestamp() > after else None
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +101,17 @@ def test_normal_day_raises_no_drift_alert(stack):
         "fraud_drift_psi in Prometheus",
         lambda: scalar(prometheus, 'fraud_drift_psi{feature="TX_AMOUNT"}'),
     )
-    assert float(psi[0]["value"][1]) < 0.1
-    time.sleep(5)  # several evaluation cycles at a 1 s interval
+    queried_at, value = psi[0]["value"]
+    assert float(value) < 0.1
+    # Proof that the rule ran on the PSI just seen: an evaluation of FraudFeatureDrift after the
+    # query time, healthy and inactive (the rule has no `for:`, so a true expression would fire).
+    rule = wait_for(
+        "Prometheus to evaluate FraudFeatureDrift after the PSI was scraped",
+        lambda: evaluated_after(prometheus, "FraudFeatureDrift", float(queried_at)),
+        timeout=30,
+        every=0.5,
+    )
+    assert rule["health"] == "ok" and rule["state"] == "inactive", rule
     assert alerts(prometheus, "FraudFeatureDrift") == []
     # Labels are 7 days late: nothing served is labelled yet, so no realised performance.
     assert scalar(prometheus, "fraud_realised_card_precision_top_k") == []

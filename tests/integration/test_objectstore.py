@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from moto.server import ThreadedMotoServer
 
-from reference_app.localstack import free_port
+from reference_app.launchers.stack import free_port
 
 from .conftest import run_fraudlab
 

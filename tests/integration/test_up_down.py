@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from reference_app.localstack import free_port, pid_alive
+from reference_app.launchers.stack import free_port, pid_alive
 
 from .conftest import run_fraudlab
 

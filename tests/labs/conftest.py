@@ -15,7 +15,7 @@ from types import ModuleType
 import pytest
 
 from reference_app.config import Settings
-from reference_app.localstack import free_port, start_mlflow
+from reference_app.launchers.stack import free_port, start_mlflow
 from tests.integration.conftest import REPLAY_DAY, SCALE_ENV, run_fraudlab
 
 ROOT = Path(__file__).resolve().parents[2]

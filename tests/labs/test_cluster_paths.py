@@ -20,7 +20,7 @@ import yaml
 
 from reference_app.config import Settings
 from reference_app.features import FEATURE_NAMES
-from reference_app.localstack import free_port
+from reference_app.launchers.stack import free_port
 from reference_app.serving import replay
 from reference_app.tracking import OUTPUT_NAME
 from tests.static.k8s import (
@@ -638,7 +638,7 @@ def test_lab11_names_match_the_monitoring_manifests_and_the_app(overlays, labkit
     args = labkit.find_container(labkit.pod_spec(drift), labkit.DRIFT_MONITOR_CONTAINER)["args"]
     assert args[args.index("--port") + 1] == str(labkit.DRIFT_MONITOR_PORT)
     # Local mode's Prometheus uses the same job names, so the same checks (and rules) apply.
-    from reference_app.monitoring.prometheus import rule_groups, write_prometheus_config
+    from reference_app.launchers.prometheus import rule_groups, write_prometheus_config
 
     config = yaml.safe_load(
         write_prometheus_config(Settings(_env_file=None), Path(tempfile.mkdtemp())).read_text()

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from reference_app.localstack import free_port
+from reference_app.launchers.stack import free_port
 
 from .conftest import LAB_DIRS, ROOT, check, lab_env, parse, run_lab
 

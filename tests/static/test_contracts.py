@@ -225,7 +225,7 @@ def mlserver_routes() -> list[re.Pattern]:
 def test_probe_paths_are_routes_the_app_serves(kind_objects):
     from mlflow.server.security_utils import HEALTH_ENDPOINTS
 
-    from reference_app.continuous import create_app
+    from reference_app.orchestration.continuous_training import create_app
 
     served = {
         "serve": mlserver_routes(),
@@ -308,7 +308,7 @@ def test_pipeline_template_equals_the_dag_the_app_runs(kind_objects):
     """WorkflowTemplate fraud-pipeline (with data-pipeline's DAG and train-model's template) runs
     PIPELINE_DAG: the same tasks, dependencies and container arguments that `fraudlab pipeline
     --through replay` runs locally, in that order."""
-    from reference_app.pipeline import PIPELINE_ALIASES, PIPELINE_DAG
+    from reference_app.orchestration.pipeline import PIPELINE_ALIASES, PIPELINE_DAG
 
     templates = {o["metadata"]["name"]: o for o in kind_objects if o["kind"] == "WorkflowTemplate"}
     found = flatten_dag(
@@ -338,7 +338,7 @@ def test_dag_check_catches_a_missing_dependency(kind_objects):
 
 def test_retrain_has_one_template_for_both_triggers(kind_objects):
     """The weekly CronWorkflow and the ct-controller's Workflows both run WorkflowTemplate retrain."""
-    from reference_app.continuous import retrain_workflow
+    from reference_app.orchestration.continuous_training import retrain_workflow
 
     (cron,) = [o for o in kind_objects if o["kind"] == "CronWorkflow"]
     assert cron["spec"]["workflowSpec"]["workflowTemplateRef"]["name"] == "retrain"

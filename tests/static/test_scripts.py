@@ -788,9 +788,12 @@ def test_dockerignore_keeps_the_context_small():
         "!reference_app/",
     } <= set(lines)
     assert not any(
-        line.startswith("!") and ("secrets" in line or ".venv" in line or "manifests" in line)
-        for line in lines
+        line.startswith("!") and ("secrets" in line or ".venv" in line) for line in lines
     )
+    # Of the manifests, only the alert rules (package data: reference_app/monitoring links to it).
+    assert [line for line in lines if line.startswith("!manifests")] == [
+        "!manifests/base/monitoring/prometheusrule.fraud-lab.yaml"
+    ]
 
 
 # --- Helm values ------------------------------------------------------------------------------

@@ -8,17 +8,18 @@ import pytest
 from fastapi.testclient import TestClient
 
 from reference_app.config import Settings
-from reference_app.continuous import create_app, recent_window
 from reference_app.data.contracts import validate_transactions
-from reference_app.data.drift import SCENARIO4_NIGHT_TESTING, DriftScenario, inject_drift
+from reference_app.data.drift_scenarios import SCENARIO4_NIGHT_TESTING, DriftScenario, inject_drift
 from reference_app.data.simulator import simulate_transactions
 from reference_app.features import FEATURE_NAMES, build_features
 from reference_app.monitoring.monitor import NothingToMonitorError, compute_monitoring
+from reference_app.orchestration.continuous_training import create_app, recent_window
+from tests.conftest import simulation
 
 
 @pytest.fixture(scope="module")
 def base():
-    return simulate_transactions(n_customers=300, n_terminals=600, nb_days=70, seed=5)
+    return simulate_transactions(simulation(n_customers=300, n_terminals=600, nb_days=70, seed=5))
 
 
 def test_no_change_before_the_start_day(base):

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reference_app.training.metrics import card_precision_top_k, evaluate_scores
+from reference_app.training.evaluation import card_precision_top_k, evaluate_scores
 
 
 def frame(rows):

@@ -1,11 +1,13 @@
 """The simulator against the Fraud Detection Handbook's figures (ch. 3.2), at a tenth of the scale."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from reference_app.data.simulator import SECONDS_PER_DAY, TRANSACTION_COLUMNS, simulate_transactions
-from tests.conftest import SMALL
+from tests.conftest import SMALL, simulation
 
 # P(Normal(43 200, 20 000) falls outside [0, 86 400)) ≈ 3.1 %: those draws are dropped.
 KEPT_SHARE = 0.969
@@ -26,9 +28,9 @@ def test_columns_and_types(small_transactions):
 
 
 def test_same_seed_same_data_other_seed_other_data(small_transactions):
-    again = simulate_transactions(**SMALL)
+    again = simulate_transactions(simulation(**SMALL))
     pd.testing.assert_frame_equal(small_transactions, again)
-    other = simulate_transactions(**{**SMALL, "seed": SMALL["seed"] + 1})
+    other = simulate_transactions(simulation(**{**SMALL, "seed": SMALL["seed"] + 1}))
     assert len(other) != len(small_transactions) or not other["TX_AMOUNT"].equals(
         small_transactions["TX_AMOUNT"]
     )
@@ -89,4 +91,4 @@ def test_compromised_terminals_and_customers(small_transactions):
 
 def test_rejects_non_positive_sizes():
     with pytest.raises(ValueError):
-        simulate_transactions(n_customers=0)
+        simulate_transactions(dataclasses.replace(simulation(), n_customers=0))

@@ -29,7 +29,7 @@ def test_known_compromised_cards_leave_the_test_set():
         ("2018-08-12 11:00", 2, 1),   # kept
         ("2018-08-15 11:00", 2, 0),   # after the test week
     ])  # fmt: skip
-    train, test = split_train_test(data, dt.date(2018, 7, 25))
+    train, test = split_train_test(data, dt.date(2018, 7, 25), 7, 7, 7)
     assert train["CUSTOMER_ID"].tolist() == [1, 2]
     assert list(
         zip(test["TX_DATETIME"].dt.strftime("%m-%d"), test["CUSTOMER_ID"], strict=True)
@@ -38,4 +38,4 @@ def test_known_compromised_cards_leave_the_test_set():
 
 def test_empty_window_is_an_error():
     with pytest.raises(ValueError, match="empty training window"):
-        split_train_test(tx([("2018-08-08 10:00", 1, 1)]), dt.date(2018, 7, 25))
+        split_train_test(tx([("2018-08-08 10:00", 1, 1)]), dt.date(2018, 7, 25), 7, 7, 7)

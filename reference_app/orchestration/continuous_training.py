@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import threading
 from pathlib import Path
@@ -25,15 +26,16 @@ import httpx
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from . import tracking
-from .config import Settings
-from .data import store
-from .jobs import quality_gate
-from .monitoring.monitor import served_days
-from .training.promotion import CHAMPION
-from .training.train import train
+from .. import tracking
+from ..config import Settings
+from ..data import store
+from ..monitoring.monitor import served_days
+from ..training.promotion import CHAMPION
+from ..training.split import EvaluationProtocol
+from .lifecycle import train_register_promote
 
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+log = logging.getLogger(__name__)
 
 
 # --8<-- [start:window]
@@ -80,30 +82,35 @@ def retrain(settings: Settings, trigger: dict) -> dict:
     features = store.read_dataset(settings.features_dir)
     as_of = max(days) if days else features["TX_DATETIME"].max().date()
     window = recent_window(settings, as_of)
-    tracking.configure(settings.mlflow_tracking_uri, settings.experiment)
-    result = train(features, settings.retrain_model, window["train_start"], settings.delta_train, settings.delta_delay,
-                   settings.delta_test, settings.top_k, settings.seed, settings.device)  # fmt: skip
-    _, version = tracking.log_training_run(
-        result,
-        settings.model_name,
-        manifest["digest"],
-        {
+    out = train_register_promote(
+        settings,
+        settings.retrain_model,
+        protocol=EvaluationProtocol.from_settings(settings).starting(window["train_start"]),
+        frame=features,
+        manifest=manifest,
+        force=True,  # a cycle always trains: the trigger says the served model is stale
+        tags={
             "continuous_training": "true",
             "trigger": str(trigger.get("alertname", trigger.get("source", "manual"))),
         },
     )
-    decision = tracking.promote(
-        settings.model_name, version, result.test, result.metrics, quality_gate(settings)
-    )
+    decision = out.decision
     reloaded = reload_serving(settings) if decision.alias == CHAMPION else False
     params = {
         "model_type": settings.retrain_model,
         **{k: v.isoformat() for k, v in window.items()},
         "data_digest": manifest["digest"],
     }
-    run_id = tracking.log_continuous_training(trigger, params, result.metrics, decision, version)
-    return {"version": version, "decision": decision.alias, "reason": decision.reason, "metrics": result.metrics,
-            "window": {k: v.isoformat() for k, v in window.items()}, "reloaded": reloaded, "ct_run_id": run_id}  # fmt: skip
+    run_id = tracking.log_continuous_training(trigger, params, out.metrics, decision, out.version)
+    return {
+        "version": out.version,
+        "decision": decision.alias,
+        "reason": decision.reason,
+        "metrics": out.metrics,
+        "window": {k: v.isoformat() for k, v in window.items()},
+        "reloaded": reloaded,
+        "ct_run_id": run_id,
+    }
 
 
 def _kubernetes() -> tuple[str, dict, str]:
@@ -121,11 +128,13 @@ def reload_serving(settings: Settings) -> bool:
     """Make serving load the new champion.
 
     Local mode: MLServer's model repository API reloads the model (the runtime resolves
-    `@champion` again). Kind mode (inside a pod): a JSON patch on the SeldonDeployment's pod
-    template annotation rolls its replicas (the PodDisruptionBudget keeps one serving).
+    `@champion` again). The API is closed to clients: the call carries the admin token that
+    `fraudlab up` made for this stack (`launchers.mlserver.admin_token`; serving/gate.py checks
+    it). Kind mode (inside a pod): a JSON patch on the SeldonDeployment's pod template annotation
+    rolls its replicas (the PodDisruptionBudget keeps one serving); there the API stays closed.
 
     Returns:
-        True when serving acknowledged the reload.
+        True when serving acknowledged the reload; False also when there is no admin token.
     """
     if "KUBERNETES_SERVICE_HOST" in os.environ and settings.ct_mode == "workflow":
         api, headers, ca = _kubernetes()
@@ -140,9 +149,17 @@ def reload_serving(settings: Settings) -> bool:
             timeout=30,
         )
         return response.status_code == 200
+    from ..launchers.mlserver import admin_token
+
+    token = admin_token(settings)
+    if token is None:
+        log.warning("no serving admin token (FRAUD_SERVING_ADMIN_TOKEN): serving not reloaded")
+        return False
     base = settings.serving_reload_url or settings.inference_url
     response = httpx.post(
-        f"{base.rstrip('/')}/v2/repository/models/{settings.model_name}/load", timeout=120
+        f"{base.rstrip('/')}/v2/repository/models/{settings.model_name}/load",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=120,
     )
     return response.status_code == 200
 

@@ -12,7 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from reference_app.config import Settings
-from reference_app.localstack import free_port, start_mlflow
+from reference_app.launchers.stack import free_port, start_mlflow
 
 from .conftest import run_fraudlab
 

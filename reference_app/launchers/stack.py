@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from .config import Settings
+from ..config import Settings
 
 READY_TIMEOUT_S = 120
 
@@ -180,6 +180,43 @@ def mlflow_command(
     return cmd, env
 
 
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def exposure_warning(settings: Settings, host: str) -> str | None:
+    """A warning when MLflow would listen beyond this machine; None on a loopback address.
+
+    Example:
+        >>> exposure_warning(Settings(), "0.0.0.0")[:42]
+        'MLflow listens on 0.0.0.0, beyond 127.0.0.1'
+    """
+    if host in LOOPBACK_HOSTS:
+        return None
+    if settings.mlflow_auth:
+        return (
+            f"MLflow listens on {host}, beyond 127.0.0.1: every host that reaches it can try "
+            "users and passwords (basic auth is on); keep it on 127.0.0.1 outside a cluster"
+        )
+    return (
+        f"MLflow listens on {host}, beyond 127.0.0.1, without auth: every host that reaches it "
+        "can read and change the registry, and move the champion alias. Use --host 127.0.0.1, "
+        "or turn on basic auth (FRAUD_MLFLOW_AUTH=true, or `fraudlab up --auth`)"
+    )
+
+
+def client_env(settings: Settings) -> dict[str, str]:
+    """The secrets a local server's child needs, which `Settings.as_env` leaves out: the model
+    repository's admin token (`launchers.mlserver.admin_token`) and, when an MLflow admin password
+    is set, MLflow's client credential (`Settings.mlflow_client_env`)."""
+    from .mlserver import admin_token
+
+    env = settings.mlflow_client_env()
+    token = admin_token(settings)
+    if token is not None:
+        env["FRAUD_SERVING_ADMIN_TOKEN"] = token
+    return env
+
+
 def start_mlflow(settings: Settings, port: int | None = None) -> ManagedProcess:
     """Start a local MLflow server (not yet waited for: use it as a context manager or `.start()`)."""
     port = port or settings.mlflow_port
@@ -193,16 +230,6 @@ def start_mlflow(settings: Settings, port: int | None = None) -> ManagedProcess:
 def start_mlserver(settings: Settings) -> ManagedProcess:
     """Start `fraudlab serve` with MLServer and the fraud runtime, configured from `settings`."""
     fraudlab = shutil.which("fraudlab", path=str(Path(sys.executable).parent)) or "fraudlab"
-    env = {
-        "FRAUD_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-        "FRAUD_MODEL_URI": settings.model_uri,
-        "FRAUD_HTTP_PORT": str(settings.http_port),
-        "FRAUD_GRPC_PORT": str(settings.grpc_port),
-        "FRAUD_METRICS_PORT": str(settings.metrics_port),
-        "FRAUD_SERVE_HOST": settings.serve_host,
-        "FRAUD_DATA_DIR": settings.data_dir,
-        "FRAUD_MODEL_NAME": settings.model_name,
-    }
     url = f"http://{settings.serve_host}:{settings.http_port}"
     ready = f"{url}/v2/models/{settings.model_name}/ready"
     return ManagedProcess(
@@ -211,7 +238,7 @@ def start_mlserver(settings: Settings) -> ManagedProcess:
         Path(settings.state_dir) / "logs" / "mlserver.log",
         ready,
         url,
-        env,
+        settings.as_env() | client_env(settings),
     )
 
 
@@ -233,7 +260,7 @@ def pid_alive(pid: int) -> bool:
 
 def start_prometheus(settings: Settings, mlflow_url: str | None = None) -> ManagedProcess:
     """A local Prometheus scraping the model, the drift exporter (and MLflow), with the alert rules."""
-    from .monitoring.prometheus import prometheus_command
+    from .prometheus import prometheus_command
 
     folder = Path(settings.state_dir).resolve() / "prometheus"
     url = f"http://127.0.0.1:{settings.prometheus_port}"
@@ -248,7 +275,7 @@ def start_prometheus(settings: Settings, mlflow_url: str | None = None) -> Manag
 
 def start_alertmanager(settings: Settings) -> ManagedProcess:
     """A local Alertmanager routing `action=retrain` alerts to the continuous-training controller."""
-    from .monitoring.prometheus import alertmanager_command
+    from .prometheus import alertmanager_command
 
     folder = Path(settings.state_dir).resolve() / "alertmanager"
     url = f"http://127.0.0.1:{settings.alertmanager_port}"
@@ -266,18 +293,13 @@ def _fraudlab(
 ) -> ManagedProcess:
     fraudlab = shutil.which("fraudlab", path=str(Path(sys.executable).parent)) or "fraudlab"
     url = f"http://127.0.0.1:{port}"
-    env = {
-        f"FRAUD_{k.upper()}": str(v)
-        for k, v in settings.model_dump(exclude={"mlflow_admin_password"}).items()
-        if v is not None and not isinstance(v, (dict, list))
-    }
     return ManagedProcess(
         name,
         [fraudlab, *args],
         Path(settings.state_dir) / "logs" / f"{name.lower()}.log",
         f"{url}{ready_path}",
         url,
-        env,
+        settings.as_env() | client_env(settings),
     )
 
 
@@ -303,11 +325,14 @@ def start_ct_controller(settings: Settings) -> ManagedProcess:
     )
 
 
-def stack_up(settings: Settings, monitoring: bool = False) -> dict:
+def stack_up(settings: Settings, monitoring: bool = False, auth: bool = False) -> dict:
     """Start MLflow and MLServer (serving `model_uri`) in the background and record them.
 
     With `monitoring`, also the drift exporter, Prometheus, Alertmanager and the
-    continuous-training controller (ports from the `*_port` settings).
+    continuous-training controller (ports from the `*_port` settings). With `auth`, MLflow runs
+    its basic-auth app (as in kind mode) and every server started here passes the credential.
+    Every server listens on 127.0.0.1 only. MLServer's model repository API (which the
+    controller uses to reload a new champion) answers only a token made here, per state folder.
 
     The processes outlive this call (their own session); `stack_down` stops them.
 
@@ -333,6 +358,17 @@ def stack_up(settings: Settings, monitoring: bool = False) -> dict:
             raise ServerError(
                 f"port {port} on 127.0.0.1 is already in use: stop what listens there or set FRAUD_*_PORT"
             )
+    if auth:
+        if settings.mlflow_admin_password is None:
+            raise ServerError(
+                "--auth needs the MLflow admin password in FRAUD_MLFLOW_ADMIN_PASSWORD (the "
+                "environment or .env): e.g. `echo FRAUD_MLFLOW_ADMIN_PASSWORD=$(openssl rand -hex "
+                "16) >> .env`; every fraudlab command then signs in with it"
+            )
+        settings = settings.model_copy(update={"mlflow_auth": True})
+    from .mlserver import admin_token
+
+    admin_token(settings, create=True)
     if monitoring and not settings.mlflow_prometheus_dir:
         settings = settings.model_copy(
             update={
@@ -349,6 +385,10 @@ def stack_up(settings: Settings, monitoring: bool = False) -> dict:
                 "inference_url": f"http://{settings.serve_host}:{settings.http_port}",
             }
         )
+        os.environ.update(settings.mlflow_client_env())  # serving_problem asks MLflow
+        problem = serving_problem(settings)
+        if problem:
+            raise ServerError(problem)
         started.append(("mlserver", start_mlserver(settings).start()))
         if monitoring:
             started.append(("monitor", start_monitor(settings).start()))
@@ -369,6 +409,43 @@ def stack_up(settings: Settings, monitoring: bool = False) -> dict:
     }
     stack_file(settings).write_text(json.dumps(record, indent=2))
     return record
+
+
+def serving_problem(settings: Settings) -> str | None:
+    """Why MLServer could not load `settings.model_uri` from the registry now, naming the command
+    that fixes it; None when the model it names exists.
+
+    Example:
+        "no version of fraud-detector carries the alias champion (versions: 1, 2, 3): give one the
+        alias with `fraudlab promote --version N`, e.g. `fraudlab promote --version 3`"
+    """
+    from mlflow import MlflowClient
+
+    from .. import tracking
+
+    if not settings.model_uri.startswith("models:/"):
+        return None
+    ref = settings.model_uri[len("models:/") :]
+    name, _, alias = ref.partition("@")
+    name, _, version = name.partition("/")
+    tracking.configure(settings.mlflow_tracking_uri)
+    versions = sorted(
+        (v.version for v in MlflowClient().search_model_versions(f"name = '{name}'")), key=int
+    )
+    if not versions:
+        return (
+            f"model {name} has no registered version in MLflow ({settings.mlflow_tracking_uri}): "
+            "train and promote one with `fraudlab demo` (or `fraudlab pipeline` then `fraudlab train`)"
+        )
+    listed = ", ".join(map(str, versions))
+    if alias and tracking.alias_version(name, alias) is None:
+        return (
+            f"no version of {name} carries the alias {alias} (versions: {listed}): give one the "
+            f"alias with `fraudlab promote --version N`, e.g. `fraudlab promote --version {versions[-1]}`"
+        )
+    if version and version not in map(str, versions):
+        return f"{name} has no version {version} (versions: {listed}): set FRAUD_MODEL_URI to one of them"
+    return None
 
 
 def stack_status(settings: Settings) -> dict | None:

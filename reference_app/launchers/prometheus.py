@@ -12,19 +12,16 @@ Example:
 from __future__ import annotations
 
 import shutil
+from importlib import resources
 from pathlib import Path
 
 import yaml
 
 from ..config import Settings
 
-RULES_MANIFEST = (
-    Path(__file__).resolve().parents[2]
-    / "manifests"
-    / "base"
-    / "monitoring"
-    / "prometheusrule.fraud-lab.yaml"
-)
+# Package data: in a checkout, a symbolic link to manifests/base/monitoring/ (the one source, what
+# kind mode applies); an installed package (the app image, a wheel) holds a copy of its content.
+RULES_RESOURCE = "prometheusrule.fraud-lab.yaml"
 PROMETHEUS_BINARIES = ("prometheus",)
 ALERTMANAGER_BINARIES = ("prometheus-alertmanager", "alertmanager")
 
@@ -47,9 +44,18 @@ def find_binary(names: tuple[str, ...], package: str) -> str:
     )
 
 
-def rule_groups(manifest: Path = RULES_MANIFEST) -> list[dict]:
-    """The alert rule groups of the PrometheusRule manifest (`spec.groups`)."""
-    return yaml.safe_load(manifest.read_text())["spec"]["groups"]
+def rule_groups(manifest: Path | None = None) -> list[dict]:
+    """The alert rule groups (`spec.groups`) of a PrometheusRule manifest.
+
+    Args:
+        manifest: the manifest to read; default the fraud system's rules, shipped with the package
+            (`reference_app/monitoring/prometheusrule.fraud-lab.yaml`).
+    """
+    if manifest is None:
+        text = resources.files("reference_app.monitoring").joinpath(RULES_RESOURCE).read_text()
+    else:
+        text = manifest.read_text()
+    return yaml.safe_load(text)["spec"]["groups"]
 
 
 def write_prometheus_config(

@@ -14,29 +14,18 @@ import json
 import uuid
 from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
 
-from .config import Settings
-from .data import store
-from .data.contracts import REASON_COLUMN, SOURCE_COLUMN, validate_transactions
-from .data.drift import DriftScenario, inject_drift
-from .data.simulator import SimulationParams, simulate_transactions
-from .features import build_features
+from ..config import Settings
+from ..data import store
+from ..data.contracts import REASON_COLUMN, SOURCE_COLUMN, validate_transactions
+from ..data.drift_scenarios import DriftScenario, inject_drift
+from ..data.simulator import SimulationParams, simulate_transactions
+from ..features import build_features
 
 Progress = Callable[[str], None]
 DUPLICATE_REASON = "TRANSACTION_ID:duplicate_in_earlier_file"
-
-
-def simulation_params(settings: Settings) -> SimulationParams:
-    """The generator parameters that `settings` asks for."""
-    return SimulationParams(
-        n_customers=settings.n_customers,
-        n_terminals=settings.n_terminals,
-        nb_days=settings.nb_days,
-        start_date=settings.start_date.isoformat(),
-        radius=settings.radius,
-        seed=settings.seed,
-    )
 
 
 def drift_scenario(settings: Settings) -> DriftScenario | None:
@@ -60,16 +49,15 @@ def simulate_step(
     Returns:
         `(manifest, reused)`.
     """
-    params = simulation_params(settings).to_dict()
+    simulation = SimulationParams.from_settings(settings)
+    params = simulation.to_dict()
     drift = drift_scenario(settings)
     if drift is not None:
         params["drift"] = drift.to_dict()
     existing = store.read_manifest(settings.raw_dir)
     if not force and existing and existing.get("params") == params:
         return existing, True
-    frame = simulate_transactions(
-        **{k: v for k, v in params.items() if k != "drift"}, progress=progress
-    )
+    frame = simulate_transactions(simulation, progress=progress)
     if drift is not None:
         frame = inject_drift(frame, drift, seed=settings.seed)
     return store.write_dataset(
@@ -105,7 +93,7 @@ def validate_step(
     existing = store.read_manifest(settings.validated_dir)
     if not force and input_digest and existing and existing.get("input_digest") == input_digest:
         return existing, True
-    valid_parts, bad_parts, reasons = [], [], {}
+    valid_parts, bad_parts, reasons, names = [], [], {}, []
     input_rows = 0
     files = store.list_files(source)
     for path in files:
@@ -115,24 +103,25 @@ def validate_step(
         result = validate_transactions(frame)
         for reason, count in result.reasons.items():
             reasons[reason] = reasons.get(reason, 0) + int(count)
-        valid_parts.append(result.valid.assign(**{SOURCE_COLUMN: name}))
+        valid_parts.append(result.valid)
+        names.append(name)
         if len(result.quarantined):
             bad_parts.append(result.quarantined.assign(**{SOURCE_COLUMN: name}))
         if progress:
             progress(name)
     valid_all = pd.concat(valid_parts, ignore_index=True)
     # An id already used in an earlier file (files in name order) is a duplicate too.
-    dup = valid_all["TRANSACTION_ID"].duplicated(keep="first")
+    dup = _seen_before(valid_all["TRANSACTION_ID"])
     if dup.any():
-        moved = valid_all[dup].astype("string")
+        sources = np.repeat(names, [len(p) for p in valid_parts])
+        moved = valid_all[dup].assign(**{SOURCE_COLUMN: sources[dup]}).astype("string")
         moved[REASON_COLUMN] = DUPLICATE_REASON
         bad_parts.append(moved)
         reasons[DUPLICATE_REASON] = int(dup.sum())
-    valid_all = (
-        valid_all[~dup]
-        .drop(columns=SOURCE_COLUMN)
-        .sort_values("TX_DATETIME", kind="stable", ignore_index=True)
-    )
+        valid_all = valid_all[~dup]
+    if not valid_all["TX_DATETIME"].is_monotonic_increasing:  # day files are usually in order
+        valid_all = valid_all.sort_values("TX_DATETIME", kind="stable")
+    valid_all = valid_all.reset_index(drop=True)
     quarantined = (
         pd.concat(bad_parts, ignore_index=True)
         if bad_parts
@@ -160,6 +149,14 @@ def validate_step(
         },
     )
     return manifest, False
+
+
+def _seen_before(ids: pd.Series) -> np.ndarray:
+    """Rows whose id occurs earlier in `ids` (False for every row of a strictly increasing id)."""
+    v = ids.to_numpy()
+    if len(v) < 2 or bool((v[1:] > v[:-1]).all()):
+        return np.zeros(len(v), dtype=bool)
+    return ids.duplicated(keep="first").to_numpy()
 
 
 def _write_quarantine(

@@ -1,0 +1,177 @@
+"""A model's life in the registry: train → register → promote, and promotion of what is there.
+
+`train_register_promote` is the one path a new model version takes, whoever asks for it:
+`fraudlab train` (and the pipeline's train steps), the demo, and continuous training.
+
+Example:
+    >>> out = train_register_promote(Settings(), "logistic_regression")   # doctest: +SKIP
+    >>> out.decision.alias                                                 # doctest: +SKIP
+    'champion'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .. import tracking
+from ..config import Settings
+from ..data import store
+from ..training.evaluation import evaluate_scores
+from ..training.promotion import Decision, QualityGate
+from ..training.split import EvaluationProtocol
+from ..training.train import train
+
+
+class NothingToPromoteError(RuntimeError):
+    """The registered model has no version."""
+
+
+@dataclass
+class TrainingOutcome:
+    """What `train_register_promote` did.
+
+    Attributes:
+        run_id: the MLflow run that trained (or, when `reused`, the earlier identical run).
+        version: the registered model version.
+        metrics: test-week metrics (`evaluate_scores` plus `fit_seconds`).
+        device: where the model trained ("cpu" or "cuda").
+        reused: True when an identical finished run was found and nothing trained.
+        decision: the alias decision, or None (not promoted, or reused).
+        protocol: the evaluation protocol the model was trained and tested on.
+    """
+
+    run_id: str
+    version: str
+    metrics: dict[str, float]
+    device: str
+    reused: bool
+    decision: Decision | None
+    protocol: EvaluationProtocol
+
+
+def train_register_promote(
+    s: Settings,
+    model: str,
+    *,
+    protocol: EvaluationProtocol | None = None,
+    frame: pd.DataFrame | None = None,
+    manifest: dict | None = None,
+    promote: bool = True,
+    force: bool = False,
+    tags: dict[str, str] | None = None,
+) -> TrainingOutcome:
+    """Train one model, log it to MLflow, register a version and (optionally) decide its alias.
+
+    A finished run with the same data digest, model type, protocol, seed and code is reused
+    instead of training again, unless `force`.
+
+    Args:
+        s: settings (tracking URI, experiment, model name, seed, device, gate).
+        model: one of `training.models.MODEL_TYPES`.
+        protocol: the windows to train and test on; default `EvaluationProtocol.from_settings(s)`
+            (continuous training passes its most recent labelled window).
+        frame, manifest: the features dataset and its manifest, when the caller has them.
+        promote: decide the alias (champion/challenger) through the quality gate.
+        force: train even when an identical run exists.
+        tags: more tags for the training run (e.g. what triggered it).
+
+    Returns:
+        A `TrainingOutcome`.
+
+    Raises:
+        store.DatasetError: if the features dataset or its manifest is missing.
+        ValueError: unknown model type, empty windows (see `training.train.train`).
+    """
+    protocol = protocol or EvaluationProtocol.from_settings(s)
+    tracking.configure(s.mlflow_tracking_uri, s.experiment)
+    manifest = manifest or store.read_manifest(s.features_dir)
+    if manifest is None:
+        raise store.DatasetError(f"{s.features_dir} has no manifest: run `fraudlab features` first")
+    key = {
+        "data_digest": manifest["digest"],
+        "model_type": model,
+        "protocol": f"{protocol.key}/seed{s.seed}",
+        "code_digest": tracking.code_digest(),
+    }
+    found = None if force else tracking.find_finished_run(s.experiment, key)
+    if found:
+        return TrainingOutcome(
+            found["run_id"],
+            found["version"],
+            found["metrics"],
+            found["device"],
+            reused=True,
+            decision=None,
+            protocol=protocol,
+        )
+    if frame is None:
+        frame = store.read_dataset(s.features_dir)
+    result = train(frame, model, protocol, seed=s.seed, device=s.device)
+    run_id, version = tracking.log_training_run(
+        result,
+        s.model_name,
+        manifest["digest"],
+        {"protocol": key["protocol"], "code_digest": key["code_digest"], **(tags or {})},
+    )
+    decision = (
+        tracking.promote(
+            s.model_name, version, result.test, result.metrics, QualityGate.from_settings(s)
+        )
+        if promote
+        else None
+    )
+    return TrainingOutcome(
+        run_id, version, result.metrics, result.device, False, decision, protocol
+    )
+
+
+def promote_version(
+    s: Settings, version: str | None = None, test: pd.DataFrame | None = None
+) -> tuple[str, dict[str, float], Decision]:
+    """Evaluate a registered version on the test week and decide its alias.
+
+    Args:
+        s: settings (protocol dates, model name, tracking URI, gate).
+        version: the version to decide on; default the latest.
+        test: the test week of the features dataset, when the caller has it already.
+
+    Returns:
+        `(version, metrics on the test set, decision)`.
+
+    Raises:
+        NothingToPromoteError: if the model has no version.
+        store.DatasetError: if the features dataset is missing.
+    """
+    tracking.configure(s.mlflow_tracking_uri)
+    version = version or tracking.latest_version(s.model_name)
+    if version is None:
+        raise NothingToPromoteError(
+            f"model {s.model_name} has no registered version: run `fraudlab train` first"
+        )
+    protocol = EvaluationProtocol.from_settings(s)
+    if test is None:
+        _, test = protocol.split(store.read_dataset(s.features_dir))
+    model = tracking.load_model(f"models:/{s.model_name}/{version}")
+    metrics = evaluate_scores(test, model.predict_proba(test), k=protocol.top_k)
+    decision = tracking.promote(s.model_name, version, test, metrics, QualityGate.from_settings(s))
+    return version, metrics, decision
+
+
+def promote_undecided(s: Settings) -> list[tuple[str, dict[str, float], Decision]]:
+    """Decide, in version order, every version no promotion has decided on yet: the pipeline's
+    promote step after its parallel train steps. The test week is read once for all of them.
+
+    Returns:
+        `(version, metrics, decision)` per version; empty when every version is decided.
+
+    Raises:
+        store.DatasetError: if the features dataset is missing.
+    """
+    tracking.configure(s.mlflow_tracking_uri)
+    versions = tracking.undecided_versions(s.model_name)
+    if not versions:
+        return []
+    _, test = EvaluationProtocol.from_settings(s).split(store.read_dataset(s.features_dir))
+    return [promote_version(s, v, test) for v in versions]
