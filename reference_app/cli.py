@@ -31,7 +31,12 @@ DataDir = Annotated[str | None, typer.Option("--data-dir", help="Dataset root (F
 
 
 def _settings(**overrides) -> Settings:
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Settings from the environment and `overrides`; with an MLflow admin password set, this
+    process's MLflow client signs in with it (unless MLFLOW_TRACKING_* already say who)."""
+    s = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    for name, value in s.mlflow_client_env().items():
+        os.environ.setdefault(name, value)
+    return s
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -72,7 +77,7 @@ def simulate(
 
     The --drift-* options (or FRAUD_DRIFT_*) inject drift from a chosen day for the monitoring labs.
     """
-    from .pipeline import simulate_step
+    from .orchestration.pipeline import simulate_step
 
     s = _settings(
         data_dir=data_dir, n_customers=customers, n_terminals=terminals, nb_days=days, seed=seed,
@@ -113,7 +118,7 @@ def validate(
     2 when the input cannot be read.
     """
     from .data.store import DatasetError, list_files
-    from .pipeline import validate_step
+    from .orchestration.pipeline import validate_step
 
     s = _settings(data_dir=data_dir)
     try:
@@ -150,7 +155,7 @@ def features(
 ) -> None:
     """Compute the handbook's 15 features (ch. 3.4) for the validated transactions."""
     from .data.store import DatasetError
-    from .pipeline import features_step
+    from .orchestration.pipeline import features_step
 
     s = _settings(data_dir=data_dir)
     try:
@@ -186,32 +191,30 @@ def train_cmd(
 ) -> None:
     """Train on the handbook's protocol, log to MLflow, register `fraud-detector`, set its alias."""
     from .data.store import DatasetError
-    from .jobs import train_and_register
+    from .orchestration.lifecycle import train_register_promote
     from .training.models import MODEL_TYPES
 
     if model not in MODEL_TYPES:
         _fail(f"unknown model {model!r}; choose one of {', '.join(MODEL_TYPES)}", 2)
     s = _settings(data_dir=data_dir, mlflow_tracking_uri=tracking_uri, device=device)
     try:
-        out = train_and_register(s, model, s.device, promote=promote, force=force)
+        out = train_register_promote(s, model, promote=promote, force=force)
     except (DatasetError, RuntimeError) as err:
         _fail(str(err), 2)
-    m = out["metrics"]
+    m = out.metrics
     console.print(
-        f"{model}: AUC {m['auc_roc']:.4f}  AP {m['average_precision']:.4f}  CP@{s.top_k} {m['card_precision_top_k']:.4f} (perfect {m['card_precision_top_k_perfect']:.4f})  device {out['device']}"
+        f"{model}: AUC {m['auc_roc']:.4f}  AP {m['average_precision']:.4f}  CP@{s.top_k} {m['card_precision_top_k']:.4f} (perfect {m['card_precision_top_k_perfect']:.4f})  device {out.device}"
     )
-    if out["reused"]:
+    if out.reused:
+        console.print(f"reused run {out.run_id} (version {out.version}): data and code unchanged")
+    elif out.decision is None:
         console.print(
-            f"reused run {out['run_id']} (version {out['version']}): data and code unchanged"
-        )
-    elif out["decision"] is None:
-        console.print(
-            f"registered {s.model_name} version {out['version']}; run `fraudlab promote --version {out['version']}` to decide its alias"
+            f"registered {s.model_name} version {out.version}; run `fraudlab promote --version {out.version}` to decide its alias"
         )
     else:
-        d = out["decision"]
+        d = out.decision
         console.print(
-            f"registered {s.model_name} version {out['version']} → alias {d.alias}: {d.reason}"
+            f"registered {s.model_name} version {out.version} → alias {d.alias}: {d.reason}"
         )
 
 
@@ -237,7 +240,7 @@ def promote(
     test set. Exit status 0 either way (the alias says what happened); 2 when nothing to decide on.
     """
     from .data.store import DatasetError
-    from .jobs import NothingToPromoteError, promote_undecided, promote_version
+    from .orchestration.lifecycle import NothingToPromoteError, promote_undecided, promote_version
 
     s = _settings(data_dir=data_dir, mlflow_tracking_uri=tracking_uri)
     if undecided and version is not None:
@@ -274,10 +277,10 @@ def pipeline(
     """Run the pipeline's steps locally, in the order of its DAG, up to and including --through.
 
     The steps and their arguments are those of the Argo WorkflowTemplate `fraud-pipeline` that kind
-    mode runs (reference_app/pipeline.py PIPELINE_DAG); each step reuses what is up to date.
+    mode runs (reference_app/orchestration/pipeline.py PIPELINE_DAG); each step reuses what is up to date.
     The default runs the data steps; `--through replay` needs MLflow and a model server (make up).
     """
-    from .pipeline import steps_through
+    from .orchestration.pipeline import steps_through
 
     if data_dir is not None:
         os.environ["FRAUD_DATA_DIR"] = data_dir
@@ -357,13 +360,17 @@ def mlflow(
     data_dir: DataDir = None,
 ) -> None:
     """Run a local MLflow server in the foreground (SQLite store and artifacts under <data-dir>/state)."""
-    from .localstack import mlflow_command
+    from .launchers.stack import mlflow_command
 
     s = _settings(data_dir=data_dir)
     try:
         cmd, env = mlflow_command(s, port or s.mlflow_port, host)
     except ValueError as err:
         _fail(str(err), 2)
+    from .launchers.stack import exposure_warning
+
+    if warning := exposure_warning(s, host):
+        console.print(f"[yellow]warning:[/yellow] {warning}")
     console.print(f"MLflow on http://{host}:{port or s.mlflow_port} (Ctrl-C to stop)")
     os.environ.update(env)
     os.execv(cmd[0], cmd)
@@ -375,15 +382,12 @@ def serve(
         Path | None, typer.Option(help="Where to write MLServer's settings.")
     ] = None,
 ) -> None:
-    """Run MLServer with the fraud runtime (V2 inference protocol) in the foreground."""
-    import shutil
+    """Run MLServer with the fraud runtime (V2 inference protocol) in the foreground, behind the
+    gate: body limit, closed model repository API and docs, known models only (serving/gate.py)."""
+    from .launchers.mlserver import run_mlserver, write_mlserver_config
 
-    from .serving.launcher import write_mlserver_config
-
-    s = Settings()
-    folder = write_mlserver_config(s, config_dir or Path(s.state_dir) / "mlserver")
-    mlserver_bin = shutil.which("mlserver", path=str(Path(sys.executable).parent)) or "mlserver"
-    os.execv(mlserver_bin, [mlserver_bin, "start", str(folder)])
+    s = _settings()
+    run_mlserver(s, write_mlserver_config(s, config_dir or Path(s.state_dir) / "mlserver"))
 
 
 @app.command()
@@ -395,14 +399,20 @@ def up(
             help="Also start the drift exporter, Prometheus, Alertmanager and the continuous-training controller."
         ),
     ] = False,
+    auth: Annotated[
+        bool,
+        typer.Option(
+            help="Run MLflow with basic auth, as kind mode does; the admin password comes from FRAUD_MLFLOW_ADMIN_PASSWORD and every client started here signs in with it."
+        ),
+    ] = False,
 ) -> None:
-    """Start the local stack in the background: MLflow, and MLServer serving the champion."""
-    from .localstack import ServerError, stack_up
-    from .monitoring.prometheus import MonitoringToolMissing
+    """Start the local stack in the background on 127.0.0.1: MLflow, and MLServer serving the champion."""
+    from .launchers.prometheus import MonitoringToolMissing
+    from .launchers.stack import ServerError, stack_up
 
     s = _settings(data_dir=data_dir)
     try:
-        record = stack_up(s, monitoring=monitoring)
+        record = stack_up(s, monitoring=monitoring, auth=auth)
     except (ServerError, MonitoringToolMissing) as err:
         _fail(str(err))
     for name, entry in record.items():
@@ -413,7 +423,7 @@ def up(
 @app.command()
 def down(data_dir: DataDir = None) -> None:
     """Stop the local stack started by `fraudlab up`."""
-    from .localstack import stack_down
+    from .launchers.stack import stack_down
 
     stopped = stack_down(_settings(data_dir=data_dir))
     console.print(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
@@ -422,7 +432,7 @@ def down(data_dir: DataDir = None) -> None:
 @app.command()
 def status(data_dir: DataDir = None) -> None:
     """Show the local stack; exit 0 only when every server is running."""
-    from .localstack import stack_status
+    from .launchers.stack import stack_status
 
     record = stack_status(_settings(data_dir=data_dir))
     if not record:
@@ -476,8 +486,8 @@ def monitor(
 @app.command()
 def prometheus(data_dir: DataDir = None) -> None:
     """Run a local Prometheus (alert rules from the PrometheusRule manifest) and Alertmanager in the foreground."""
-    from .localstack import start_alertmanager, start_prometheus
-    from .monitoring.prometheus import MonitoringToolMissing
+    from .launchers.prometheus import MonitoringToolMissing
+    from .launchers.stack import start_alertmanager, start_prometheus
 
     s = _settings(data_dir=data_dir)
     try:
@@ -498,7 +508,7 @@ def ct_controller(
     """The continuous-training controller: Alertmanager webhook on /alerts, retrains on drift or performance alerts."""
     import uvicorn
 
-    from .continuous import create_app
+    from .orchestration.continuous_training import create_app
 
     s = _settings(ct_port=port)
     uvicorn.run(create_app(s), host=host, port=s.ct_port, log_level="warning")
@@ -512,8 +522,8 @@ def retrain(
     data_dir: DataDir = None,
 ) -> None:
     """One continuous-training cycle: retrain on the newest labelled window, gate, promote, reload serving."""
-    from .continuous import retrain as run_retrain
     from .data.store import DatasetError
+    from .orchestration.continuous_training import retrain as run_retrain
 
     s = _settings(data_dir=data_dir)
     try:
@@ -585,11 +595,11 @@ def demo(
     ] = "2018-08-08",
 ) -> None:
     """The whole system locally: data → features → 3 models → champion → MLServer → replay → report."""
-    from .demo import NoChampionError, run_demo
+    from .orchestration.demo import NoChampionError, run_demo
 
     s = _settings(data_dir=data_dir, n_customers=customers, n_terminals=terminals, nb_days=days)
     from .data.store import DatasetError
-    from .localstack import ServerError
+    from .launchers.stack import ServerError
     from .serving.replay import ReplayError
 
     try:

@@ -121,6 +121,54 @@ class Settings(BaseSettings):
     """Largest number of transactions accepted in one inference request (larger → 400)."""
     replay_batch_size: int = Field(200, gt=0)
     """Transactions per request in `fraudlab replay`."""
+    max_body_bytes: int = Field(1_000_000, gt=0)
+    """Largest request body MLServer accepts, in bytes: REST bodies (compressed and decompressed)
+    and gRPC messages. Larger → 413 (gRPC RESOURCE_EXHAUSTED) before anything is parsed. 1 MB
+    holds ≈ 8 000 transactions as V2 JSON (≈ 125 bytes each): the tighter bound on a JSON batch."""
+    max_gzip_ratio: float = Field(100.0, gt=1)
+    """A gzip request body may expand to at most this many times its size (JSON of transactions:
+    ≈ 4×; a gzip bomb: ≈ 1000×), and never beyond `max_body_bytes`."""
+    serving_admin_token: SecretStr | None = None
+    """Bearer token of MLServer's model repository API (load/unload), which reloads the champion
+    after a promotion in local mode. Unset: the API is closed to everyone (kind mode reloads by
+    rolling the pods). `fraudlab up` makes one per state folder (`launchers.mlserver.admin_token`)."""
+
+    def as_env(self) -> dict[str, str]:
+        """The `FRAUD_*` environment that recreates these settings in a child process.
+
+        Every set field becomes `FRAUD_<NAME>`; secrets (`SecretStr` fields such as the MLflow
+        admin password) and unset (None) fields are left out: children that need a secret get it
+        from the parent's environment, as containers get it from a Secret.
+
+        Example:
+            >>> Settings(http_port=9000).as_env()["FRAUD_HTTP_PORT"]
+            '9000'
+        """
+        env = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None or isinstance(value, SecretStr):
+                continue
+            env[f"FRAUD_{name.upper()}"] = (
+                value.isoformat() if isinstance(value, dt.date) else str(value)
+            )
+        return env
+
+    def mlflow_client_env(self) -> dict[str, str]:
+        """MLflow's client credential for an MLflow with basic auth: `MLFLOW_TRACKING_USERNAME` and
+        `MLFLOW_TRACKING_PASSWORD`, which MLflow's client reads from the environment on each call
+        (`mlflow/utils/credentials.py` `read_mlflow_creds`). Empty when no admin password is set.
+
+        Example:
+            >>> Settings(mlflow_admin_password="pw").mlflow_client_env()["MLFLOW_TRACKING_USERNAME"]
+            'admin'
+        """
+        if self.mlflow_admin_password is None:
+            return {}
+        return {
+            "MLFLOW_TRACKING_USERNAME": self.mlflow_admin_username,
+            "MLFLOW_TRACKING_PASSWORD": self.mlflow_admin_password.get_secret_value(),
+        }
 
     def _under(self, name: str) -> str:
         return f"{self.data_dir.rstrip('/')}/{name}"

@@ -5,9 +5,16 @@ numeric datatype, finite values. Response: one output `fraud_probability`, FP64,
 Every bad request raises `mlserver.errors.InferenceError`, which MLServer returns as HTTP 400
 with the message; no traceback leaves the server.
 
+The runtime reads what it needs from its model settings, as MLServer's own runtimes do:
+`parameters.uri` (the MLflow model URI) and `parameters.extra` (`RuntimeParameters`: the tracking
+server, the flag threshold, the batch limit). `fraudlab serve` writes them from `Settings`
+(`launchers.mlserver.write_mlserver_config`).
+
 Example (model-settings.json):
     {"name": "fraud-detector", "implementation": "reference_app.serving.runtime.FraudRuntime",
-     "parameters": {"uri": "models:/fraud-detector@champion"}}
+     "parameters": {"uri": "models:/fraud-detector@champion",
+                    "extra": {"tracking_uri": "http://127.0.0.1:5000", "flag_threshold": 0.5,
+                              "max_batch_rows": 10000}}}
 """
 
 from __future__ import annotations
@@ -17,8 +24,10 @@ import pandas as pd
 from mlserver import MLModel
 from mlserver.errors import InferenceError
 from mlserver.types import InferenceRequest, InferenceResponse, ResponseOutput
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..config import Settings
+from ..data.domains import FEATURE_DOMAINS
 from ..features import FEATURE_NAMES
 from ..monitoring.metrics import record_scores
 from ..tracking import OUTPUT_NAME, configure, load_model
@@ -39,18 +48,136 @@ NUMERIC_DATATYPES = {
 }
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+"""The forest computes in float32: a larger magnitude would become infinite inside the model."""
+DATATYPE_RANGES = {
+    "BOOL": (0, 1),
+    **{f"UINT{b}": (0, 2**b - 1) for b in (8, 16, 32, 64)},
+    **{f"INT{b}": (-(2 ** (b - 1)), 2 ** (b - 1) - 1) for b in (8, 16, 32, 64)},
+    "FP16": (-65504.0, 65504.0),
+    "FP32": (-FLOAT32_MAX, FLOAT32_MAX),
+}
+"""Values each datatype can hold (BOOL and the integer types: whole numbers only); FP64: any finite."""
+
+
+def _column(name: str, item) -> np.ndarray:
+    """One input's values (n,) float64, after the checks of its datatype, shape and data.
+
+    Raises:
+        InferenceError: naming the input and what is wrong with it.
+    """
+    # --8<-- [start:column]
+    if item.datatype not in NUMERIC_DATATYPES:
+        raise InferenceError(
+            f"input {name} has datatype {item.datatype}; expected a numeric datatype such as FP64"
+        )
+    shape = list(item.shape)
+    if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
+        raise InferenceError(
+            f"input {name} has shape {shape}; expected [n] or [n, 1] (one value per transaction)"
+        )
+    data = item.data.root if hasattr(item.data, "root") else item.data
+    if not isinstance(data, list):  # a bare number, a string, an object
+        raise InferenceError(
+            f"input {name} has data {json_type(data)}; expected a list of {shape[0]} numbers"
+        )
+    try:
+        raw = np.asarray(data)
+    except (TypeError, ValueError):  # ragged nesting
+        raise InferenceError(f"input {name} holds ragged or non-numeric data") from None
+    if raw.ndim != 1 and list(raw.shape) != shape:  # [[[v]]] for shape [1]: no silent flattening
+        raise InferenceError(
+            f"input {name} has data nested as {list(raw.shape)} but shape {shape}; send a flat "
+            "list of numbers (or one [v] per row for [n, 1])"
+        )
+    if raw.size and raw.dtype.kind not in "biuf":  # strings, None, objects: no silent parsing
+        raise InferenceError(
+            f"input {name} holds non-numeric values; {item.datatype} data must be numbers"
+        )
+    flat = data if raw.ndim == 1 else [v for row in data for v in row]
+    if item.datatype != "BOOL" and bool in set(map(type, flat)):
+        # JSON true/false: numpy would read them as 1 and 0, even among numbers.
+        raise InferenceError(
+            f"input {name} holds booleans (true/false); {item.datatype} data must be numbers"
+        )
+    values = raw.astype(np.float64).reshape(-1)
+    if values.size != shape[0]:
+        raise InferenceError(
+            f"input {name} has {values.size} values but shape {shape} says {shape[0]}"
+        )
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise InferenceError(
+            f"input {name} has {bad.size} NaN or infinite values (first at row {int(bad[0])})"
+        )
+    bad = np.flatnonzero(np.abs(values) > FLOAT32_MAX)
+    if bad.size:
+        raise InferenceError(
+            f"input {name} holds {values[bad[0]]:g} (row {int(bad[0])}), beyond the float32 range "
+            f"(±{FLOAT32_MAX:.4g}) the model computes in"
+        )
+    if item.datatype in DATATYPE_RANGES:
+        low, high = DATATYPE_RANGES[item.datatype]
+        whole = item.datatype.startswith(("BOOL", "INT", "UINT"))
+        bad = np.flatnonzero(
+            (values < low) | (values > high) | (whole & (values != np.floor(values)))
+        )
+        if bad.size:
+            kind = "whole number" if whole else "number"
+            raise InferenceError(
+                f"input {name} holds {values[bad[0]]:g} (row {int(bad[0])}), which datatype "
+                f"{item.datatype} cannot hold: a {kind} in [{low:g}, {high:g}]"
+            )
+    # --8<-- [end:column]
+    return values
+
+
+def json_type(value) -> str:
+    """The JSON name of a Python value's type, for messages ("a number", "a string", …)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "an object"
+    return "null" if value is None else type(value).__name__
+
+
+def _default(name: str):
+    return Settings.model_fields[name].default
+
+
+class RuntimeParameters(BaseModel):
+    """`parameters.extra` of the model settings; defaults are `Settings`' (the one source)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tracking_uri: str = Field(default_factory=lambda: _default("mlflow_tracking_uri"))
+    """MLflow tracking server that resolves `parameters.uri`."""
+    flag_threshold: float = Field(default_factory=lambda: _default("flag_threshold"), ge=0, le=1)
+    """A score at or above this counts as flagged (metrics)."""
+    max_batch_rows: int = Field(default_factory=lambda: _default("max_batch_rows"), gt=0)
+    """Largest batch accepted in one request (larger → 400)."""
+
+
 class FraudRuntime(MLModel):
     """Serve `models:/fraud-detector@champion` (or the URI in the model settings) from MLflow."""
 
     # --8<-- [start:load]
     async def load(self) -> bool:
-        """Resolve the model URI to a registered version and load it through MLflow."""
-        self._config = Settings()
-        uri = (
-            self.settings.parameters.uri if self.settings.parameters else None
-        ) or self._config.model_uri
-        configure(self._config.mlflow_tracking_uri)
-        self._model = load_model(uri)
+        """Resolve the model URI to a registered version and load it through MLflow.
+
+        Raises:
+            ValueError: the model settings have no `parameters.uri`, or a bad `parameters.extra`.
+        """
+        parameters = self.settings.parameters
+        if parameters is None or not parameters.uri:
+            raise ValueError(f"model {self.name}: model settings need parameters.uri")
+        self._config = RuntimeParameters.model_validate(parameters.extra or {})
+        configure(self._config.tracking_uri)
+        self._model = load_model(parameters.uri)
         self._version = self._model.version or "unknown"
         return True
 
@@ -79,9 +206,12 @@ class FraudRuntime(MLModel):
         """Decode and check the request; return an (n, 15) float64 frame in `FEATURE_NAMES` order.
 
         Raises:
-            InferenceError: missing or unknown inputs, a non-numeric datatype or value, a shape
-                other than [n] / [n, 1], data not matching the shape, inputs of different lengths,
-                an empty batch, a batch above `max_batch_rows`, NaN or infinite values.
+            InferenceError: missing or unknown inputs; per input (`_column`): a non-numeric
+                datatype, a shape other than [n] / [n, 1], data that is not a flat list or
+                nested as the shape says, booleans or other non-numbers, NaN or infinite values,
+                values beyond float32 or the datatype's range; inputs of different lengths, an
+                empty batch, a batch above `max_batch_rows`; a value outside its feature's domain
+                in the data contract (`data.domains.FEATURE_DOMAINS`).
         """
         # --8<-- [start:checks]
         inputs = {i.name: i for i in payload.inputs or []}
@@ -102,36 +232,7 @@ class FraudRuntime(MLModel):
         # --8<-- [end:checks]
         columns, lengths = {}, set()
         for name in FEATURE_NAMES:
-            item = inputs[name]
-            if item.datatype not in NUMERIC_DATATYPES:
-                raise InferenceError(
-                    f"input {name} has datatype {item.datatype}; expected a numeric datatype such as FP64"
-                )
-            shape = list(item.shape)
-            if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
-                raise InferenceError(
-                    f"input {name} has shape {shape}; expected [n] or [n, 1] (one value per transaction)"
-                )
-            try:
-                raw = np.asarray(item.data.root if hasattr(item.data, "root") else item.data)
-            except (TypeError, ValueError):  # ragged nesting
-                raise InferenceError(f"input {name} holds ragged or non-numeric data") from None
-            if (
-                raw.size and raw.dtype.kind not in "biuf"
-            ):  # strings, None, objects: no silent parsing
-                raise InferenceError(
-                    f"input {name} holds non-numeric values; {item.datatype} data must be numbers"
-                )
-            values = raw.astype(np.float64).reshape(-1)
-            if values.size != shape[0]:
-                raise InferenceError(
-                    f"input {name} has {values.size} values but shape {shape} says {shape[0]}"
-                )
-            bad = np.flatnonzero(~np.isfinite(values))
-            if bad.size:
-                raise InferenceError(
-                    f"input {name} has {bad.size} NaN or infinite values (first at row {int(bad[0])})"
-                )
+            values = _column(name, inputs[name])
             columns[name] = values
             lengths.add(values.size)
         if len(lengths) > 1:
@@ -145,4 +246,20 @@ class FraudRuntime(MLModel):
             raise InferenceError(
                 f"batch of {n} transactions exceeds the limit of {self._config.max_batch_rows}"
             )
+        # --8<-- [start:domains]
+        for name, domain in FEATURE_DOMAINS.items():
+            bad = np.flatnonzero(domain.violations(columns[name]))
+            if bad.size:
+                raise InferenceError(
+                    f"input {name} holds {columns[name][bad[0]]:g} (row {int(bad[0])}), outside its "
+                    f"domain: {domain.describe()} ({bad.size} such values)"
+                )
+        # --8<-- [end:domains]
         return pd.DataFrame(columns, columns=FEATURE_NAMES)
+
+    @property
+    def served_version(self) -> str | None:
+        """The registered version this runtime scores with (`model_version` in its responses);
+        None before `load`. The server's gate lets clients address it as
+        `/v2/models/<name>/versions/<served_version>/…` (`serving.gate`)."""
+        return getattr(self, "_version", None)
