@@ -258,6 +258,52 @@ def test_bad_payload_gets_4xx(endpoints, model_name, case):
 
 
 @pytest.mark.needs("test_model_ready")
+def test_body_over_the_limit_gets_413(endpoints, model_name):
+    """A request body over the server's limit (FRAUD_MAX_BODY_BYTES, 1 MB) gets 413 before the server reads it."""
+    limit = int(labkit.setting("FRAUD_MAX_BODY_BYTES"))
+    url = infer_url(endpoints, model_name)
+    try:
+        r = httpx.post(
+            url,
+            content=b" " * (limit + 1),
+            headers={"content-type": "application/json"},
+            timeout=labkit.HTTP_TIMEOUT_S,
+        )
+        found = f"HTTP {r.status_code}: {labkit.short(r.text, 160)}"
+        ok = r.status_code == 413
+    except httpx.HTTPError as err:
+        found, ok = labkit.describe_error(err), False
+    assert ok, hint(
+        f"HTTP 413 for a body of {limit + 1:,} bytes",
+        found,
+        f"head -c {limit + 1} /dev/zero | tr '\\0' ' ' | curl -s -i -H 'content-type: application/json' "
+        f"--data-binary @- {url}   (the server must run `fraudlab serve`, which puts the gate in front of MLServer)",
+    )
+
+
+REPOSITORY_CLOSED = "401 or 403 (the model repository API needs the admin token, or is closed)"
+
+
+@pytest.mark.needs("test_model_ready")
+def test_model_repository_api_is_closed(endpoints):
+    """MLServer's model repository API (load/unload) refuses a client without the admin token: POST /v2/repository/index → 401 or 403."""
+    url = f"{endpoints.model}/v2/repository/index"
+    try:
+        r = httpx.post(url, json={}, timeout=labkit.HTTP_TIMEOUT_S)
+        found, ok = (
+            f"HTTP {r.status_code}: {labkit.short(r.text, 160)}",
+            r.status_code in (401, 403),
+        )
+    except httpx.HTTPError as err:
+        found, ok = labkit.describe_error(err), False
+    assert ok, hint(
+        f"HTTP {REPOSITORY_CLOSED}",
+        found,
+        f"curl -s -i -X POST -H 'content-type: application/json' -d '{{}}' {url}",
+    )
+
+
+@pytest.mark.needs("test_model_ready")
 def test_latency_within_slo(endpoints, model_name):
     """p95 latency of one-transaction requests is within the lab's SLO (≤ 100 ms over 50 requests)."""
     url = infer_url(endpoints, model_name)

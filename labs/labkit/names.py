@@ -100,6 +100,7 @@ DEFAULTS = {
     "FRAUD_EXPERIMENT": "fraud-detection",
     "FRAUD_GATE_MIN_AUC": "0.85",
     "FRAUD_GATE_MIN_AP": "0.60",
+    "FRAUD_MAX_BODY_BYTES": "1000000",
 }
 CHAMPION = "champion"
 DATASETS = ("raw", "validated", "features")

@@ -340,8 +340,17 @@ def stack_up(settings: Settings, monitoring: bool = False, auth: bool = False) -
         The stack record written to `stack_file(settings)`: per server its pid and URLs.
 
     Raises:
-        ServerError: if a port is taken or a server does not become ready.
+        ServerError: if a port is taken, a server does not become ready, or `auth` is asked
+            without an MLflow admin password.
     """
+    if auth:
+        if settings.mlflow_admin_password is None:
+            raise ServerError(
+                "--auth needs the MLflow admin password in FRAUD_MLFLOW_ADMIN_PASSWORD (the "
+                "environment or .env): e.g. `echo FRAUD_MLFLOW_ADMIN_PASSWORD=$(openssl rand -hex "
+                "16) >> .env`; every fraudlab command then signs in with it"
+            )
+        settings = settings.model_copy(update={"mlflow_auth": True})
     current = stack_status(settings)
     if current and all(entry["alive"] for entry in current.values()):
         return current
@@ -358,14 +367,6 @@ def stack_up(settings: Settings, monitoring: bool = False, auth: bool = False) -
             raise ServerError(
                 f"port {port} on 127.0.0.1 is already in use: stop what listens there or set FRAUD_*_PORT"
             )
-    if auth:
-        if settings.mlflow_admin_password is None:
-            raise ServerError(
-                "--auth needs the MLflow admin password in FRAUD_MLFLOW_ADMIN_PASSWORD (the "
-                "environment or .env): e.g. `echo FRAUD_MLFLOW_ADMIN_PASSWORD=$(openssl rand -hex "
-                "16) >> .env`; every fraudlab command then signs in with it"
-            )
-        settings = settings.model_copy(update={"mlflow_auth": True})
     from .mlserver import admin_token
 
     admin_token(settings, create=True)

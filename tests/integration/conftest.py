@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from reference_app.config import Settings
+from reference_app.launchers.mlserver import admin_token
 from reference_app.launchers.stack import free_port, start_mlflow, start_mlserver
 
 # Handbook density (1 customer : 2 terminals) at 40 % of the population, 60 days; the protocol
@@ -82,6 +83,8 @@ def mlflow_server(demo_run, stack_settings):
 
 @pytest.fixture(scope="session")
 def mlserver(mlflow_server, stack_settings):
-    """MLServer with the fraud runtime serving the champion."""
+    """MLServer with the fraud runtime serving the champion; its model repository API answers the
+    admin token `fraudlab up` would make (`admin_token`), as in local mode."""
+    admin_token(stack_settings, create=True)
     with start_mlserver(stack_settings) as server:
         yield server

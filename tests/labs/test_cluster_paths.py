@@ -357,6 +357,7 @@ def test_fraud_system_names_match_the_app(labkit):
         "FRAUD_EXPERIMENT": defaults.experiment,
         "FRAUD_GATE_MIN_AUC": str(defaults.gate_min_auc),
         "FRAUD_GATE_MIN_AP": f"{defaults.gate_min_ap:.2f}",
+        "FRAUD_MAX_BODY_BYTES": str(defaults.max_body_bytes),
     }
 
 

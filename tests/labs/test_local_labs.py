@@ -275,7 +275,7 @@ def test_lab09_fails_without_a_replay_and_above_the_slo(data_copy, reference_sta
         "inputs of different lengths",
     ):
         assert check(out, f"A bad payload ({case})")["symbol"] == "✓"
-    assert out["summary"] == ("5", "7", "2 failed, 5 not for target local")
+    assert out["summary"] == ("7", "9", "2 failed, 5 not for target local")
 
 
 def test_lab09_fails_when_the_model_server_is_down(data_copy):
@@ -297,8 +297,8 @@ def test_lab09_fails_when_the_model_server_is_down(data_copy):
     )
     assert out["summary"] == (
         "0",
-        "7",
-        "1 failed, 6 skipped because an earlier check failed, 5 not for target local",
+        "9",
+        "1 failed, 8 skipped because an earlier check failed, 5 not for target local",
     )
 
 
@@ -375,7 +375,7 @@ def test_make_lab_writes_junit_and_json_reports(reference_stack, tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert parse(result.stdout)["summary"] == ("7", "7", "5 not for target local")
+    assert parse(result.stdout)["summary"] == ("9", "9", "5 not for target local")
     summary = json.loads(report.with_suffix(".json").read_text())
     assert (
         summary["lab"],
@@ -384,13 +384,13 @@ def test_make_lab_writes_junit_and_json_reports(reference_stack, tmp_path):
         summary["total"],
         summary["ok"],
         summary["exit_status"],
-    ) == ("09-serving", "local", 7, 7, True, 0)
-    assert len(summary["checks"]) == 12 and {c["outcome"] for c in summary["checks"]} == {
+    ) == ("09-serving", "local", 9, 9, True, 0)
+    assert len(summary["checks"]) == 14 and {c["outcome"] for c in summary["checks"]} == {
         "passed",
         "skipped",
     }
     xml = report.with_suffix(".xml").read_text()
     assert (
-        xml.count("<testcase ") == 12
+        xml.count("<testcase ") == 14
         and 'name="check" value="Predictions equal offline scores' in xml
     )
