@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 
 from reference_app.cli import app
 from reference_app.config import Settings
-from reference_app.data import store
-from reference_app.data.contracts import REASON_COLUMN, validate_transactions
-from reference_app.pipeline import DUPLICATE_REASON, validate_step
+from reference_app.data import contracts, store
+from reference_app.data.contracts import REASON_COLUMN, ValidationResult, validate_transactions
+from reference_app.orchestration.pipeline import DUPLICATE_REASON, validate_step
 
 
 @pytest.fixture()
@@ -129,3 +129,67 @@ def test_validate_command_exit_status_and_summary(tmp_path, tiny_transactions):
     assert manifest["rows"] == len(bad) - 1
     missing = runner.invoke(app, ["validate", "--data-dir", str(tmp_path / "nothing")])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def _corrupt(clean: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Typed columns (the fast path) with random breaks of every rule, several per row at times."""
+    rng = np.random.default_rng(seed)
+    bad = clean.astype({"TX_AMOUNT": "float32", "CUSTOMER_ID": "int32"} if seed % 3 == 0 else {})
+    breaks = [
+        ("TX_AMOUNT", lambda v: [-5.0, np.inf, -np.inf, np.nan, 2e6][rng.integers(5)]),
+        ("CUSTOMER_ID", lambda v: -1),
+        ("TERMINAL_ID", lambda v: -3),
+        ("TRANSACTION_ID", lambda v: int(clean["TRANSACTION_ID"].iloc[rng.integers(len(clean))])),
+        ("TX_TIME_SECONDS", lambda v: v + [1, 86_400, -(10**9)][rng.integers(3)]),
+        ("TX_TIME_DAYS", lambda v: v + 1),
+        ("TX_DATETIME", lambda v: [v + pd.Timedelta(seconds=1), pd.NaT][rng.integers(2)]),
+        ("TX_FRAUD", lambda v: [2, 1 - v][rng.integers(2)]),
+        ("TX_FRAUD_SCENARIO", lambda v: [7, 3, 0][rng.integers(3)]),
+    ]
+    for row in rng.choice(len(bad), size=int(rng.integers(0, 25)), replace=False):
+        for k in rng.choice(len(breaks), size=int(rng.integers(1, 3)), replace=False):
+            column, value = breaks[k]
+            bad.loc[row, column] = value(bad.loc[row, column])
+    return bad
+
+
+def _pandera_only(frame: pd.DataFrame) -> ValidationResult:
+    """The contract with pandera alone on the whole frame (what `validate_transactions` did
+    before its vectorised pre-check)."""
+    frame = frame.reset_index(drop=True)
+    row_reasons = contracts._pandera_reasons(frame)
+    remaining = frame.drop(index=list(row_reasons))
+    reasons = pd.Series(
+        {i: "; ".join(dict.fromkeys(r)) for i, r in sorted(row_reasons.items())}, dtype="string"
+    )
+    return ValidationResult(
+        valid=contracts.TRANSACTION_SCHEMA.validate(remaining)[
+            contracts.TRANSACTION_COLUMNS
+        ].reset_index(drop=True),
+        quarantined=contracts._quarantine_frame(frame, reasons),
+        reasons=reasons.str.split("; ").explode().value_counts().to_dict() if len(reasons) else {},
+    )
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_fast_path_equals_pandera_on_the_whole_frame(clean, seed):
+    """Same valid rows and dtypes, same quarantined rows and reason strings, same counts."""
+    bad = _corrupt(clean, seed)
+    got, want = validate_transactions(bad), _pandera_only(bad)
+    pd.testing.assert_frame_equal(got.valid, want.valid)
+    pd.testing.assert_frame_equal(got.quarantined, want.quarantined)
+    assert got.reasons == want.reasons
+    assert len(got.valid) + len(got.quarantined) == len(bad)
+
+
+def test_fast_path_when_most_rows_have_another_origin(clean):
+    """The dataset-origin check takes the frame's modal origin: a minority of rows at the usual
+    origin is what gets quarantined, as pandera on the whole frame decides."""
+    shifted = clean.copy()
+    rows = shifted.index[: len(shifted) * 2 // 3]
+    shifted.loc[rows, "TX_DATETIME"] += pd.Timedelta(days=1)
+    shifted.loc[3, "TX_AMOUNT"] = -1.0
+    got, want = validate_transactions(shifted), _pandera_only(shifted)
+    pd.testing.assert_frame_equal(got.quarantined, want.quarantined)
+    pd.testing.assert_frame_equal(got.valid, want.valid)
+    assert len(got.quarantined) == len(shifted) - len(rows) + 1
