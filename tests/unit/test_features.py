@@ -102,7 +102,7 @@ def test_features_step_uses_the_label_delay_setting(tmp_path):
     different delay changes the terminal features, and the dataset is recomputed, not reused."""
     from reference_app.config import Settings
     from reference_app.data import store
-    from reference_app.pipeline import features_step, simulate_step, validate_step
+    from reference_app.orchestration.pipeline import features_step, simulate_step, validate_step
 
     base = Settings(data_dir=str(tmp_path), n_customers=100, n_terminals=200, nb_days=60)
     simulate_step(base)
@@ -118,3 +118,29 @@ def test_features_step_uses_the_label_delay_setting(tmp_path):
     assert not reused and three["delay_days"] == 3
     second = store.read_dataset(base.features_dir)[terminal].to_numpy()
     assert first.shape == second.shape and (first != second).any()
+
+
+def test_features_equal_the_previous_implementation_bit_for_bit(small_transactions):
+    """The same frame, to the last bit, as `build_features` before it shared one sort per entity
+    (kept as the bench's reference), for rows in time order and shuffled."""
+    from reference_app.bench import previous_build_features
+
+    shuffled = small_transactions.sample(frac=1.0, random_state=1)
+    for frame in (small_transactions, shuffled):
+        pd.testing.assert_frame_equal(
+            build_features(frame), previous_build_features(frame), check_exact=True
+        )
+
+
+def test_window_bound_searches_equal_numpy_searchsorted():
+    """The merge and run-end searches give `np.searchsorted(..., side="right")`, ties included."""
+    from reference_app.features.transform import _run_ends, _searchsorted_right
+
+    rng = np.random.default_rng(0)
+    axis = np.sort(rng.integers(0, 500, 5_000))  # many equal values
+    for lo in (0, 1, 7, 100, 1_000):
+        np.testing.assert_array_equal(
+            _searchsorted_right(axis, axis - lo), np.searchsorted(axis, axis - lo, side="right")
+        )
+    np.testing.assert_array_equal(_run_ends(axis), np.searchsorted(axis, axis, side="right"))
+    assert len(_run_ends(axis[:0])) == 0 and len(_searchsorted_right(axis[:0], axis[:0])) == 0
