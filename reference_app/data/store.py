@@ -18,7 +18,11 @@ import uuid
 from collections.abc import Iterable, Iterator
 
 import fsspec
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
 
 MANIFEST = "manifest.json"
 READABLE_SUFFIXES = (".parquet", ".pkl", ".pickle")
@@ -67,6 +71,9 @@ def list_files(url: str) -> list[str]:
 
 def read_file(url: str) -> pd.DataFrame:
     """Read one Parquet or pandas-pickle file into a DataFrame."""
+    fs, path = fs_and_path(url)
+    if url.endswith(".parquet") and isinstance(fs, LocalFileSystem):
+        return pd.read_parquet(path)  # Arrow's own file reader: faster than a Python file object
     with fsspec.open(url, "rb") as f:
         if url.endswith(".parquet"):
             return pd.read_parquet(f)
@@ -94,7 +101,40 @@ def read_dataset(url: str, days: tuple[dt.date, dt.date] | None = None) -> pd.Da
         paths = [p for p in paths if first <= p.rsplit("/", 1)[-1][:10] <= last]
         if not paths:
             raise DatasetError(f"{url} has no file for the days {first} … {last}")
+    if all(p.endswith(".parquet") for p in paths):
+        tables = [_read_table(p) for p in paths]
+        if _one_plain_schema(tables):  # one conversion to pandas instead of one per file + concat
+            return pa.concat_tables(tables).to_pandas()
     return pd.concat([read_file(p) for p in paths], ignore_index=True)
+
+
+def _read_table(url: str) -> pa.Table:
+    """One Parquet file as an Arrow table (what `read_file` converts to pandas)."""
+    fs, path = fs_and_path(url)
+    if isinstance(fs, LocalFileSystem):
+        return pq.read_table(path)
+    with fsspec.open(url, "rb") as f:
+        return pq.read_table(f)
+
+
+def _one_plain_schema(tables: list[pa.Table]) -> bool:
+    """True when every table has the first one's schema and metadata, without a stored index and
+    with only numeric, boolean and timestamp columns: then converting their concatenation gives
+    what concatenating their conversions gives."""
+    first = tables[0].schema
+    pandas_meta = first.pandas_metadata or {}
+    return (
+        not pandas_meta.get("index_columns")
+        and b"PANDAS_ATTRS" not in (first.metadata or {})
+        and all(
+            pa.types.is_integer(t)
+            or pa.types.is_floating(t)
+            or pa.types.is_boolean(t)
+            or pa.types.is_timestamp(t)
+            for t in first.types
+        )
+        and all(t.schema.equals(first, check_metadata=True) for t in tables[1:])
+    )
 
 
 def read_manifest(url: str) -> dict | None:
@@ -133,15 +173,13 @@ def write_dataset(
     path = f"{final}.tmp-{uuid.uuid4().hex[:8]}"
     fs.makedirs(path, exist_ok=True)
     files = []
-    if len(frame):
-        days = frame[day_column].dt.strftime("%Y-%m-%d")
-        for day, part in frame.groupby(days, sort=True):
-            part = part.reset_index(drop=True)
-            with fs.open(f"{path}/{day}.parquet", "wb") as f:
+    for day, part, table in _day_parts(frame, day_column):
+        with fs.open(f"{path}/{day}.parquet", "wb") as f:
+            if table is None:
                 part.to_parquet(f, index=False)
-            files.append(
-                {"name": f"{day}.parquet", "rows": len(part), "digest": frame_digest(part)}
-            )
+            else:
+                pq.write_table(table, f)  # the bytes `part.to_parquet(f, index=False)` writes
+        files.append({"name": f"{day}.parquet", "rows": len(part), "digest": frame_digest(part)})
     manifest = {
         "name": name,
         "rows": int(len(frame)),
@@ -155,6 +193,36 @@ def write_dataset(
         json.dump(manifest, f, indent=2, default=str)
     replace_dir(fs, path, final)
     return manifest
+
+
+def _day_parts(
+    frame: pd.DataFrame, day_column: str
+) -> Iterator[tuple[str, pd.DataFrame, pa.Table | None]]:
+    """Yield `(YYYY-MM-DD, rows of that day in frame order, the same rows as an Arrow table or
+    None)` per day, in day order.
+
+    A naive datetime64 column without nulls, in a frame of plain numpy columns, is split by
+    positions (a sort only when rows are not in day order) and converted to Arrow once, then
+    sliced; anything else goes through `groupby` and pandas' own Parquet conversion per day.
+    """
+    if not len(frame):
+        return
+    when = frame[day_column]
+    plain = all(isinstance(c, str) for c in frame.columns) and all(
+        isinstance(t, np.dtype) and t.kind in "biufM" for t in frame.dtypes
+    )
+    if when.dtype != "datetime64[ns]" or when.hasnans or not plain or frame.attrs:
+        for day, part in frame.groupby(when.dt.strftime("%Y-%m-%d"), sort=True):
+            yield day, part.reset_index(drop=True), None
+        return
+    days = when.to_numpy(dtype="datetime64[D]")
+    if not (days[1:] >= days[:-1]).all():
+        order = np.argsort(days, kind="stable")  # stable: frame order within a day, as groupby
+        frame, days = frame.iloc[order], days[order]
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]])
+    for start, stop in zip(starts, [*starts[1:], len(days)], strict=True):
+        yield str(days[start]), frame.iloc[start:stop], table.slice(start, stop - start)
 
 
 def replace_dir(fs: fsspec.AbstractFileSystem, staged: str, final: str) -> None:
