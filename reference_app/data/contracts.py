@@ -24,6 +24,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
+from .domains import AMOUNT, FLAG
 from .simulator import SECONDS_PER_DAY, TRANSACTION_COLUMNS
 
 REASON_COLUMN = "QUARANTINE_REASON"
@@ -76,11 +77,13 @@ TRANSACTION_SCHEMA = pa.DataFrameSchema(
         "TX_DATETIME": pa.Column("datetime64[ns]", nullable=False, coerce=True),
         "CUSTOMER_ID": _id_column(),
         "TERMINAL_ID": _id_column(),
+        # Amounts and labels take their bounds from data.domains, which the model server's
+        # request checks read too: one definition of what an amount and a flag may hold.
         "TX_AMOUNT": pa.Column(
             "float64",
             [
-                pa.Check.ge(0),
-                pa.Check.lt(1e6),
+                pa.Check.ge(AMOUNT.minimum),
+                pa.Check.lt(AMOUNT.below),
                 pa.Check(np.isfinite, element_wise=False, name="finite"),
             ],
             nullable=False,
@@ -88,7 +91,9 @@ TRANSACTION_SCHEMA = pa.DataFrameSchema(
         ),
         "TX_TIME_SECONDS": _id_column(),
         "TX_TIME_DAYS": _id_column(),
-        "TX_FRAUD": pa.Column("int64", pa.Check.isin([0, 1]), nullable=False, coerce=True),
+        "TX_FRAUD": pa.Column(
+            "int64", pa.Check.isin(list(FLAG.values)), nullable=False, coerce=True
+        ),
         "TX_FRAUD_SCENARIO": pa.Column(
             "int64", pa.Check.isin([0, 1, 2, 3, 4]), nullable=False, coerce=True
         ),

@@ -4,7 +4,7 @@ a risk may hold.
 `fraudlab validate` builds the raw-transaction schema's checks from these (`TX_AMOUNT`,
 `TX_FRAUD`; `data.contracts`), and the model server refuses a request whose inputs leave their
 domain (`FEATURE_DOMAINS`, read by `serving.runtime.FraudRuntime._check_request`), so a value the
-contract would quarantine in a batch file is a 400 at the API, with the same words.
+contract would quarantine in a batch file is a 400 at the API, naming the domain it left.
 
 Example:
     >>> AMOUNT.violations(np.array([12.5, -1.0]))

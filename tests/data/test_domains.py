@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from reference_app.data.contracts import TRANSACTION_SCHEMA, validate_transactions
 from reference_app.data.domains import AMOUNT, COUNT, FEATURE_DOMAINS, FLAG, RISK
 from reference_app.features import FEATURE_NAMES, build_features
 
@@ -52,3 +53,27 @@ def test_domains_describe_themselves():
         "a count: a whole number ≥ 0",
         "a risk: a number in [0, 1]",
     ]
+
+
+def test_the_raw_data_contract_checks_amounts_and_labels_with_the_domains():
+    """`fraudlab validate` and the model server share one definition (data/domains.py)."""
+    stats = {
+        (column, check.name): check.statistics
+        for column in ("TX_AMOUNT", "TX_FRAUD")
+        for check in TRANSACTION_SCHEMA.columns[column].checks
+    }
+    assert stats[("TX_AMOUNT", "greater_than_or_equal_to")] == {"min_value": AMOUNT.minimum}
+    assert stats[("TX_AMOUNT", "less_than")] == {"max_value": AMOUNT.below}
+    assert stats[("TX_FRAUD", "isin")] == {"allowed_values": list(FLAG.values)}
+
+
+def test_an_amount_outside_its_domain_is_quarantined(small_transactions):
+    frame = small_transactions.head(50).copy()
+    frame.loc[3, "TX_AMOUNT"] = -1.0
+    frame.loc[7, "TX_AMOUNT"] = 1e6
+    result = validate_transactions(frame)
+    assert result.reasons == {
+        "TX_AMOUNT:greater_than_or_equal_to(0)": 1,
+        "TX_AMOUNT:less_than(1000000.0)": 1,
+    }
+    assert AMOUNT.violations(frame["TX_AMOUNT"].to_numpy()).sum() == 2

@@ -223,7 +223,7 @@ BAD_REQUESTS = {
         lambda b: _edit(b, "CUSTOMER_ID_NB_TX_7DAY_WINDOW", datatype="INT8", data=[1, 2, 300.7]),
         "holds 300.7 (row 2), which datatype INT8 cannot hold: a whole number in [-128, 127]",
     ),
-    # Domains of the data contract (data.domains), the words `fraudlab validate` uses too.
+    # Domains of the data contract (data.domains), the ones `fraudlab validate` checks too.
     "negative amount": (
         lambda b: _edit(b, "TX_AMOUNT", data=[10.0, -0.5, 3.0]),
         "input TX_AMOUNT holds -0.5 (row 1), outside its domain: an amount: a number ≥ 0",
