@@ -117,8 +117,10 @@ class Settings(BaseSettings):
     """Base URL that `fraudlab replay` sends requests to."""
     flag_threshold: float = Field(0.5, ge=0, le=1)
     """A transaction whose fraud probability reaches this value counts as flagged."""
-    max_batch_rows: int = Field(10_000, gt=0)
-    """Largest number of transactions accepted in one inference request (larger → 400)."""
+    max_batch_rows: int = Field(5_000, gt=0)
+    """Largest number of transactions accepted in one inference request (larger → 400). A full
+    batch fits in `max_body_bytes` as V2 JSON (tests/unit/test_settings.py), so a client that
+    keeps to this limit never meets the body cap."""
     replay_batch_size: int = Field(200, gt=0)
     """Transactions per request in `fraudlab replay`."""
     max_body_bytes: int = Field(1_000_000, gt=0)
