@@ -595,16 +595,12 @@ def demo(
     ] = "2018-08-08",
 ) -> None:
     """The whole system locally: data → features → 3 models → champion → MLServer → replay → report."""
-    from .orchestration.demo import NoChampionError, run_demo
+    from .orchestration.demo import reported_failures, run_demo
 
     s = _settings(data_dir=data_dir, n_customers=customers, n_terminals=terminals, nb_days=days)
-    from .data.store import DatasetError
-    from .launchers.stack import ServerError
-    from .serving.replay import ReplayError
-
     try:
         summary = run_demo(s, dt.date.fromisoformat(replay_day), console)
-    except (DatasetError, ServerError, ReplayError, NoChampionError, ValueError) as err:
+    except reported_failures() as err:
         _fail(str(err))
     table = Table(title="Fraud Lab demo")
     for col in (

@@ -21,7 +21,7 @@ from ..data import store
 from ..training.evaluation import evaluate_scores
 from ..training.promotion import Decision, QualityGate
 from ..training.split import EvaluationProtocol
-from ..training.train import train
+from ..training.train import TrainResult, train
 
 
 class NothingToPromoteError(RuntimeError):
@@ -85,34 +85,86 @@ def train_register_promote(
         ValueError: unknown model type, empty windows (see `training.train.train`).
     """
     protocol = protocol or EvaluationProtocol.from_settings(s)
-    tracking.configure(s.mlflow_tracking_uri, s.experiment)
-    manifest = manifest or store.read_manifest(s.features_dir)
+    manifest = _required(s, manifest or store.read_manifest(s.features_dir))
+    found = None if force else reusable_run(s, model, protocol, manifest)
+    if found:
+        return found
+    if frame is None:
+        frame = store.read_dataset(s.features_dir)
+    result = train(frame, model, protocol, seed=s.seed, device=s.device)
+    return register_and_promote(s, result, protocol, manifest, promote=promote, tags=tags)
+
+
+def _required(s: Settings, manifest: dict | None) -> dict:
+    """The features dataset's manifest.
+
+    Raises:
+        store.DatasetError: if there is none.
+    """
     if manifest is None:
         raise store.DatasetError(f"{s.features_dir} has no manifest: run `fraudlab features` first")
-    key = {
-        "data_digest": manifest["digest"],
+    return manifest
+
+
+def _run_key(s: Settings, model: str, protocol: EvaluationProtocol, manifest: dict | None) -> dict:
+    """The tags that identify a training run: data, model type, protocol and seed, code.
+
+    Raises:
+        store.DatasetError: if the features dataset has no manifest.
+    """
+    return {
+        "data_digest": _required(s, manifest)["digest"],
         "model_type": model,
         "protocol": f"{protocol.key}/seed{s.seed}",
         "code_digest": tracking.code_digest(),
     }
-    found = None if force else tracking.find_finished_run(s.experiment, key)
-    if found:
-        return TrainingOutcome(
-            found["run_id"],
-            found["version"],
-            found["metrics"],
-            found["device"],
-            reused=True,
-            decision=None,
-            protocol=protocol,
-        )
-    if frame is None:
-        frame = store.read_dataset(s.features_dir)
-    result = train(frame, model, protocol, seed=s.seed, device=s.device)
+
+
+def reusable_run(
+    s: Settings, model: str, protocol: EvaluationProtocol, manifest: dict | None
+) -> TrainingOutcome | None:
+    """The outcome of a finished run with the same key (`_run_key`), or None: nothing to train.
+
+    Raises:
+        store.DatasetError: if the features dataset has no manifest.
+    """
+    tracking.configure(s.mlflow_tracking_uri, s.experiment)
+    found = tracking.find_finished_run(s.experiment, _run_key(s, model, protocol, manifest))
+    if not found:
+        return None
+    return TrainingOutcome(
+        found["run_id"],
+        found["version"],
+        found["metrics"],
+        found["device"],
+        reused=True,
+        decision=None,
+        protocol=protocol,
+    )
+
+
+def register_and_promote(
+    s: Settings,
+    result: TrainResult,
+    protocol: EvaluationProtocol,
+    manifest: dict | None,
+    *,
+    promote: bool = True,
+    tags: dict[str, str] | None = None,
+) -> TrainingOutcome:
+    """Log a trained model's run, register a version and (optionally) decide its alias: the part
+    of `train_register_promote` after `train`, for callers that train elsewhere (the demo trains
+    the next model while this one is logged).
+
+    Raises:
+        store.DatasetError: if the features dataset has no manifest.
+    """
+    key = _run_key(s, str(result.params["model_type"]), protocol, manifest)
+    tracking.configure(s.mlflow_tracking_uri, s.experiment)
     run_id, version = tracking.log_training_run(
         result,
         s.model_name,
-        manifest["digest"],
+        key["data_digest"],
         {"protocol": key["protocol"], "code_digest": key["code_digest"], **(tags or {})},
     )
     decision = (
