@@ -113,6 +113,7 @@ docs-serve: $(STAMP) ## Serve the course site on http://127.0.0.1:8000 with live
 
 bench: $(STAMP) ## Throughput and latency benchmarks (ratios against simple references)
 	$(BIN)/python -m reference_app.bench
+	$(BIN)/python -m reference_app.serving.bench
 
 # --- kind mode (the course's cluster): scripts/, versions pinned in scripts/versions.sh ---------
 doctor: ## kind mode: check Docker, kind/kubectl/helm versions, CPUs, memory, inotify, ports, cgroup v2, GPU

@@ -2,7 +2,9 @@
 
 Runs record params, metrics, the training data's digest, the git commit and the device; models
 are logged as one pyfunc flavour (`FraudModel`) with a signature and input example, registered as
-`fraud-detector`, and promoted with aliases (`champion`, `challenger`) — never stages.
+`fraud-detector`, and promoted with aliases (`champion`, `challenger`) — never stages. The model
+carries its compiled form beside the native one: an ONNX file (`training.export`), the pyfunc
+artifact `onnx`, which the server and the replay score with (`serving.compiled`).
 
 Example:
     >>> configure("http://127.0.0.1:5000")                          # doctest: +SKIP
@@ -15,9 +17,11 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from importlib.metadata import version
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -27,6 +31,7 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from .features import FEATURE_NAMES
+from .training.export import export_onnx
 from .training.promotion import CHALLENGER, CHAMPION, Decision, QualityGate, decide_promotion
 from .training.train import TrainResult, score
 
@@ -34,6 +39,8 @@ PIP_REQUIREMENTS = [
     f"{p}=={version(p)}" for p in ("mlflow", "scikit-learn", "numpy", "pandas", "torch")
 ]
 OUTPUT_NAME = "fraud_probability"
+ONNX_ARTIFACT = "onnx"
+"""The pyfunc artifact holding the compiled model (`model.onnx`, beside the pickled estimator)."""
 
 
 def _drop_pickle_notice(record: logging.LogRecord) -> bool:
@@ -46,6 +53,10 @@ class FraudModel(mlflow.pyfunc.PythonModel):
 
     def __init__(self, estimator):
         self.estimator = estimator
+
+    def load_context(self, context) -> None:
+        """Note where MLflow put the ONNX file (None for versions logged before compiled inference)."""
+        self.onnx_path = (context.artifacts or {}).get(ONNX_ARTIFACT)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:  # noqa: ARG002
         """Return fraud probabilities (n,) float64 for a frame with `FEATURE_NAMES` columns."""
@@ -60,6 +71,8 @@ class LoadedModel:
     version: str
     run_id: str
     pyfunc: object
+    onnx_path: str | None = None
+    """The compiled model's local file (`serving.compiled.CompiledModel`), None if it has none."""
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """Fraud probabilities (n,) float64 for a frame holding `FEATURE_NAMES`."""
@@ -112,7 +125,11 @@ def code_digest() -> str:
 
 
 def log_training_run(
-    result: TrainResult, model_name: str, data_digest: str, extra_tags: dict | None = None
+    result: TrainResult,
+    model_name: str,
+    data_digest: str,
+    extra_tags: dict | None = None,
+    compiled: bool = True,
 ) -> tuple[str, str]:
     """Log a training run with its model and register a new version of `model_name`.
 
@@ -121,6 +138,8 @@ def log_training_run(
         model_name: registered model name.
         data_digest: digest of the features dataset the run read.
         extra_tags: more run tags (e.g. a cache key).
+        compiled: log the ONNX file beside the native model (False: a version as logged before
+            compiled inference, which serves natively; the serving benchmark compares both).
 
     Returns:
         `(run_id, version)` of the run and the new model version.
@@ -137,18 +156,28 @@ def log_training_run(
         "model_type": str(result.params["model_type"]),
         **(extra_tags or {}),
     }
-    with mlflow.start_run(run_name=str(result.params["model_type"])) as run:
+    with (
+        mlflow.start_run(run_name=str(result.params["model_type"])) as run,
+        tempfile.TemporaryDirectory() as folder,
+    ):
         mlflow.set_tags(tags)
         mlflow.log_params({k: str(v)[:500] for k, v in result.params.items()})
         mlflow.log_metrics(result.metrics)
+        # --8<-- [start:log-onnx]
+        onnx_file = Path(folder) / "model.onnx"
+        if compiled:
+            onnx_file.write_bytes(export_onnx(result.model))
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=FraudModel(result.model),
+            # Copied into the model's folder, beside the pickled estimator.
+            artifacts={ONNX_ARTIFACT: str(onnx_file)} if compiled else None,
             signature=signature,
             input_example=example,
             pip_requirements=PIP_REQUIREMENTS,
             registered_model_name=model_name,
         )
+        # --8<-- [end:log-onnx]
     return run.info.run_id, str(info.registered_model_version)
 
 
@@ -172,11 +201,13 @@ def load_model(model_uri: str) -> LoadedModel:
         model_uri = f"models:/{name}/{version_}"
     else:
         run_id = model_uri.split("/")[1] if model_uri.startswith("runs:/") else ""
+    pyfunc = mlflow.pyfunc.load_model(model_uri)
     return LoadedModel(
         name=name,
         version=str(version_),
         run_id=run_id or "",
-        pyfunc=mlflow.pyfunc.load_model(model_uri),
+        pyfunc=pyfunc,
+        onnx_path=getattr(pyfunc.unwrap_python_model(), "onnx_path", None),
     )
 
 
@@ -238,7 +269,7 @@ def promote(
     Returns:
         The `Decision`.
     """
-    from .training.metrics import evaluate_scores
+    from .training.evaluation import evaluate_scores
 
     client = MlflowClient()
     champion = alias_version(model_name, CHAMPION)

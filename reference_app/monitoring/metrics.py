@@ -41,6 +41,17 @@ def runtime_metrics() -> tuple[Histogram, Counter, Counter]:
 # --8<-- [end:metrics]
 
 
+@cache
+def batch_metrics() -> Histogram:
+    """Requests scored in one model call (the runtime's micro-batcher), created once per process."""
+    return Histogram(
+        "fraud_batch_requests",
+        "Requests scored together in one model call (1 when the runtime does not merge).",
+        ["model_name", "model_version"],
+        buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+    )
+
+
 def record_scores(
     scores: np.ndarray, threshold: float, model_name: str, model_version: str
 ) -> None:

@@ -20,6 +20,7 @@ from ..config import Settings
 from ..data import store
 from ..features import FEATURE_NAMES
 from ..tracking import OUTPUT_NAME, configure, load_model
+from .compiled import CompiledModel, scorer_for
 
 SKEW_TOLERANCE = 1e-6
 
@@ -78,8 +79,10 @@ def wait_until_ready(settings: Settings, timeout_s: float, poll_s: float = 5.0) 
 def replay_day(settings: Settings, day: dt.date, out_dir: Path | None = None) -> dict:
     """Send one day's transactions to the server in batches, compare with offline scores.
 
-    The offline scores come from the same registered version the server reports, loaded from
-    MLflow in this process. Requests are sent one at a time (concurrency 1).
+    The offline scores come from the same artifact the server scores with: the registered
+    version the server reports, loaded from MLflow in this process, its compiled (ONNX) model
+    run by onnxruntime when it has one (`compiled.scorer_for`, as in the server), else its native
+    model. Requests are sent one at a time (concurrency 1).
 
     Args:
         settings: `inference_url`, `model_name`, `replay_batch_size`, `mlflow_tracking_uri`.
@@ -89,7 +92,8 @@ def replay_day(settings: Settings, day: dt.date, out_dir: Path | None = None) ->
     Returns:
         Summary: `day`, `transactions`, `requests`, `model_version`, latency percentiles in ms
         (`latency_ms_p50`, `_p95`, `_p99`), `transactions_per_s`, `max_abs_diff`, `skew_ok`,
-        `frauds`, and file paths.
+        `frauds`, `scored_by` ("onnx" or "native"), `compiled_vs_native_max_abs_diff` (None
+        without a compiled model), and file paths.
 
     Raises:
         ReplayError: if the day has no transaction or the server answers an error.
@@ -118,9 +122,12 @@ def replay_day(settings: Settings, day: dt.date, out_dir: Path | None = None) ->
     # --8<-- [start:skew]
     configure(settings.mlflow_tracking_uri)
     model = load_model(f"models:/{settings.model_name}/{version}")
-    offline = model.predict_proba(frame)
+    scorer = scorer_for(model)  # what the server scores with: the ONNX model, if it has one
+    offline = scorer.predict_proba(frame)
     diff = np.abs(served - offline)
     # --8<-- [end:skew]
+    compiled = isinstance(scorer, CompiledModel)
+    native_diff = np.abs(model.predict_proba(frame) - offline).max() if compiled else None
     out_dir = Path(out_dir or settings.reports_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     scores_path = out_dir / f"replay-{day.isoformat()}.parquet"
@@ -145,6 +152,8 @@ def replay_day(settings: Settings, day: dt.date, out_dir: Path | None = None) ->
         "max_abs_diff": float(diff.max()),
         "skew_tolerance": SKEW_TOLERANCE,
         "skew_ok": bool(diff.max() <= SKEW_TOLERANCE),
+        "scored_by": "onnx" if compiled else "native",
+        "compiled_vs_native_max_abs_diff": None if native_diff is None else float(native_diff),
         "scores_path": str(scores_path),
     }
     (out_dir / f"replay-{day.isoformat()}.json").write_text(json.dumps(summary, indent=2))
