@@ -121,6 +121,10 @@ class Settings(BaseSettings):
     """Largest number of transactions accepted in one inference request (larger → 400). A full
     batch fits in `max_body_bytes` as V2 JSON (tests/unit/test_settings.py), so a client that
     keeps to this limit never meets the body cap."""
+    micro_batching: Literal["auto", "on", "off"] = "auto"
+    """Score concurrent requests in one model call, after each request's own checks
+    (`serving.batching.MicroBatcher`): "auto" merges when one model call costs ≥ 0.5 ms (a native
+    model; a compiled ONNX model is faster alone), "on" always, "off" never."""
     replay_batch_size: int = Field(200, gt=0)
     """Transactions per request in `fraudlab replay`."""
     max_body_bytes: int = Field(1_000_000, gt=0)

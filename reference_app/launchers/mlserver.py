@@ -42,6 +42,7 @@ def runtime_parameters(settings: Settings) -> dict:
         tracking_uri=settings.mlflow_tracking_uri,
         flag_threshold=settings.flag_threshold,
         max_batch_rows=settings.max_batch_rows,
+        micro_batching=settings.micro_batching,
     ).model_dump()
 
 

@@ -22,14 +22,13 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 from mlserver import MLModel
 from mlserver.errors import InferenceError
 from mlserver.types import InferenceRequest, InferenceResponse, ResponseOutput
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..config import Settings
-from ..data.domains import FEATURE_DOMAINS
+from ..data.domains import FEATURE_DOMAINS, feature_violations
 from ..features import FEATURE_NAMES
 from ..monitoring.metrics import batch_metrics, record_scores
 from ..tracking import OUTPUT_NAME, configure, load_model
@@ -164,7 +163,9 @@ class RuntimeParameters(BaseModel):
     """A score at or above this counts as flagged (metrics)."""
     max_batch_rows: int = Field(default_factory=lambda: _default("max_batch_rows"), gt=0)
     """Largest batch accepted in one request (larger → 400)."""
-    micro_batching: Literal["auto", "on", "off"] = "auto"
+    micro_batching: Literal["auto", "on", "off"] = Field(
+        default_factory=lambda: _default("micro_batching")
+    )
     """Score concurrent requests in one model call (`batching.MicroBatcher`): "auto" when one
     call costs ≥ `batching.MERGE_MIN_CALL_S` (a native model, not a compiled one)."""
 
@@ -206,7 +207,7 @@ class FraudRuntime(MLModel):
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         """Score a batch: 15 named inputs of n values each → `fraud_probability` (n,)."""
         features = self._check_request(payload)  # each request alone: a bad one fails alone
-        scores = await self._batcher.score(np.asarray(features, dtype=np.float64))
+        scores = await self._batcher.score(features)
         record_scores(scores, self._config.flag_threshold, self.name, self._version)
         return InferenceResponse(
             model_name=self.name,
@@ -221,8 +222,8 @@ class FraudRuntime(MLModel):
 
     # --8<-- [end:predict]
 
-    def _check_request(self, payload: InferenceRequest) -> pd.DataFrame:
-        """Decode and check the request; return an (n, 15) float64 frame in `FEATURE_NAMES` order.
+    def _check_request(self, payload: InferenceRequest) -> np.ndarray:
+        """Decode and check the request; return (n, 15) float64 features in `FEATURE_NAMES` order.
 
         Raises:
             InferenceError: missing or unknown inputs; per input (`_column`): a non-numeric
@@ -265,16 +266,18 @@ class FraudRuntime(MLModel):
             raise InferenceError(
                 f"batch of {n} transactions exceeds the limit of {self._config.max_batch_rows}"
             )
+        features = np.column_stack([columns[name] for name in FEATURE_NAMES])
         # --8<-- [start:domains]
-        for name, domain in FEATURE_DOMAINS.items():
-            bad = np.flatnonzero(domain.violations(columns[name]))
-            if bad.size:
-                raise InferenceError(
-                    f"input {name} holds {columns[name][bad[0]]:g} (row {int(bad[0])}), outside its "
-                    f"domain: {domain.describe()} ({bad.size} such values)"
-                )
+        bad = feature_violations(features)  # (n, 15): every domain of the contract at once
+        if bad.any():
+            j = int(np.flatnonzero(bad.any(axis=0))[0])  # the first input, in FEATURE_NAMES order
+            name, rows = FEATURE_NAMES[j], np.flatnonzero(bad[:, j])
+            raise InferenceError(
+                f"input {name} holds {features[rows[0], j]:g} (row {int(rows[0])}), outside its "
+                f"domain: {FEATURE_DOMAINS[name].describe()} ({rows.size} such values)"
+            )
         # --8<-- [end:domains]
-        return pd.DataFrame(columns, columns=FEATURE_NAMES)
+        return features
 
     @property
     def served_version(self) -> str | None:

@@ -77,3 +77,21 @@ def test_an_amount_outside_its_domain_is_quarantined(small_transactions):
         "TX_AMOUNT:less_than(1000000.0)": 1,
     }
     assert AMOUNT.violations(frame["TX_AMOUNT"].to_numpy()).sum() == 2
+
+
+def test_feature_violations_equal_each_domains_own(small_transactions):
+    """The server's one-pass check over a batch (n, 15) marks exactly what each column's
+    `Domain.violations` marks, on real features with values pushed out of every domain."""
+    from reference_app.data.domains import FEATURE_DOMAINS, feature_violations
+    from reference_app.features import FEATURE_NAMES, build_features
+
+    x = build_features(small_transactions).head(2_000)[FEATURE_NAMES].to_numpy(dtype=np.float64)
+    rng = np.random.default_rng(3)
+    rows = rng.integers(0, len(x), size=200)
+    cols = rng.integers(0, x.shape[1], size=200)
+    x[rows, cols] = rng.choice([-1.0, 0.5, 2.0, 1e6, 3.7], size=200)
+    expected = np.column_stack(
+        [d.violations(x[:, j]) for j, d in enumerate(FEATURE_DOMAINS.values())]
+    )
+    assert expected.any()
+    np.testing.assert_array_equal(feature_violations(x), expected)
