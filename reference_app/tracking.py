@@ -219,10 +219,15 @@ def alias_version(model_name: str, alias: str) -> str | None:
         return None
 
 
+def versions(model_name: str) -> list[str]:
+    """The registered versions of `model_name`, in ascending order; empty when it has none."""
+    found = MlflowClient().search_model_versions(f"name = '{model_name}'")
+    return sorted((str(v.version) for v in found), key=int)
+
+
 def latest_version(model_name: str) -> str | None:
     """Return the highest version number of `model_name`, or None when it has no version."""
-    versions = MlflowClient().search_model_versions(f"name = '{model_name}'")
-    return str(max(int(v.version) for v in versions)) if versions else None
+    return (versions(model_name) or [None])[-1]
 
 
 def undecided_versions(model_name: str) -> list[str]:

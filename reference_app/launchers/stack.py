@@ -420,8 +420,6 @@ def serving_problem(settings: Settings) -> str | None:
         "no version of fraud-detector carries the alias champion (versions: 1, 2, 3): give one the
         alias with `fraudlab promote --version N`, e.g. `fraudlab promote --version 3`"
     """
-    from mlflow import MlflowClient
-
     from .. import tracking
 
     if not settings.model_uri.startswith("models:/"):
@@ -430,21 +428,19 @@ def serving_problem(settings: Settings) -> str | None:
     name, _, alias = ref.partition("@")
     name, _, version = name.partition("/")
     tracking.configure(settings.mlflow_tracking_uri)
-    versions = sorted(
-        (v.version for v in MlflowClient().search_model_versions(f"name = '{name}'")), key=int
-    )
+    versions = tracking.versions(name)
     if not versions:
         return (
             f"model {name} has no registered version in MLflow ({settings.mlflow_tracking_uri}): "
             "train and promote one with `fraudlab demo` (or `fraudlab pipeline` then `fraudlab train`)"
         )
-    listed = ", ".join(map(str, versions))
+    listed = ", ".join(versions)
     if alias and tracking.alias_version(name, alias) is None:
         return (
             f"no version of {name} carries the alias {alias} (versions: {listed}): give one the "
             f"alias with `fraudlab promote --version N`, e.g. `fraudlab promote --version {versions[-1]}`"
         )
-    if version and version not in map(str, versions):
+    if version and version not in versions:
         return f"{name} has no version {version} (versions: {listed}): set FRAUD_MODEL_URI to one of them"
     return None
 

@@ -12,6 +12,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def nav_pages(nav: list) -> list[str]:
+    """Every page file of an mkdocs `nav`, depth first, in order."""
+    out = []
+    for item in nav:
+        value = next(iter(item.values())) if isinstance(item, dict) else item
+        out += nav_pages(value) if isinstance(value, list) else [value]
+    return out
+
+
 def mkdocs_build(site_dir: Path, config: Path | None = None) -> subprocess.CompletedProcess:
     """Run `mkdocs build --strict` from the repository root (snippet paths are relative to it)."""
     args = [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site_dir)]

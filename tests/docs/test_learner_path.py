@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from .conftest import nav_pages
 from .listings import fenced_blocks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,14 +34,6 @@ MANIFEST_LANGUAGES = {"yaml", "yml", "dockerfile", "json", "toml"}
 
 def _mkdocs_config() -> dict:
     return yaml.load((ROOT / "mkdocs.yml").read_text(), Loader=yaml.BaseLoader)
-
-
-def _nav_pages(nav) -> list[str]:
-    out = []
-    for item in nav:
-        value = next(iter(item.values())) if isinstance(item, dict) else item
-        out += _nav_pages(value) if isinstance(value, list) else [value]
-    return out
 
 
 def _built_page(site: Path, source: str) -> Path:
@@ -101,7 +94,7 @@ def test_every_lab_readme_is_a_page_of_the_site(lab, built_site):
     page = CHAPTERS_DIR / "labs" / lab.name / "README.md"
     assert page.exists(), f"no site page for {lab.name}: create {page.relative_to(ROOT)}"
     assert page.read_text().strip() == f'--8<-- "labs/{lab.name}/README.md"'
-    assert f"labs/{lab.name}/README.md" in _nav_pages(_mkdocs_config()["nav"])
+    assert f"labs/{lab.name}/README.md" in nav_pages(_mkdocs_config()["nav"])
     built = _built_page(built_site, f"labs/{lab.name}/README.md").read_text()
     readme = (lab / "README.md").read_text()
     title = readme.splitlines()[0].removeprefix("# ")

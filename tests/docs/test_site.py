@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import fixture_config, mkdocs_build
+from .conftest import fixture_config, mkdocs_build, nav_pages
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]-*.md"))
@@ -54,17 +54,9 @@ def test_page_outside_the_nav_fails_the_build(tmp_path):
     assert "orphan.md" in result.stderr
 
 
-def _nav_pages(nav) -> list[str]:
-    out = []
-    for item in nav:
-        value = next(iter(item.values())) if isinstance(item, dict) else item
-        out += _nav_pages(value) if isinstance(value, list) else [value]
-    return out
-
-
 def test_twenty_chapters_numbered_00_to_19_all_in_the_nav():
     config = yaml.load((ROOT / "mkdocs.yml").read_text(), Loader=yaml.BaseLoader)
-    nav = _nav_pages(config["nav"])
+    nav = nav_pages(config["nav"])
     assert [p.name[:2] for p in CHAPTERS] == [f"{n:02d}" for n in range(20)]
     assert all(re.fullmatch(r"\d\d-[a-z0-9]+(-[a-z0-9]+)*\.md", p.name) for p in CHAPTERS)
     for page in [

@@ -419,33 +419,27 @@ def test_doctor_reports_docker_down_with_a_hint_and_fails():
 
 def test_doctor_fails_on_arm64_with_the_reason_and_the_way_out():
     """On arm64 the Seldon operator image cannot run: doctor says so and names local mode."""
-    env = dict(
-        os.environ,
-        DOCKER_HOST="unix:///nonexistent/fraud-lab-doctor.sock",
-        DOCTOR_MACHINE="aarch64",
-    )
-    out = subprocess.run(
-        ["bash", "scripts/doctor.sh"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
-    lines = out.splitlines()
+
+    def doctor(machine: str) -> list[str]:
+        env = dict(
+            os.environ,
+            DOCKER_HOST="unix:///nonexistent/fraud-lab-doctor.sock",
+            DOCTOR_MACHINE=machine,
+        )
+        return subprocess.run(
+            ["bash", "scripts/doctor.sh"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout.splitlines()
+
+    lines = doctor("aarch64")
     arch = lines.index(next(ln for ln in lines if ln.startswith("✗ architecture")))
     assert "amd64 only" in lines[arch] and "Seldon" in lines[arch]
     assert "TARGET=local" in lines[arch + 1] and "make demo" in lines[arch + 1]
-    env["DOCTOR_MACHINE"] = "x86_64"
-    out = subprocess.run(
-        ["bash", "scripts/doctor.sh"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
-    assert any(ln.startswith("✓ architecture") for ln in out.splitlines())
+    assert any(ln.startswith("✓ architecture") for ln in doctor("x86_64"))
 
 
 STUB_KUBECTL = r"""#!/usr/bin/env bash

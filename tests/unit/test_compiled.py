@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import os
 import time
 
 import mlflow
@@ -41,16 +40,6 @@ PROTOCOL = EvaluationProtocol(dt.date(2018, 5, 1), 7, 7, 7, 100)
 # 1.3e-7 (float32 matrix products in another library).
 NATIVE_BOUND = {"logistic_regression": 1e-12, "random_forest": 2e-6, "mlp": 1e-6}
 # --8<-- [end:bounds]
-
-
-@contextlib.contextmanager
-def _cwd(path):
-    old = os.getcwd()
-    os.chdir(path)  # MLflow's default artifact root (./mlruns) lands in the test's folder
-    try:
-        yield
-    finally:
-        os.chdir(old)
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +133,7 @@ def registry(tmp_path_factory, trained):
     folder = tmp_path_factory.mktemp("compiled-registry")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     result = trained["random_forest"]
-    with _cwd(folder):
+    with contextlib.chdir(folder):  # MLflow's default artifact root (./mlruns) lands here
         tracking.configure(uri, "unit-compiled")
         _, v1 = tracking.log_training_run(result, MODEL, "digest-1")
         with mlflow.start_run():
@@ -173,14 +162,14 @@ def _runtime(
         ),
     )
     model = FraudRuntime(settings)
-    with _cwd(registry["folder"]):
+    with contextlib.chdir(registry["folder"]):
         assert asyncio.run(model.load()) is True
     return model
 
 
 def test_logged_model_carries_its_onnx_file_beside_the_native_model(registry, trained):
     v1, v2 = registry["versions"]
-    with _cwd(registry["folder"]):
+    with contextlib.chdir(registry["folder"]):
         new, old = (tracking.load_model(f"models:/{MODEL}/{v}") for v in (v1, v2))
     assert new.onnx_path and new.onnx_path.endswith("model.onnx") and old.onnx_path is None
     test = trained["random_forest"].test
@@ -202,7 +191,7 @@ def test_runtime_serves_the_compiled_model_and_equals_offline_scores(registry, t
     assert not runtime._batcher.merge  # a compiled call is too cheap to wait for others
     test = trained["random_forest"].test.head(40)
     response = asyncio.run(runtime.predict(InferenceRequest.model_validate(v2_request(test))))
-    with _cwd(registry["folder"]):
+    with contextlib.chdir(registry["folder"]):
         offline = scorer_for(tracking.load_model(f"models:/{MODEL}/{registry['versions'][0]}"))
     np.testing.assert_array_equal(response.outputs[0].data.root, offline.predict_proba(test))
 

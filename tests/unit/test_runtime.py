@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import os
 
 import numpy as np
 import pandas as pd
@@ -34,16 +33,6 @@ PROTOCOL = EvaluationProtocol(dt.date(2018, 5, 1), 7, 7, 7, 100)
 GATE = QualityGate(min_auc=0.0, min_average_precision=0.0)
 
 
-@contextlib.contextmanager
-def _cwd(path):
-    old = os.getcwd()
-    os.chdir(path)  # MLflow's default artifact root (./mlruns) lands in the test's folder
-    try:
-        yield
-    finally:
-        os.chdir(old)
-
-
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory, small_transactions):
     """An MLflow SQLite store with two registered versions: v1 a logistic regression (champion),
@@ -51,7 +40,7 @@ def registry(tmp_path_factory, small_transactions):
     folder = tmp_path_factory.mktemp("registry")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     features = build_features(small_transactions)
-    with _cwd(folder):
+    with contextlib.chdir(folder):  # MLflow's default artifact root (./mlruns) lands here
         tracking.configure(uri, "unit")
         good = train(features, "logistic_regression", PROTOCOL, seed=0, device="cpu")
         _, v1 = tracking.log_training_run(good, MODEL, "digest-1")
@@ -82,7 +71,7 @@ def test_first_version_is_champion_and_a_worse_one_challenger(registry):
     assert (first.alias, second.alias) == (CHAMPION, CHALLENGER), (first, second)
     assert first.reason == "passes the gate and there is no champion yet"
     assert second.reason.startswith("passes the gate but does not beat the champion's AP"), second
-    with _cwd(registry["folder"]):
+    with contextlib.chdir(registry["folder"]):
         assert tracking.alias_version(MODEL, CHAMPION) == v1
         assert tracking.alias_version(MODEL, CHALLENGER) == v2
         assert tracking.undecided_versions(MODEL) == []
@@ -91,7 +80,7 @@ def test_first_version_is_champion_and_a_worse_one_challenger(registry):
 
 def test_loaded_champion_scores_equal_the_trained_model(registry):
     test = registry["good"].test.head(500)
-    with _cwd(registry["folder"]):
+    with contextlib.chdir(registry["folder"]):
         loaded = tracking.load_model(f"models:/{MODEL}@{CHAMPION}")
     assert loaded.version == registry["versions"][0]
     np.testing.assert_allclose(
@@ -111,7 +100,7 @@ def runtime(registry):
         ),
     )
     model = FraudRuntime(settings)
-    with _cwd(registry["folder"]):
+    with contextlib.chdir(registry["folder"]):
         assert asyncio.run(model.load()) is True
     return model
 
@@ -301,7 +290,7 @@ def test_serving_problem_names_the_command_that_fixes_it(registry, model_uri, ex
     from reference_app.launchers.stack import serving_problem
 
     settings = Settings(mlflow_tracking_uri=registry["uri"], model_uri=model_uri)
-    with _cwd(registry["folder"]):
+    with contextlib.chdir(registry["folder"]):
         problem = serving_problem(settings)
     if expected is None:
         assert problem is None
