@@ -113,7 +113,11 @@ _LOW, _HIGH, _BELOW = (
     _bounds("below", np.inf),
 )
 _INTEGER = np.array([d.integer for d in FEATURE_DOMAINS.values()])
-_VALUED = [(j, d.values) for j, d in enumerate(FEATURE_DOMAINS.values()) if d.values is not None]
+_VALUED = [
+    (np.array([j for j, d in enumerate(FEATURE_DOMAINS.values()) if d.values == values]), values)
+    for values in dict.fromkeys(d.values for d in FEATURE_DOMAINS.values() if d.values is not None)
+]
+"""(columns, allowed values) for each distinct value set (the flags: one group)."""
 
 
 def feature_violations(features: np.ndarray) -> np.ndarray:
@@ -122,6 +126,6 @@ def feature_violations(features: np.ndarray) -> np.ndarray:
     few array operations over the whole batch (the model server checks every request with it)."""
     bad = (features < _LOW) | (features > _HIGH) | (features >= _BELOW)
     bad |= _INTEGER & (features != np.floor(features))
-    for j, values in _VALUED:
-        bad[:, j] |= ~np.isin(features[:, j], values)
+    for columns, values in _VALUED:  # a few allowed values: compare with each (np.isin sorts)
+        bad[:, columns] |= (features[:, columns, None] != np.array(values)).all(axis=-1)
     return bad

@@ -173,8 +173,11 @@ def install_gate(server, settings: Settings) -> None:
     """
     from fastapi.exceptions import RequestValidationError
     from mlserver.grpc.logging import logger as grpc_logger
+    from starlette.middleware import Middleware
+    from starlette_exporter import PrometheusMiddleware
 
     from ..serving.gate import GatePolicy, GrpcGate, QuietClientErrors, RestGate, validation_error
+    from ..serving.infer_route import InferRoute
 
     policy = GatePolicy(
         max_body_bytes=settings.max_body_bytes,
@@ -183,6 +186,12 @@ def install_gate(server, settings: Settings) -> None:
         registry=server._model_registry,
     )
     app = server._rest_server._app
+    # Innermost but one: inside MLServer's Prometheus middleware (rest_server_* metrics), before
+    # its GZip middleware and FastAPI's routing (serving/infer_route.py says why).
+    inner = [m.cls for m in app.user_middleware].index(PrometheusMiddleware) + 1
+    app.user_middleware.insert(
+        inner, Middleware(InferRoute, data_plane=server._data_plane, router=app.router)
+    )
     app.add_middleware(RestGate, policy=policy)  # outermost: before routing, metrics, parsing
     app.add_exception_handler(RequestValidationError, validation_error)
     server._grpc_server = _gated_grpc_server_class()(

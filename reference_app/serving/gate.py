@@ -323,7 +323,7 @@ def _header(scope, name: bytes) -> str | None:
 
 async def _answer(send, status_code: int, message: str, close: bool = False) -> None:
     """An error answer in MLServer's shape (`{"error": "…"}`, `mlserver/rest/errors.py`)."""
-    body = json.dumps({"error": message}).encode()
+    body = json.dumps({"error": message}, ensure_ascii=False).encode()  # UTF-8, as MLServer
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if close:  # the rest of a refused body is not read: the connection cannot be reused
         headers.append((b"connection", b"close"))
@@ -337,15 +337,21 @@ async def validation_error(request: Request, exc: RequestValidationError) -> JSO
     FastAPI's default handler (`fastapi/exception_handlers.py`
     `request_validation_exception_handler`) returns each error's `input`, i.e. the client's data.
     """
-    problems = []
-    for error in exc.errors()[:5]:
-        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
-        problems.append(f"{where}: {error.get('msg', 'invalid')}")
-    more = f" (and {len(exc.errors()) - 5} more)" if len(exc.errors()) > 5 else ""
     return JSONResponse(
         status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
-        content={"error": "not a V2 inference request: " + "; ".join(problems) + more},
+        content={"error": not_a_request(exc.errors())},
     )
+
+
+def not_a_request(errors: list[dict]) -> str:
+    """The message for a body that fails validation: the first five fields and what is wrong,
+    never the values (pydantic's error dicts carry them as `input`)."""
+    problems = []
+    for error in errors[:5]:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+        problems.append(f"{where}: {error.get('msg', 'invalid')}")
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "not a V2 inference request: " + "; ".join(problems) + more
 
 
 # --8<-- [start:grpc]

@@ -22,7 +22,7 @@ from reference_app import tracking
 from reference_app.config import Settings
 from reference_app.features import FEATURE_NAMES, build_features
 from reference_app.serving.replay import v2_request
-from reference_app.serving.runtime import FraudRuntime, RuntimeParameters
+from reference_app.serving.runtime import FraudRuntime, RuntimeParameters, _column, _plain_features
 from reference_app.training.promotion import CHALLENGER, CHAMPION, QualityGate
 from reference_app.training.split import EvaluationProtocol
 from reference_app.training.train import score, train
@@ -323,3 +323,41 @@ def test_check_request_accepts_the_datatypes_that_hold_the_values(runtime, regis
     _edit(body, "TX_AMOUNT", datatype="FP32")
     features = runtime._check_request(InferenceRequest.model_validate(body))
     np.testing.assert_array_equal(features, rows[FEATURE_NAMES].to_numpy(dtype=np.float64))
+
+
+@pytest.mark.parametrize("case", BAD_REQUESTS, ids=list(BAD_REQUESTS))
+def test_plain_path_decodes_exactly_what_the_input_checks_accept(runtime, registry, case):
+    """The array path (`_plain_features`) decodes no input that `_column` would refuse (it
+    returns None, and the message comes from the input-by-input checks); what both accept
+    (e.g. a value outside its domain, refused after decoding) they decode alike."""
+    change, _ = BAD_REQUESTS[case]
+    inputs = {i.name: i for i in InferenceRequest.model_validate(change(_body(registry))).inputs}
+    try:
+        decoded = np.column_stack([_column(name, inputs[name]) for name in FEATURE_NAMES])
+    except (InferenceError, KeyError, ValueError):  # refused, missing, different lengths
+        decoded = None
+    plain = _plain_features(inputs) if set(FEATURE_NAMES) <= set(inputs) else None
+    if decoded is None:
+        assert plain is None
+    else:
+        np.testing.assert_array_equal(plain, decoded)
+
+
+@pytest.mark.parametrize("datatype", ["FP64", "FP32", "INT64", "UINT32"])
+def test_plain_path_equals_the_input_checks(registry, datatype):
+    """For good requests the array path gives the same (n, 15) float64 features as `_column`."""
+    rows = registry["good"].test.head(40)
+    body = v2_request(rows)
+    for item in body["inputs"]:
+        if datatype.startswith(("INT", "UINT")) and item["name"] in (
+            "TX_DURING_WEEKEND",
+            "TX_DURING_NIGHT",
+        ):
+            item["datatype"], item["data"] = datatype, [int(v) for v in item["data"]]
+        elif datatype.startswith("FP"):
+            item["datatype"] = datatype
+    inputs = {i.name: i for i in InferenceRequest.model_validate(body).inputs}
+    plain = _plain_features(inputs)
+    columns = np.column_stack([_column(name, inputs[name]) for name in FEATURE_NAMES])
+    assert plain is not None
+    np.testing.assert_array_equal(plain, columns)
