@@ -187,11 +187,14 @@ labs: $(LABS_STAMP) ## List the labs; make lab-N checks lab N (TARGET=cluster|lo
 lab-%-solution: $(LABS_STAMP) FORCE ## Bring your system to lab N's known-good end state (TARGET=cluster|local)
 	@$(LAB_RESOLVE); \
 	if [ "$(TARGET)" = local ]; then $(MAKE) --no-print-directory install || exit 1; fi; \
+	if [ -d "$$dir/solution" ]; then cp -v "$$dir"/solution/*.py "$$dir/starter/"; fi; \
 	$(LABS_BIN)/python labs/reference.py --overlay "$(OVERLAY)" solution "$$n" --target "$(TARGET)" --fraudlab "$(BIN)/fraudlab" --day "$(DAY)"
 
-lab-%-reset: $(LABS_STAMP) FORCE ## Delete what you applied in lab N, to apply a corrected version (cluster)
+lab-%-reset: $(LABS_STAMP) FORCE ## Restore lab N's Python exercise to its starter; on the cluster, delete what you applied
 	@$(LAB_RESOLVE); \
-	if [ "$(TARGET)" = local ]; then echo "Lab $$n changes no shared state in local mode: nothing to reset (all local data: make clean-data)"; \
+	for f in "$$dir"/solution/*.py; do [ -f "$$f" ] || continue; s="$$dir/starter/$${f##*/}"; \
+	  git checkout HEAD -- "$$s" && echo "restored $$s to its starter (your edits to it are gone)"; done; \
+	if [ "$(TARGET)" = local ]; then echo "Lab $$n changes no other local state: nothing else to reset (all local data: make clean-data)"; \
 	else $(LABS_BIN)/python labs/reference.py reset "$$n"; fi
 
 lab-%: $(LABS_STAMP) FORCE ## Check lab N, one line per check: make lab-9 (TARGET=cluster|local; REPORT=path writes path.xml and path.json)

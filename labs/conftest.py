@@ -9,6 +9,8 @@ JSON summary) and the `cluster` / `local` / `needs` markers are the plugin labki
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import labkit
@@ -170,3 +172,42 @@ def model_name() -> str:
 def experiment_name() -> str:
     """The MLflow experiment of training runs (FRAUD_EXPERIMENT, default fraud-detection)."""
     return labkit.setting("FRAUD_EXPERIMENT")
+
+
+@pytest.fixture
+def exercise(request: pytest.FixtureRequest, target: str, _cluster, tmp_path_factory) -> dict:
+    """Each behaviour's result (passed, expected, found, hint) for the learner's Python module.
+
+    Local: the module in the lab's `starter/` (or LAB_EXERCISE_DIR). Cluster: the module the pods
+    run, read back from the ConfigMap that the lab's `EXERCISE_WORKLOAD` (a Deployment) mounts at
+    /lab-code: what the cluster runs is what is checked. The first check fails with the reason
+    when there is nothing to check; the others are skipped.
+    """
+    lab = int(Path(request.node.path).parent.name[:2])
+    problem, fix = None, None
+    if target == "local":
+        folder = labkit.starter_dir(lab)
+    else:
+        cluster, err = _cluster
+        folder = tmp_path_factory.getbasetemp() / f"lab-code-{lab:02d}"
+        files = (
+            labkit.mounted_lab_code(cluster, request.module.EXERCISE_WORKLOAD) if cluster else {}
+        )
+        if cluster is None:
+            problem, fix = str(err), err.fix
+        elif not files:
+            problem = f"Deployment {request.module.EXERCISE_WORKLOAD} mounts no lab code at {labkit.LAB_CODE_MOUNT}"
+            fix = labkit.kubectl(
+                f"apply -k {labkit.starter_dir(lab).relative_to(labkit.REPO_ROOT)}"
+            )
+        folder.mkdir(exist_ok=True)
+        for name, text in files.items():
+            (folder / name).write_text(text)
+    results = None
+    if problem is None:
+        try:
+            results = labkit.exercise_results(lab, str(folder))
+        except labkit.ExerciseUnavailable as err:
+            problem, fix = str(err), "make install"
+    gate(request, "exercise", problem, "your exercise's module, runnable", fix)
+    return results

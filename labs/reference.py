@@ -113,6 +113,44 @@ LEARNER: dict[int, list[str]] = {
     9: ["serving"],
     11: ["monitoring"],
 }
+# The Deployment that runs each lab's Python exercise (its starter mounts the learner's module).
+EXERCISE_WORKLOADS: dict[int, str] = {11: "drift-monitor"}
+
+
+def exercise_objects(objects: list[dict], lab: int) -> list[dict]:
+    """The reference workload of lab `lab`'s exercise running the solved module, as the lab's
+    starter runs the learner's: a ConfigMap (labelled `fraud-lab.io/lab-code`) from
+    labs/NN-*/solution/*.py, mounted read-only at /lab-code, and FRAUD_LAB_CODE=/lab-code."""
+    (folder,) = ROOT.glob(f"labs/{lab:02d}-*/solution")
+    name = f"lab-code-{lab:02d}"
+    configmap = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": NAMESPACE,
+            "labels": {labkit.LAB_CODE_LABEL: f"{lab:02d}"},
+        },
+        "data": {f.name: f.read_text() for f in sorted(folder.glob("*.py"))},
+    }
+    (deployment,) = [
+        o
+        for o in objects
+        if o["kind"] == "Deployment" and o["metadata"]["name"] == EXERCISE_WORKLOADS[lab]
+    ]
+    deployment = yaml.safe_load(yaml.safe_dump(deployment))  # a copy
+    pod = deployment["spec"]["template"]["spec"]
+    pod.setdefault("volumes", []).append({"name": "lab-code", "configMap": {"name": name}})
+    container = pod["containers"][0]
+    container.setdefault("volumeMounts", []).append(
+        {"name": "lab-code", "mountPath": labkit.LAB_CODE_MOUNT, "readOnly": True}
+    )
+    container.setdefault("env", []).append(
+        {"name": "FRAUD_LAB_CODE", "value": labkit.LAB_CODE_MOUNT}
+    )
+    return [configmap, deployment]
+
+
 # Lab 05 ends with a registered champion, which the reference trains in lab 06's pipeline run.
 SOLUTION_THROUGH: dict[int, int] = {5: 6}
 
@@ -401,6 +439,9 @@ def cluster_solution(args: argparse.Namespace) -> None:
             check=True,
             env={**os.environ, "OVERLAY": args.overlay},
         )
+        if lab in EXERCISE_WORKLOADS:  # the solved exercise, as the lab's starter wires it
+            say(f"Running lab {lab:02d}'s solved exercise in {EXERCISE_WORKLOADS[lab]}")
+            apply(exercise_objects(render(args.overlay), lab))
         if lab == 11:  # make deploy does not wait for the monitoring objects
             wait(next(waits for stage_lab, _, waits in STAGES if stage_lab == 11))
             say("Lab 11 is at its known-good end state. Check it: make lab-11")

@@ -637,3 +637,58 @@ def demo(
     )
     if not (summary["quality_ok"] and r["skew_ok"]):
         raise typer.Exit(1)
+
+
+exercise_app = typer.Typer(
+    help="The labs' Python exercises: check a learner's module behaviour by behaviour.",
+    no_args_is_help=True,
+)
+app.add_typer(exercise_app, name="exercise")
+
+
+@exercise_app.command("check")
+def exercise_check(
+    lab: Annotated[int, typer.Argument(help="The lab's number, e.g. 11.")],
+    code: Annotated[
+        str, typer.Option("--code", help="Folder of the learner's module (the lab's starter/).")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON list on stdout.")] = False,
+) -> None:
+    """Run lab N's behaviours against the module in --code; exit 1 when one fails."""
+    import json
+
+    from .exercises import run
+
+    try:
+        results = run(lab, code)
+    except ValueError as err:
+        _fail(str(err), code=2)
+    if as_json:
+        print(json.dumps([r.as_dict() for r in results]))
+    else:
+        for r in results:
+            mark = "[green]✓[/green]" if r.passed else "[red]✗[/red]"
+            console.print(f"{mark} {r.behaviour}", markup=True, highlight=False)
+            if not r.passed:
+                console.print(
+                    f"    expected: {r.expected}\n    found:    {r.found}\n    hint:     {r.hint}",
+                    markup=False,
+                    highlight=False,
+                )
+    if not all(r.passed for r in results):
+        raise typer.Exit(1)
+
+
+@exercise_app.command("list")
+def exercise_list(
+    lab: Annotated[int, typer.Argument(help="The lab's number, e.g. 11.")],
+) -> None:
+    """Lab N's behaviours as JSON (names and hints): what `make lab-N` checks one line each."""
+    import json
+
+    from .exercises import describe
+
+    try:
+        print(json.dumps(describe(lab)))
+    except ValueError as err:
+        _fail(str(err), code=2)

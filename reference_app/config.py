@@ -207,6 +207,12 @@ class Settings(BaseSettings):
     ct_namespace: str = "fraud-lab"
     """Namespace of the retraining Workflows and the SeldonDeployment (kind mode)."""
 
+    # --- the labs' exercises ----------------------------------------------------------------
+    lab_code: str = ""
+    """Folders (`:`-separated) with the learner's exercise modules (`labs/NN-*/starter`; on the
+    cluster the ConfigMap mounted at /lab-code): each exercise's function stands in for the
+    reference's (`labcode`); empty: the reference runs."""
+
     @property
     def raw_dir(self) -> str:
         """Simulated (or imported) transactions, one Parquet file per day."""

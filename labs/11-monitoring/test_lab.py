@@ -17,6 +17,7 @@ import labkit
 from labkit import NAMESPACE, hint, kubectl
 
 DEPLOYMENT, CONTAINER = labkit.DRIFT_MONITOR_DEPLOYMENT, labkit.DRIFT_MONITOR_CONTAINER
+APPLY = kubectl("apply -k labs/11-monitoring/starter")
 SCRAPE_WAIT_S = 45.0  # two scrape intervals of the model's PodMonitor, plus rule evaluation
 METRIC_WAIT_S = 20.0  # a scrape of metrics that appear after a replay
 
@@ -178,6 +179,48 @@ def test_drift_monitor_available(k8s):
         f"Available={labkit.condition(dep, 'Available')}; {labkit.pod_state(pods)}",
         kubectl(f"-n {NAMESPACE} describe deployment {DEPLOYMENT}"),
     )
+
+
+# --- your Python: the PSI the drift monitor computes ------------------------------------------------
+EXERCISE_WORKLOAD = DEPLOYMENT
+"""The Deployment that runs the learner's psi.py (mounted from its ConfigMap at /lab-code)."""
+
+
+@pytest.mark.cluster("reads the Deployment's spec")
+def test_drift_monitor_runs_your_psi(k8s):
+    """Deployment `drift-monitor` runs your psi.py: its ConfigMap (`lab-code-11-…`) mounted at /lab-code, FRAUD_LAB_CODE=/lab-code."""
+    deployment = k8s.deployment(DEPLOYMENT)
+    name, container = labkit.lab_code_volume(deployment)
+    env = {e.get("name"): e.get("value") for e in (container or {}).get("env") or []}
+    configmap = k8s.configmap(name, NAMESPACE) if name else None
+    labels = ((configmap or {}).get("metadata") or {}).get("labels") or {}
+    found = (
+        "no volume mounted at /lab-code"
+        if name is None
+        else f"ConfigMap {name} does not exist"
+        if configmap is None
+        else f"ConfigMap {name} is not labelled {labkit.LAB_CODE_LABEL}=11"
+        if labels.get(labkit.LAB_CODE_LABEL) != "11"
+        else f"FRAUD_LAB_CODE={env.get('FRAUD_LAB_CODE')!r}"
+        if env.get("FRAUD_LAB_CODE") != labkit.LAB_CODE_MOUNT
+        else None
+    )
+    assert found is None, hint(
+        f"a ConfigMap labelled {labkit.LAB_CODE_LABEL}=11 with psi.py mounted at "
+        f"{labkit.LAB_CODE_MOUNT}, and FRAUD_LAB_CODE={labkit.LAB_CODE_MOUNT}",
+        found,
+        APPLY,
+    )
+
+
+@pytest.mark.parametrize("behaviour", labkit.exercise_behaviours(11))
+def test_exercise(exercise, behaviour):
+    """Your psi_from_shares: {behaviour}."""
+    result = exercise.get(behaviour)
+    assert result is not None, hint(
+        behaviour, "not checked: the behaviours changed", "make install"
+    )
+    assert result["passed"], hint(result["expected"], result["found"], result["hint"])
 
 
 @pytest.mark.cluster("reads a ConfigMap")

@@ -16,6 +16,7 @@ The checks use `labkit.X` (or `from labkit import X`); the parts:
     cluster     Cluster, connect (context kind-fraud-lab only), testinfra hosts
     objects     pure functions on API objects: pod specs, Workflow steps, pod and Job states
     datasets    dataset manifests (local folder or the cluster's volume), replay reports
+    exercises   the labs' Python exercises, run through `fraudlab exercise` (the app's .venv)
     reporter    the learner's output (a pytest plugin, registered by labs/conftest.py)
 
 Example:
@@ -54,6 +55,17 @@ from .endpoints import (
     read_env_file,
     stack_file,
 )
+from .exercises import (
+    EXERCISE_DIR_ENV,
+    LAB_CODE_LABEL,
+    LAB_CODE_MOUNT,
+    ExerciseUnavailable,
+    lab_code_volume,
+    mounted_lab_code,
+    starter_dir,
+)
+from .exercises import behaviours as exercise_behaviours
+from .exercises import results as exercise_results
 from .hints import (
     describe_error,
     hint,

@@ -10,9 +10,13 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from ..labcode import Exercise
 
 # --8<-- [start:thresholds]
 PSI_BINS = 10
@@ -24,7 +28,17 @@ source for this module, the report and the PrometheusRule (tests/monitoring chec
 # --8<-- [end:thresholds]
 
 
-def psi(reference: np.ndarray, current: np.ndarray, bins: int = PSI_BINS) -> float:
+PSI_EXERCISE = Exercise(lab=11, module="psi", function="psi_from_shares")
+"""Lab 11: the learner's `psi_from_shares` (labs/11-monitoring/starter/psi.py) stands in for
+this module's when `FRAUD_LAB_CODE` has it (`labcode`)."""
+
+
+def psi(
+    reference: np.ndarray,
+    current: np.ndarray,
+    bins: int = PSI_BINS,
+    from_shares: Callable[[np.ndarray, np.ndarray], float] | None = None,
+) -> float:
     """Population stability index: Σ (c − r) · ln(c / r) over bins of the reference.
 
     Bins are the reference's deciles; a feature with at most `bins` distinct values gets one bin
@@ -34,6 +48,8 @@ def psi(reference: np.ndarray, current: np.ndarray, bins: int = PSI_BINS) -> flo
     Args:
         reference, current: 1-D arrays of one feature's values.
         bins: number of quantile bins.
+        from_shares: the formula on the two histograms' shares; default `psi_from_shares`, or
+            the learner's (`PSI_EXERCISE`).
 
     Returns:
         PSI ≥ 0 (0 for identical distributions).
@@ -67,9 +83,27 @@ def psi(reference: np.ndarray, current: np.ndarray, bins: int = PSI_BINS) -> flo
             np.bincount(np.searchsorted(inner, current, side="right"), minlength=inner.size + 1)
             / current.size
         )
-    r, c = np.maximum(r, PSI_EPSILON), np.maximum(c, PSI_EPSILON)
-    return float(np.sum((c - r) * np.log(c / r)))
     # --8<-- [end:psi-bins]
+    return float((from_shares or PSI_EXERCISE.implementation(psi_from_shares))(r, c))
+
+
+# --8<-- [start:psi-from-shares]
+def psi_from_shares(reference_share: np.ndarray, current_share: np.ndarray) -> float:
+    """PSI of two histograms over the same bins: Σ (c − r) · ln(c / r), each share floored at
+    `PSI_EPSILON` so that an empty bin adds a large but finite term (Siddiqi, 2006).
+
+    Args:
+        reference_share, current_share: (bins,) shares of each bin, each summing to 1.
+
+    Returns:
+        PSI ≥ 0, symmetric in its two arguments.
+    """
+    r = np.maximum(reference_share, PSI_EPSILON)
+    c = np.maximum(current_share, PSI_EPSILON)
+    return float(np.sum((c - r) * np.log(c / r)))
+
+
+# --8<-- [end:psi-from-shares]
 
 
 def drift_table(

@@ -141,6 +141,13 @@ def starter_objects(lab: int, workspace: Path | None = None) -> list[dict]:
     return _STARTERS[lab]
 
 
+def is_lab_code(obj: dict) -> bool:
+    """A ConfigMap the lab's kustomization generates from the learner's Python exercise."""
+    return obj["kind"] == "ConfigMap" and "fraud-lab.io/lab-code" in (
+        obj["metadata"].get("labels") or {}
+    )
+
+
 def with_starter(objects: list[dict], lab: int, workspace: Path) -> list[dict]:
     """The rendered overlay with the lab's starter objects in place of the reference ones."""
     starters = starter_objects(lab, workspace)
@@ -373,7 +380,11 @@ def test_reference_parts_exist_and_starters_replace_exactly_the_learners_parts(o
     staged = [p for _, parts, _ in reference.STAGES for p in parts]
     assert sorted(staged) == sorted(reference.PARTS), "every part is applied by exactly one stage"
     for lab, learner in reference.LEARNER.items():
-        starters = {(o["kind"], o["metadata"]["name"]) for o in starter_objects(lab, workspace)}
+        starters = {
+            (o["kind"], o["metadata"]["name"])
+            for o in starter_objects(lab, workspace)
+            if not is_lab_code(o)
+        }
         assert starters == {key for part in learner for key in reference.PARTS[part]}, lab
         assert not set(learner) & set(reference.prerequisites(lab)), lab
     assert reference.prerequisites(6)[-1] == "pipeline" and "train" not in reference.prerequisites(
@@ -404,6 +415,8 @@ def test_starters_are_the_reference_objects_with_gaps(overlays, workspace, lab):
     todos = re.findall(r"TODO\(lab-(\d\d)\)", text)
     assert todos and set(todos) == {f"{lab:02d}"}
     for obj in starter_objects(lab, workspace):
+        if is_lab_code(obj):
+            continue
         ref = find(
             overlays["kind"], obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace")
         )
@@ -698,3 +711,38 @@ def test_lab11_cluster_hint_reruns_the_in_cluster_replay(labkit):
     module = load_lab_module(11)
     assert module.replay_fix("cluster") == "scripts/run-pipeline.sh fraud-pipeline through=replay"
     assert "replay-cluster" not in module.replay_fix("cluster")
+
+
+def test_lab11_cluster_runs_the_exercise_in_the_configmap(labkit, overlays, workspace, tmp_path):
+    """The starter mounts the learner's psi.py from its ConfigMap; the cluster check finds it
+    and reads back that file, which fails the behaviours as a starter; the reference solution
+    (`labs/reference.py solution 11`) mounts the solved module, which passes them."""
+    load_lab_module(0)
+    import reference
+
+    lab11 = load_lab_module(11)
+    starter = FakeCluster(with_starter(overlays["kind"], 11, workspace))
+    assert outcome(lab11.test_drift_monitor_runs_your_psi, starter) is None
+    files = labkit.mounted_lab_code(starter, "drift-monitor")
+    assert files == {"psi.py": (LAB_DIRS[11] / "starter" / "psi.py").read_text()}
+    solved = reference.exercise_objects(overlays["kind"], 11)
+    solution = FakeCluster(
+        [
+            o
+            for o in overlays["kind"]
+            if (o["kind"], o["metadata"]["name"]) != ("Deployment", "drift-monitor")
+        ]
+        + solved
+    )
+    assert outcome(lab11.test_drift_monitor_runs_your_psi, solution) is None
+    reference_only = FakeCluster(overlays["kind"])
+    assert "no volume mounted at /lab-code" in outcome(
+        lab11.test_drift_monitor_runs_your_psi, reference_only
+    )
+    for cluster, passes in ((starter, False), (solution, True)):
+        folder = tmp_path / ("solution" if passes else "starter")
+        folder.mkdir()
+        for name, text in labkit.mounted_lab_code(cluster, "drift-monitor").items():
+            (folder / name).write_text(text)
+        results = labkit.exercise_results(11, str(folder))
+        assert results and all(r["passed"] == passes for r in results.values()), results

@@ -46,7 +46,10 @@ def assert_learner_output(
 def test_reference_state_passes_every_local_check(request, reference_stack, lab):
     # Lab 11 needs the monitoring processes (make up-monitoring); the others the plain stack.
     env = request.getfixturevalue("monitoring_stack") if lab == 11 else reference_stack
-    result = run_lab(lab, "--target", "local", env=lab_env(env))
+    env = lab_env(env)
+    if (LAB_DIRS[lab] / "solution").is_dir():  # the reference state includes the solved exercise
+        env["LAB_EXERCISE_DIR"] = str(LAB_DIRS[lab] / "solution")
+    result = run_lab(lab, "--target", "local", env=env)
     out = assert_learner_output(result, lab)
     assert result.returncode == 0, result.stdout
     passed, total, details = out["summary"]
@@ -394,3 +397,22 @@ def test_make_lab_writes_junit_and_json_reports(reference_stack, tmp_path):
         xml.count("<testcase ") == 14
         and 'name="check" value="Predictions equal offline scores' in xml
     )
+
+
+EXERCISE_LABS = sorted(lab for lab, folder in LAB_DIRS.items() if (folder / "solution").is_dir())
+
+
+@pytest.mark.parametrize("lab", EXERCISE_LABS)
+def test_exercise_starter_fails_and_solution_passes(lab):
+    """`make lab-N` on the learner's Python: every behaviour ✗ on the starter (expected / found /
+    hint naming the file), ✓ on the solution; no stack needed."""
+    for folder, passes in (("starter", False), ("solution", True)):
+        env = {**lab_env(), "LAB_EXERCISE_DIR": str(LAB_DIRS[lab] / folder)}
+        result = run_lab(lab, "--target", "local", "-k", "test_exercise", env=env)
+        out = assert_learner_output(result, lab)
+        assert (result.returncode == 0) is passes, result.stdout
+        symbols = {c["symbol"] for c in out["checks"]}
+        assert symbols == ({"✓"} if passes else {"✗"}), result.stdout
+        if not passes:
+            assert f"TODO(lab-{lab:02d})" in result.stdout
+            assert f"labs/{LAB_DIRS[lab].name}/starter/" in result.stdout

@@ -1,0 +1,95 @@
+"""The labs' Python exercises: run the learner's module through `fraudlab exercise`.
+
+The behaviours live in the app (`reference_app.exercises`, tested there); the checks run them in
+the app's environment (.venv/bin/fraudlab), since the validators' own environment has none of
+the app's libraries. Locally the module is the lab's `starter/` file (or the folder in
+`LAB_EXERCISE_DIR`); on the cluster it is the file the pods run, read back from the ConfigMap the
+lab's kustomization generates from it, so a check passes only for the code the cluster runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from functools import cache
+from pathlib import Path
+
+from .names import REPO_ROOT
+
+FRAUDLAB = REPO_ROOT / ".venv" / "bin" / "fraudlab"
+EXERCISE_DIR_ENV = "LAB_EXERCISE_DIR"
+"""A folder to check instead of the lab's starter/ (the course's own tests use it)."""
+LAB_CODE_LABEL = "fraud-lab.io/lab-code"
+"""Label of the ConfigMap a lab's kustomization generates from the learner's module (value: NN)."""
+LAB_CODE_MOUNT = "/lab-code"
+"""Where the pods that run a learner's module mount its ConfigMap (FRAUD_LAB_CODE)."""
+
+
+class ExerciseUnavailable(RuntimeError):
+    """The app's environment is missing, so the behaviours cannot run."""
+
+
+def _fraudlab(*args: str) -> subprocess.CompletedProcess:
+    if not FRAUDLAB.exists():
+        raise ExerciseUnavailable(f"no {FRAUDLAB.relative_to(REPO_ROOT)}: run `make install`")
+    return subprocess.run(
+        [str(FRAUDLAB), "exercise", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+@cache
+def behaviours(lab: int) -> list[str]:
+    """The behaviours lab `lab` checks, one check line each (at collection: names only)."""
+    try:
+        out = _fraudlab("list", str(lab))
+    except ExerciseUnavailable:
+        return ["the exercise's behaviours (the app's .venv is needed to list them)"]
+    if out.returncode != 0:
+        return [f"the exercise's behaviours ({out.stderr.strip() or out.stdout.strip()})"]
+    return [b["behaviour"] for b in json.loads(out.stdout)]
+
+
+def starter_dir(lab: int) -> Path:
+    """The folder whose module the local checks run: LAB_EXERCISE_DIR, else the lab's starter/."""
+    if os.environ.get(EXERCISE_DIR_ENV):
+        return Path(os.environ[EXERCISE_DIR_ENV])
+    (folder,) = REPO_ROOT.glob(f"labs/{lab:02d}-*/starter")
+    return folder
+
+
+@cache
+def results(lab: int, folder: str) -> dict[str, dict]:
+    """Each behaviour's result (passed, expected, found, hint) for the module in `folder`.
+
+    Raises:
+        ExerciseUnavailable: no .venv, or `fraudlab exercise check` failed to run at all.
+    """
+    out = _fraudlab("check", str(lab), "--code", folder, "--json")
+    try:
+        return {r["behaviour"]: r for r in json.loads(out.stdout)}
+    except json.JSONDecodeError:
+        raise ExerciseUnavailable(
+            f"fraudlab exercise check {lab} failed: {(out.stderr or out.stdout).strip()[-300:]}"
+        ) from None
+
+
+def lab_code_volume(deployment: dict | None) -> tuple[str | None, dict | None]:
+    """(ConfigMap name, container) of the volume a Deployment mounts at `LAB_CODE_MOUNT`, with
+    the container that mounts it; (None, None) when it mounts none."""
+    spec = ((deployment or {}).get("spec") or {}).get("template", {}).get("spec") or {}
+    volumes = {
+        v.get("name"): (v.get("configMap") or {}).get("name") for v in spec.get("volumes") or []
+    }
+    for container in spec.get("containers") or []:
+        for mount in container.get("volumeMounts") or []:
+            if mount.get("mountPath") == LAB_CODE_MOUNT and volumes.get(mount.get("name")):
+                return volumes[mount["name"]], container
+    return None, None
+
+
+def mounted_lab_code(cluster, deployment: str, namespace: str = "fraud-lab") -> dict[str, str]:
+    """The files of the ConfigMap Deployment `deployment` mounts at `LAB_CODE_MOUNT` ({} if none)."""
+    name, _ = lab_code_volume(cluster.deployment(deployment, namespace))
+    configmap = cluster.configmap(name, namespace) if name else None
+    return dict((configmap or {}).get("data") or {})
