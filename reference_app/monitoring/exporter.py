@@ -39,6 +39,7 @@ class MonitoringCollector:
         self._result: dict | None = None
         self._error: str | None = None
 
+    # --8<-- [start:collector-cache]
     def latest(self) -> dict | None:
         """The current monitoring result (recomputed if the inputs changed), or None."""
         with self._lock:
@@ -50,6 +51,8 @@ class MonitoringCollector:
                     self._result, self._error = None, str(err)
                 self._signature = signature
             return self._result
+
+    # --8<-- [end:collector-cache]
 
     def collect(self):
         """Yield the metric families (called on every scrape)."""

@@ -85,6 +85,7 @@ def compute_monitoring(settings: Settings, reference: pd.DataFrame | None = None
         )
     as_of = max(days)
     current = pd.read_parquet(days[as_of])
+    # --8<-- [start:reference-window]
     if reference is None:
         start = settings.train_start
         reference = store.read_dataset(
@@ -99,6 +100,7 @@ def compute_monitoring(settings: Settings, reference: pd.DataFrame | None = None
         settings.psi_alert_threshold,
     )
     table = pd.concat([table, score])
+    # --8<-- [end:reference-window]
     drift = table[["psi", "ks_statistic", "ks_pvalue", "status"]].to_dict(orient="index")
     # --8<-- [start:label-delay]
     labelled = [d for d in days if d <= as_of - dt.timedelta(days=settings.delta_delay)]

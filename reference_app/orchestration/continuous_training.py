@@ -80,6 +80,7 @@ def retrain(settings: Settings, trigger: dict) -> dict:
             f"{settings.features_dir} has no manifest: run the data pipeline first"
         )
     features = store.read_dataset(settings.features_dir)
+    # --8<-- [start:cycle]
     as_of = max(days) if days else features["TX_DATETIME"].max().date()
     window = recent_window(settings, as_of)
     out = train_register_promote(
@@ -96,6 +97,7 @@ def retrain(settings: Settings, trigger: dict) -> dict:
     )
     decision = out.decision
     reloaded = reload_serving(settings) if decision.alias == CHAMPION else False
+    # --8<-- [end:cycle]
     params = {
         "model_type": settings.retrain_model,
         **{k: v.isoformat() for k, v in window.items()},
