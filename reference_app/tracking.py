@@ -147,6 +147,7 @@ def log_training_run(
     # Every input is a double: integer columns in a signature reject float payloads.
     example = result.test[FEATURE_NAMES].head(5).astype("float64")
     signature = infer_signature(example, pd.Series(score(result.model, example), name=OUTPUT_NAME))
+    # --8<-- [start:run-record]
     tags = {
         "data_digest": data_digest,
         "train_digest": result.train_digest,
@@ -163,6 +164,7 @@ def log_training_run(
         mlflow.set_tags(tags)
         mlflow.log_params({k: str(v)[:500] for k, v in result.params.items()})
         mlflow.log_metrics(result.metrics)
+        # --8<-- [end:run-record]
         # --8<-- [start:log-onnx]
         onnx_file = Path(folder) / "model.onnx"
         if compiled:
@@ -276,6 +278,7 @@ def promote(
     """
     from .training.evaluation import evaluate_scores
 
+    # --8<-- [start:promote]
     client = MlflowClient()
     champion = alias_version(model_name, CHAMPION)
     champion_ap = None
@@ -295,6 +298,7 @@ def promote(
         "compared_with_champion": champion or "none",
     }.items():
         client.set_model_version_tag(model_name, version_, key, value)
+    # --8<-- [end:promote]
     return decision
 
 

@@ -138,6 +138,7 @@ def mlflow_command(
     """
     state = Path(settings.state_dir).resolve()
     state.mkdir(parents=True, exist_ok=True)
+    # --8<-- [start:server]
     backend = settings.mlflow_backend_store_uri or f"sqlite:///{state / 'mlflow.db'}"
     artifacts = settings.mlflow_artifacts_destination or str(state / "mlartifacts")
     cmd = [
@@ -148,6 +149,7 @@ def mlflow_command(
     ]  # fmt: skip
     # NOTE: without this, MLflow 3 starts a job runner with 7 consumers (~1.8 GB instead of ~0.5 GB).
     env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    # --8<-- [end:server]
     if settings.mlflow_allowed_hosts:
         cmd += ["--allowed-hosts", settings.mlflow_allowed_hosts]
     if settings.mlflow_prometheus_dir:

@@ -112,12 +112,14 @@ def _run_key(s: Settings, model: str, protocol: EvaluationProtocol, manifest: di
     Raises:
         store.DatasetError: if the features dataset has no manifest.
     """
+    # --8<-- [start:run-key]
     return {
         "data_digest": _required(s, manifest)["digest"],
         "model_type": model,
         "protocol": f"{protocol.key}/seed{s.seed}",
         "code_digest": tracking.code_digest(),
     }
+    # --8<-- [end:run-key]
 
 
 def reusable_run(
