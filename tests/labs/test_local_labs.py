@@ -292,7 +292,11 @@ def test_lab09_fails_when_the_model_server_is_down(data_copy):
         ready["symbol"] == "✗"
         and ready["hint"][2] == f"debug:    tail -n 30 {stack['mlserver']['log']}"
     )
-    later = [c for c in out["checks"] if "needs a cluster" not in c["text"]][1:]
+    later = [
+        c
+        for c in out["checks"]
+        if "needs a cluster" not in c["text"] and not c["text"].startswith("Your psi_from_shares")
+    ][1:]
     assert later and all(
         c["symbol"] == "–"
         and "earlier check failed: The model server has loaded the model" in c["text"]
@@ -307,7 +311,8 @@ def test_lab09_fails_when_the_model_server_is_down(data_copy):
 
 def test_lab11_fails_without_prometheus(reference_stack):
     """`make up` (not up-monitoring): the first Prometheus check says what to run, the rest wait."""
-    result = run_lab(11, "--target", "local", env=lab_env(reference_stack))
+    env = lab_env({**reference_stack, "LAB_EXERCISE_DIR": str(LAB_DIRS[11] / "solution")})
+    result = run_lab(11, "--target", "local", env=env)
     out = assert_learner_output(result, 11)
     assert result.returncode == 1
     ready = check(out, "Prometheus answers on its URL")
@@ -317,7 +322,11 @@ def test_lab11_fails_without_prometheus(reference_stack):
         f"found:    {reference_stack['FRAUD_DATA_DIR']}/state/stack.json lists no prometheus (make up starts none; make up-monitoring does)",
         "debug:    make down && make up-monitoring",
     ]
-    later = [c for c in out["checks"] if "needs a cluster" not in c["text"]][1:]
+    later = [
+        c
+        for c in out["checks"]
+        if "needs a cluster" not in c["text"] and not c["text"].startswith("Your psi_from_shares")
+    ][1:]
     assert len(later) == 5 and all(
         c["symbol"] == "–" and "(skipped because an earlier check failed: Prometheus " in c["text"]
         for c in later
@@ -325,10 +334,10 @@ def test_lab11_fails_without_prometheus(reference_stack):
     assert check(out, "Prometheus has loaded the alert rules")["text"].endswith(
         "(skipped because an earlier check failed: Prometheus answers on its URL: GET /-/ready → 200.)"
     )
-    assert out["summary"] == (
-        "0",
-        "6",
-        "1 failed, 5 skipped because an earlier check failed, 6 not for target local",
+    assert out["summary"] == (  # the 5 passing ones: the solved exercise
+        "5",
+        "11",
+        "1 failed, 5 skipped because an earlier check failed, 7 not for target local",
     )
 
 
@@ -342,7 +351,18 @@ def test_lab11_fails_when_prometheus_does_not_answer(data_copy):
     }  # nothing listens there
     (data_copy / "state" / "stack.json").write_text(json.dumps(stack))
     out = assert_learner_output(
-        run_lab(11, "--target", "local", env=lab_env({"FRAUD_DATA_DIR": str(data_copy)})), 11
+        run_lab(
+            11,
+            "--target",
+            "local",
+            env=lab_env(
+                {
+                    "FRAUD_DATA_DIR": str(data_copy),
+                    "LAB_EXERCISE_DIR": str(LAB_DIRS[11] / "solution"),
+                }
+            ),
+        ),
+        11,
     )
     ready = check(out, "Prometheus answers on its URL")
     assert ready["symbol"] == "✗" and "ConnectError" in ready["hint"][1]
@@ -358,10 +378,10 @@ def test_lab11_fails_when_prometheus_does_not_answer(data_copy):
             c["symbol"] == "–"
             and "earlier check failed: Prometheus answers on its URL" in c["text"]
         ), c
-    assert out["summary"] == (
-        "0",
-        "6",
-        "1 failed, 5 skipped because an earlier check failed, 6 not for target local",
+    assert out["summary"] == (  # the 5 passing ones: the solved exercise
+        "5",
+        "11",
+        "1 failed, 5 skipped because an earlier check failed, 7 not for target local",
     )
 
 
