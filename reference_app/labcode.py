@@ -81,8 +81,12 @@ class Exercise:
         return _guarded(self, _load(str(path.resolve()), self.function, self.lab))
 
 
-@cache
-def _load(path: str, function: str, lab: int) -> Callable:
+def load(path: str, function: str, lab: int) -> Callable:
+    """Import the learner's file at `path` afresh and return its `function`.
+
+    Raises:
+        LabCodeError: the file does not import, or defines no such function.
+    """
     spec = importlib.util.spec_from_file_location(f"lab_code_{lab:02d}_{Path(path).stem}", path)
     module = importlib.util.module_from_spec(spec)
     try:
@@ -94,6 +98,13 @@ def _load(path: str, function: str, lab: int) -> Callable:
     found = getattr(module, function, None)
     if not callable(found):
         raise LabCodeError(f"lab {lab:02d}: {path} defines no function {function}")
+    return found
+
+
+@cache
+def _load(path: str, function: str, lab: int) -> Callable:
+    """`load`, once per process: what the running system calls (the file does not change under it)."""
+    found = load(path, function, lab)
     log.info("lab %02d: %s from %s (FRAUD_LAB_CODE)", lab, function, path)
     return found
 

@@ -15,7 +15,7 @@ import subprocess
 from functools import cache
 from pathlib import Path
 
-from .names import REPO_ROOT
+from .names import NAMESPACE, REPO_ROOT
 
 FRAUDLAB = REPO_ROOT / ".venv" / "bin" / "fraudlab"
 EXERCISE_DIR_ENV = "LAB_EXERCISE_DIR"
@@ -88,7 +88,7 @@ def lab_code_volume(deployment: dict | None) -> tuple[str | None, dict | None]:
     return None, None
 
 
-def mounted_lab_code(cluster, deployment: str, namespace: str = "fraud-lab") -> dict[str, str]:
+def mounted_lab_code(cluster, deployment: str, namespace: str = NAMESPACE) -> dict[str, str]:
     """The files of the ConfigMap Deployment `deployment` mounts at `LAB_CODE_MOUNT` ({} if none)."""
     name, _ = lab_code_volume(cluster.deployment(deployment, namespace))
     configmap = cluster.configmap(name, namespace) if name else None

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..labcode import Exercise, LabCodeError, _load
+from ..labcode import Exercise, LabCodeError, load
 
 LABS = (11,)
 """Labs with a Python exercise (a module `labNN` here)."""
@@ -76,30 +76,27 @@ def run(lab: int, folder: str | Path) -> list[Result]:
         problem = f"no file {path}"
     else:
         try:
-            _load.cache_clear()  # the learner edits the file between runs
-            learner = _load(str(path.resolve()), exercise.function, lab)
+            learner = load(str(path.resolve()), exercise.function, lab)  # afresh: it gets edited
         except LabCodeError as err:
             problem = str(err)
     results = []
     for behaviour in spec.BEHAVIOURS:
-        if learner is None:
+        expected, found = None, problem
+        if learner is not None:
+            try:
+                expected, found = behaviour.check(learner, spec.REFERENCE)
+            except NotImplementedError as err:
+                found = f"NotImplementedError: {err or 'TODO'} (not written yet)"
+            except Exception as err:  # the learner's code raised: show where, in their file
+                frames = [
+                    f
+                    for f in traceback.extract_tb(err.__traceback__)
+                    if f.filename == str(path.resolve())
+                ]
+                where = f" at {path.name}:{frames[-1].lineno}" if frames else ""
+                found = f"{type(err).__name__}: {err}{where}"
+        if expected is None:  # no answer from the learner's code: show the reference's
             expected = behaviour.check(spec.REFERENCE, spec.REFERENCE)[0]
-            results.append(Result(behaviour.name, False, expected, problem, behaviour.hint))
-            continue
-        try:
-            expected, found = behaviour.check(learner, spec.REFERENCE)
-        except NotImplementedError as err:
-            expected = behaviour.check(spec.REFERENCE, spec.REFERENCE)[0]
-            found = f"NotImplementedError: {err or 'TODO'} (not written yet)"
-        except Exception as err:  # the learner's code raised: show where, in their file
-            frames = [
-                f
-                for f in traceback.extract_tb(err.__traceback__)
-                if f.filename == str(path.resolve())
-            ]
-            where = f" at {path.name}:{frames[-1].lineno}" if frames else ""
-            expected = behaviour.check(spec.REFERENCE, spec.REFERENCE)[0]
-            found = f"{type(err).__name__}: {err}{where}"
         results.append(Result(behaviour.name, expected == found, expected, found, behaviour.hint))
     return results
 

@@ -34,13 +34,14 @@ cluster.
 from __future__ import annotations
 
 import re
+import sys
 
 from mlserver.errors import MLServerError
 from mlserver.types import InferenceRequest
 from mlserver.utils import extract_headers, insert_headers
 from pydantic import ValidationError
 
-from .gate import _answer, not_a_request
+from .gate import Refused, _answer, _read, not_a_request
 
 INFER_PATH = re.compile(r"^/v2/models/(?P<name>[^/]+)(/versions/(?P<version>[^/]+))?/infer$")
 
@@ -71,7 +72,10 @@ class InferRoute:
         if found is None or scope["method"] != "POST":
             return await self.app(scope, receive, send)
         scope["router"], scope["endpoint"] = self.router, self.endpoints[bool(found["version"])]
-        body = await _body(receive)
+        try:
+            body = await _read(receive, cap=sys.maxsize)  # capped by the gate, which read it first
+        except Refused as refused:  # the client went away
+            return await _answer(send, refused.http, refused.message)
         try:
             payload = InferenceRequest.model_validate_json(body)
         except ValidationError as invalid:
@@ -94,15 +98,3 @@ class InferRoute:
 
 
 # --8<-- [end:infer-route]
-
-
-async def _body(receive) -> bytes:
-    """The request body (the gate has read and capped it already; this joins its chunks)."""
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return b"".join(chunks)
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
