@@ -38,6 +38,7 @@ def fs_and_path(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
     return fs, path.rstrip("/")
 
 
+# --8<-- [start:digest]
 def frame_digest(frame: pd.DataFrame) -> str:
     """Return a SHA-256 hex digest of a frame's column names and values (row order matters)."""
     h = hashlib.sha256(",".join(map(str, frame.columns)).encode())
@@ -52,6 +53,9 @@ def combine_digests(digests: Iterable[str]) -> str:
     for d in digests:
         h.update(d.encode())
     return h.hexdigest()
+
+
+# --8<-- [end:digest]
 
 
 def list_files(url: str) -> list[str]:
@@ -167,6 +171,7 @@ def write_dataset(
         The manifest: `name`, `rows`, `frauds` (when `TX_FRAUD` exists), `digest`, `files`
         (name, rows, digest per file), `created_at` and the `extra` fields.
     """
+    # --8<-- [start:publish]
     fs, final = fs_and_path(url)
     # Write next to the target, then swap it in: readers see the old dataset or the whole new
     # one with its manifest, never a half-written folder (pipeline Jobs run concurrently).
@@ -193,6 +198,7 @@ def write_dataset(
         json.dump(manifest, f, indent=2, default=str)
     replace_dir(fs, path, final)
     return manifest
+    # --8<-- [end:publish]
 
 
 def _day_parts(

@@ -120,6 +120,7 @@ def _window_sums(
     return out
 
 
+# --8<-- [start:calendar]
 def _weekend_and_night(when: pd.Series, seconds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`TX_DURING_WEEKEND` (Saturday or Sunday) and `TX_DURING_NIGHT` (hour ≤ 6), as int64."""
     if when.dtype == "datetime64[ns]" and not when.hasnans:
@@ -131,6 +132,9 @@ def _weekend_and_night(when: pd.Series, seconds: np.ndarray) -> tuple[np.ndarray
         (when.dt.weekday >= 5).to_numpy(dtype=np.int64),
         (when.dt.hour <= NIGHT_LAST_HOUR).to_numpy(dtype=np.int64),
     )
+
+
+# --8<-- [end:calendar]
 
 
 def build_features(

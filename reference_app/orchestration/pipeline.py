@@ -54,9 +54,11 @@ def simulate_step(
     drift = drift_scenario(settings)
     if drift is not None:
         params["drift"] = drift.to_dict()
+    # --8<-- [start:simulate-reuse]
     existing = store.read_manifest(settings.raw_dir)
     if not force and existing and existing.get("params") == params:
         return existing, True
+    # --8<-- [end:simulate-reuse]
     frame = simulate_transactions(simulation, progress=progress)
     if drift is not None:
         frame = inject_drift(frame, drift, seed=settings.seed)
@@ -88,11 +90,13 @@ def validate_step(
         store.DatasetError: if `source` is missing or holds no readable file.
     """
     source = source or settings.raw_dir
+    # --8<-- [start:validate-reuse]
     input_manifest = store.read_manifest(source)
     input_digest = input_manifest["digest"] if input_manifest else None
     existing = store.read_manifest(settings.validated_dir)
     if not force and input_digest and existing and existing.get("input_digest") == input_digest:
         return existing, True
+    # --8<-- [end:validate-reuse]
     valid_parts, bad_parts, reasons, names = [], [], {}, []
     input_rows = 0
     files = store.list_files(source)
@@ -110,6 +114,7 @@ def validate_step(
         if progress:
             progress(name)
     valid_all = pd.concat(valid_parts, ignore_index=True)
+    # --8<-- [start:reconcile]
     # An id already used in an earlier file (files in name order) is a duplicate too.
     dup = _seen_before(valid_all["TRANSACTION_ID"])
     if dup.any():
@@ -133,6 +138,7 @@ def validate_step(
         raise AssertionError(
             f"row accounting broken: {len(valid_all)} valid + {len(quarantined)} quarantined != {input_rows} input"
         )
+    # --8<-- [end:reconcile]
     q_manifest = _write_quarantine(quarantined, settings.quarantine_dir, input_digest, reasons)
     manifest = store.write_dataset(
         valid_all,
@@ -195,6 +201,7 @@ def features_step(settings: Settings, force: bool = False) -> tuple[dict, bool]:
     Raises:
         store.DatasetError: if the validated dataset is missing.
     """
+    # --8<-- [start:features-reuse]
     input_manifest = store.read_manifest(settings.validated_dir)
     if input_manifest is None:
         raise store.DatasetError(
@@ -208,6 +215,7 @@ def features_step(settings: Settings, force: bool = False) -> tuple[dict, bool]:
         and existing.get("delay_days") == settings.delta_delay
     ):
         return existing, True
+    # --8<-- [end:features-reuse]
     frame = build_features(
         store.read_dataset(settings.validated_dir), delay_days=settings.delta_delay
     )
