@@ -29,6 +29,7 @@ ENV PIP_NO_CACHE_DIR=1 \
     PATH=/opt/venv/bin:${PATH}
 RUN python -m venv /opt/venv
 WORKDIR /src
+# --8<-- [start:dependencies]
 COPY requirements.lock ./
 # torch first and exactly pinned, from its own index: a looser spec or PyPI alone pulls a
 # multi-GB CUDA build (PyPI's torch wheels for Linux x86_64 depend on the CUDA libraries). Its own layer, so code changes do not re-download it.
@@ -42,6 +43,7 @@ COPY manifests/base/monitoring/prometheusrule.fraud-lab.yaml ./manifests/base/mo
 # The package and the kind-mode extras (PostgreSQL driver, S3 client), pinned by the lock file.
 RUN pip install --constraint requirements.lock ".[kind]" \
  && pip check
+# --8<-- [end:dependencies]
 # Trim what no feature of the image uses (≈ 0.5 GB; `make images` prints the size):
 # - test suites shipped inside wheels (pandas, scipy, sklearn, sympy, pyarrow, …: `tests` folders),
 #   torch's own C++ test binaries and test data (torch/bin but torch_shm_manager, which
@@ -74,6 +76,7 @@ ARG PYTHON_IMAGE
 ARG APP_VERSION=0.1.0
 ARG FRAUD_GIT_COMMIT=unknown
 ARG TORCH_VARIANT=cpu
+# --8<-- [start:labels-user]
 LABEL org.opencontainers.image.title="fraud-lab-app" \
       org.opencontainers.image.description="Fraud Lab: fraudlab CLI, MLflow server and MLServer runtime for the fraud detector" \
       org.opencontainers.image.version="${APP_VERSION}" \
@@ -84,6 +87,7 @@ LABEL org.opencontainers.image.title="fraud-lab-app" \
 # A numeric user with no login: Kubernetes' runAsNonRoot can only verify numeric users.
 RUN groupadd --gid 10001 fraudlab \
  && useradd --uid 10001 --gid 10001 --home-dir /tmp --no-create-home --shell /bin/sh fraudlab
+# --8<-- [end:labels-user]
 COPY --from=build /opt/venv /opt/venv
 # Everything that would write lands in /tmp: HOME (MLflow, pip), matplotlib's cache, MLServer's
 # metrics and environments folders (default: under the working directory), Python bytecode off.

@@ -25,6 +25,7 @@ THROUGH ?= replay
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+# --8<-- [start:install]
 $(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +36,7 @@ $(STAMP): pyproject.toml requirements.lock
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install the package, pinned (≈ 5 min the first time)
+# --8<-- [end:install]
 
 $(TOOLS_STAMP):
 	$(PYTHON) -m venv $(TOOLS)

@@ -50,6 +50,7 @@ else
   changed "cluster created"
 fi
 
+# --8<-- [start:registry-hosts]
 step "Registry config on the nodes (${CERTS_DIR}/hosts.toml)"
 # Inside a node, localhost is the node itself: containerd maps localhost:5001 to the registry
 # container, reached by name on the kind network.
@@ -63,6 +64,7 @@ for node in $(kind get nodes --name "${CLUSTER_NAME}"); do
     changed "${node} configured"
   fi
 done
+# --8<-- [end:registry-hosts]
 
 step "Registry on the kind network"
 if [[ "$(docker inspect -f '{{json .NetworkSettings.Networks.kind}}' "${REGISTRY_NAME}")" == "null" ]]; then

@@ -33,6 +33,7 @@ fi
 
 COMMIT="$(app_commit)"
 
+# --8<-- [start:build-push]
 step "Build ${IMAGE} (torch ${TORCH_VARIANT}, commit ${COMMIT:0:12})"
 docker build \
   --build-arg "TORCH_VARIANT=${TORCH_VARIANT}" \
@@ -50,6 +51,7 @@ echo
 say "pushed ${IMAGE}"
 say "size   $(docker image inspect --format '{{.Size}}' "${IMAGE}" | awk '{printf "%.2f GB", $1/1e9}')"
 say "digest ${digest:-unknown (docker inspect ${IMAGE})}"
+# --8<-- [end:build-push]
 "${SCRIPT_DIR}/set-app-image.sh" "${TAG}"
 if [[ "${TORCH_VARIANT}" == "cpu" ]]; then
   say "Next: make deploy"

@@ -63,6 +63,7 @@ APP_VERSION="$(sed -n 's/^version *= *"\([^"]*\)".*/\1/p' "${REPO_ROOT}/pyprojec
 # Where make images records the tag it pushed, for make deploy (git-ignored).
 APP_IMAGE_RECORD="${REPO_ROOT}/.app-image"
 
+# --8<-- [start:image-tag]
 # app_commit: the git commit of the work tree, `-dirty` when tracked files changed, else unknown.
 app_commit() {
   local commit
@@ -87,6 +88,7 @@ app_image_tag() {
     echo "git-${commit:0:12}"
   fi
 }
+# --8<-- [end:image-tag]
 
 # --- helpers ----------------------------------------------------------------------------------
 # One line per message; `die` exits with the message and, optionally, the command to run next.

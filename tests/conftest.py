@@ -7,6 +7,7 @@ import pytest
 from reference_app.config import Settings
 from reference_app.data.simulator import SimulationParams, simulate_transactions
 
+# --8<-- [start:datasets]
 # Same density as the handbook's reference run (1 customer : 2 terminals on the 100x100 grid),
 # so per-terminal traffic and frauds per day match its figures at a tenth of the size.
 SMALL = {"n_customers": 500, "n_terminals": 1_000, "nb_days": 120, "seed": 7}
@@ -29,3 +30,6 @@ def tiny_transactions():
     return simulate_transactions(
         simulation(n_customers=20, n_terminals=15, nb_days=45, radius=40, seed=3)
     )
+
+
+# --8<-- [end:datasets]

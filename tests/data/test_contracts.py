@@ -19,6 +19,7 @@ def clean(tiny_transactions):
     return tiny_transactions.head(200).reset_index(drop=True)
 
 
+# --8<-- [start:bad-rows]
 BAD_ROWS = [
     # (column, bad value, expected reason)
     ("TX_AMOUNT", -5.0, "TX_AMOUNT:greater_than_or_equal_to(0)"),
@@ -46,6 +47,9 @@ def test_bad_row_is_quarantined_with_its_reason(clean, column, value, reason):
     assert result.quarantined.loc[0, "TRANSACTION_ID"] == str(clean.loc[17, "TRANSACTION_ID"])
     assert result.reasons[reason] == 1
     assert 17 not in set(result.valid["TRANSACTION_ID"].tolist()) or column == "TRANSACTION_ID"
+
+
+# --8<-- [end:bad-rows]
 
 
 def test_scenario_must_match_label(clean):

@@ -14,6 +14,7 @@ from reference_app.config import Settings
 from reference_app.launchers.mlserver import admin_token
 from reference_app.launchers.stack import free_port, start_mlflow, start_mlserver
 
+# --8<-- [start:stack-env]
 # Handbook density (1 customer : 2 terminals) at 40 % of the population, 60 days; the protocol
 # moves to May so the 30-day windows have history. The gate is relaxed for the smaller data.
 SCALE_ENV = {
@@ -42,6 +43,9 @@ def stack_env(tmp_path_factory) -> dict[str, str]:
         "FRAUD_GRPC_PORT": str(free_port()),
         "FRAUD_METRICS_PORT": str(free_port()),
     }
+
+
+# --8<-- [end:stack-env]
 
 
 def run_fraudlab(

@@ -14,6 +14,7 @@ from tests.conftest import simulation
 pytestmark = pytest.mark.slow
 
 
+# --8<-- [start:default-data]
 @pytest.fixture(scope="module")
 def default_features():
     """The handbook's reference run (5 000 customers, 10 000 terminals, 183 days): ≈ 5 s."""
@@ -28,6 +29,9 @@ def results(default_features):
         m: train(default_features, m, protocol, seed=s.seed, device=s.device)
         for m in ("logistic_regression", "random_forest", "mlp")
     }
+
+
+# --8<-- [end:default-data]
 
 
 def test_quality_gate_on_default_data(results):
@@ -56,6 +60,7 @@ def test_models_beat_published_random_baseline(results):
         )
 
 
+# --8<-- [start:directional]
 @pytest.mark.parametrize("model_type", ["logistic_regression", "random_forest", "mlp"])
 def test_compromised_terminal_raises_the_score(results, model_type):
     """Directional: the same transactions at a terminal with a high recent fraud rate score higher."""
@@ -67,6 +72,10 @@ def test_compromised_terminal_raises_the_score(results, model_type):
     assert np.mean(score(r.model, risky) > score(r.model, sample)) > 0.9
 
 
+# --8<-- [end:directional]
+
+
+# --8<-- [start:invariance]
 @pytest.mark.parametrize("model_type", ["logistic_regression", "random_forest", "mlp"])
 def test_a_transactions_score_does_not_depend_on_its_batch(results, model_type):
     """Invariance on the inputs the model reads: a row's score is the same alone, in a batch, and
@@ -79,3 +88,6 @@ def test_a_transactions_score_does_not_depend_on_its_batch(results, model_type):
     alone = np.array([score(r.model, sample.iloc[[i]])[0] for i in range(0, 300, 30)])
     np.testing.assert_allclose(reordered, batch, rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(alone, batch[::30], rtol=1e-6, atol=1e-9)
+
+
+# --8<-- [end:invariance]

@@ -66,6 +66,7 @@ def test_row_order_does_not_matter(tiny_transactions):
     )
 
 
+# --8<-- [start:leakage]
 def test_terminal_risk_never_uses_labels_newer_than_t_minus_7_days(tiny_transactions):
     tx = tiny_transactions.reset_index(drop=True)
     base = build_features(tx)
@@ -86,6 +87,9 @@ def test_terminal_risk_never_uses_labels_newer_than_t_minus_7_days(tiny_transact
     flipped_old = tx.copy()
     flipped_old.loc[old, "TX_FRAUD"] = 1 - flipped_old.loc[old, "TX_FRAUD"]
     assert not build_features(flipped_old)[terminal_cols].equals(base[terminal_cols])
+
+
+# --8<-- [end:leakage]
 
 
 def test_features_do_not_depend_on_future_transactions(tiny_transactions):
