@@ -174,29 +174,37 @@ def experiment_name() -> str:
     return labkit.setting("FRAUD_EXPERIMENT")
 
 
+def exercise_files(module, cluster) -> dict[str, str]:
+    """The learner's module as the cluster runs it: the lab's own `exercise_files(k8s)` (a
+    ConfigMap read by name), else the ConfigMap mounted in the pod spec of `exercise_pod(k8s)`."""
+    if hasattr(module, "exercise_files"):
+        return module.exercise_files(cluster)
+    return labkit.mounted_lab_code(cluster, module.exercise_pod(cluster))
+
+
 @pytest.fixture
-def exercise(request: pytest.FixtureRequest, target: str, _cluster, tmp_path_factory) -> dict:
+def exercise(request: pytest.FixtureRequest, target: str, tmp_path_factory) -> dict:
     """Each behaviour's result (passed, expected, found, hint) for the learner's Python module.
 
     Local: the module in the lab's `starter/` (or LAB_EXERCISE_DIR). Cluster: the module the pods
-    run, read back from the ConfigMap that the lab's `EXERCISE_WORKLOAD` (a Deployment) mounts at
-    /lab-code: what the cluster runs is what is checked. The first check fails with the reason
-    when there is nothing to check; the others are skipped.
+    run, read back from the ConfigMap mounted at /lab-code in the pod spec the lab's
+    `exercise_pod(k8s)` returns (its `EXERCISE_WORKLOAD` names it): what the cluster runs is what
+    is checked. The first check fails with the reason when there is nothing to check; the others
+    are skipped.
     """
     lab = int(Path(request.node.path).parent.name[:2])
     problem, fix = None, None
     if target == "local":
         folder = labkit.starter_dir(lab)
     else:
-        cluster, err = _cluster
+        cluster = request.getfixturevalue("k8s")  # no cluster: failed or skipped as the others
         folder = tmp_path_factory.getbasetemp() / f"lab-code-{lab:02d}"
-        files = (
-            labkit.mounted_lab_code(cluster, request.module.EXERCISE_WORKLOAD) if cluster else {}
-        )
-        if cluster is None:
-            problem, fix = str(err), err.fix
-        elif not files:
-            problem = f"Deployment {request.module.EXERCISE_WORKLOAD} mounts no lab code at {labkit.LAB_CODE_MOUNT}"
+        files = exercise_files(request.module, cluster)
+        if not files:
+            problem = (
+                f"{request.module.EXERCISE_WORKLOAD}: no lab code (a ConfigMap labelled "
+                f"{labkit.LAB_CODE_LABEL}={lab:02d}, mounted at {labkit.LAB_CODE_MOUNT})"
+            )
             fix = labkit.kubectl(
                 f"apply -k {labkit.starter_dir(lab).relative_to(labkit.REPO_ROOT)}"
             )

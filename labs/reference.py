@@ -113,8 +113,31 @@ LEARNER: dict[int, list[str]] = {
     9: ["serving"],
     11: ["monitoring"],
 }
-# The Deployment that runs each lab's Python exercise (its starter mounts the learner's module).
-EXERCISE_WORKLOADS: dict[int, str] = {11: "drift-monitor"}
+# The workload that runs each lab's Python exercise (its starter mounts the learner's module):
+# (kind, name, container template or container; None: the pod's first container).
+EXERCISE_WORKLOADS: dict[int, tuple[str, str, str | None]] = {
+    2: ("Job", "simulate", None),
+    3: ("WorkflowTemplate", "data-pipeline", "validate"),
+    5: ("WorkflowTemplate", "fraud-pipeline", "promote"),  # mounts lab-code-05 itself (optional)
+    6: ("WorkflowTemplate", "train-model", "train"),
+    9: ("SeldonDeployment", "fraud-detector", "fraud-detector"),
+    11: ("Deployment", "drift-monitor", None),
+}
+
+
+def _mount_points(obj: dict, where: str | None) -> tuple[dict, dict]:
+    """(the object that holds the volumes, the container) of a workload's exercise mount. An Argo
+    template gets its own `volumes` (they travel with it when the pipeline calls it through
+    templateRef: https://argo-workflows.readthedocs.io/en/latest/walk-through/volumes/)."""
+    if obj["kind"] == "WorkflowTemplate":
+        (template,) = [t for t in obj["spec"]["templates"] if t["name"] == where]
+        return template, template["container"]
+    if obj["kind"] == "SeldonDeployment":
+        pod = obj["spec"]["predictors"][0]["componentSpecs"][0]["spec"]
+    else:
+        pod = obj["spec"]["template"]["spec"]
+    containers = pod["containers"]
+    return pod, next((c for c in containers if c["name"] == where), containers[0])
 
 
 def exercise_objects(objects: list[dict], lab: int) -> list[dict]:
@@ -122,6 +145,7 @@ def exercise_objects(objects: list[dict], lab: int) -> list[dict]:
     starter runs the learner's: a ConfigMap (labelled `fraud-lab.io/lab-code`) from
     labs/NN-*/solution/*.py, mounted read-only at /lab-code, and FRAUD_LAB_CODE=/lab-code."""
     (folder,) = ROOT.glob(f"labs/{lab:02d}-*/solution")
+    kind, workload, where = EXERCISE_WORKLOADS[lab]
     name = f"lab-code-{lab:02d}"
     configmap = {
         "apiVersion": "v1",
@@ -133,22 +157,20 @@ def exercise_objects(objects: list[dict], lab: int) -> list[dict]:
         },
         "data": {f.name: f.read_text() for f in sorted(folder.glob("*.py"))},
     }
-    (deployment,) = [
-        o
-        for o in objects
-        if o["kind"] == "Deployment" and o["metadata"]["name"] == EXERCISE_WORKLOADS[lab]
-    ]
-    deployment = yaml.safe_load(yaml.safe_dump(deployment))  # a copy
-    pod = deployment["spec"]["template"]["spec"]
-    pod.setdefault("volumes", []).append({"name": "lab-code", "configMap": {"name": name}})
-    container = pod["containers"][0]
+    (obj,) = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == workload]
+    obj = yaml.safe_load(yaml.safe_dump(obj))  # a copy
+    holder, container = _mount_points(obj, where)
+    mounted = {v["name"]: v.get("configMap", {}).get("name") for v in holder.get("volumes", [])}
+    if mounted.get("lab-code") == name:  # the reference mounts it already (lab 05: optional)
+        return [configmap]
+    holder.setdefault("volumes", []).append({"name": "lab-code", "configMap": {"name": name}})
     container.setdefault("volumeMounts", []).append(
         {"name": "lab-code", "mountPath": labkit.LAB_CODE_MOUNT, "readOnly": True}
     )
     container.setdefault("env", []).append(
         {"name": "FRAUD_LAB_CODE", "value": labkit.LAB_CODE_MOUNT}
     )
-    return [configmap, deployment]
+    return [configmap, obj]
 
 
 # Lab 05 ends with a registered champion, which the reference trains in lab 06's pipeline run.
@@ -440,7 +462,9 @@ def cluster_solution(args: argparse.Namespace) -> None:
             env={**os.environ, "OVERLAY": args.overlay},
         )
         if lab in EXERCISE_WORKLOADS:  # the solved exercise, as the lab's starter wires it
-            say(f"Running lab {lab:02d}'s solved exercise in {EXERCISE_WORKLOADS[lab]}")
+            say(
+                f"Running lab {lab:02d}'s solved exercise in {' '.join(EXERCISE_WORKLOADS[lab][:2])}"
+            )
             apply(exercise_objects(render(args.overlay), lab))
         if lab == 11:  # make deploy does not wait for the monitoring objects
             wait(next(waits for stage_lab, _, waits in STAGES if stage_lab == 11))
@@ -456,7 +480,16 @@ def cluster_solution(args: argparse.Namespace) -> None:
     for stage_lab, parts, waits in STAGES:
         if stage_lab <= through:
             say(f"- {', '.join(parts)}")
-            apply(select(objects, parts))
+            selected = select(objects, parts)
+            if stage_lab == lab and lab in EXERCISE_WORKLOADS:  # as the starter wires it
+                say(f"- lab {lab:02d}'s solved exercise in {' '.join(EXERCISE_WORKLOADS[lab][:2])}")
+                solved = exercise_objects(objects, lab)
+                names = {(o["kind"], o["metadata"]["name"]) for o in solved}
+                # One apply of the solved workload: a Job's pod template cannot change afterwards.
+                selected = [
+                    o for o in selected if (o["kind"], o["metadata"]["name"]) not in names
+                ] + solved
+            apply(selected)
             wait(waits)
     say(f"Lab {lab:02d} is at its known-good end state. Check it: make lab-{lab}")
 

@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 import os
@@ -68,6 +69,16 @@ class Exercise:
             if folder and (Path(folder) / self.filename).is_file():
                 return Path(folder) / self.filename
         return None
+
+    def source(self) -> str:
+        """Which code runs for this exercise, as the registry records it: "reference", or
+        `lab-NN/<module>.py sha256:<first 12 hex digits of the file's SHA-256>` for the learner's
+        file (the same digest the lab checks compute from the ConfigMap the pods mount)."""
+        path = self.path()
+        if path is None:
+            return "reference"
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        return f"lab-{self.lab:02d}/{self.filename} sha256:{digest}"
 
     def implementation(self, reference: Callable) -> Callable:
         """The learner's function when `FRAUD_LAB_CODE` has this exercise's module, else `reference`.

@@ -32,7 +32,14 @@ from mlflow.tracking import MlflowClient
 
 from .features import FEATURE_NAMES
 from .training.export import export_onnx
-from .training.promotion import CHALLENGER, CHAMPION, Decision, QualityGate, decide_promotion
+from .training.promotion import (
+    CHALLENGER,
+    CHAMPION,
+    PROMOTION_EXERCISE,
+    Decision,
+    QualityGate,
+    decide_promotion,
+)
 from .training.train import TrainResult, score
 
 PIP_REQUIREMENTS = [
@@ -296,10 +303,18 @@ def promote(
         "promotion_reason": decision.reason,
         "passed_gate": str(decision.passed_gate).lower(),
         "compared_with_champion": champion or "none",
+        "promotion_rule": PROMOTION_EXERCISE.source(),  # the learner's in lab 05, or "reference"
     }.items():
         client.set_model_version_tag(model_name, version_, key, value)
     # --8<-- [end:promote]
     return decision
+
+
+def set_run_tags(run_id: str, tags: dict[str, str]) -> None:
+    """Set (or overwrite) tags on a finished run."""
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
 
 
 def find_finished_run(experiment: str, tags: dict[str, str]) -> dict | None:

@@ -109,3 +109,37 @@ def test_raw_dataset_written(datasets):
     if missing:
         problems.append(f"{len(missing)} listed files missing (e.g. {missing[0]})")
     assert not problems, hint("a complete raw dataset", "; ".join(problems), datasets.show(DATASET))
+
+
+# --- your Python: the terminals near a customer ----------------------------------------------------
+EXERCISE_WORKLOAD = f"Job {JOB}"
+"""The workload that runs the learner's nearby.py (mounted from its ConfigMap at /lab-code)."""
+
+
+def exercise_pod(k8s) -> dict:
+    """The pod spec of `EXERCISE_WORKLOAD`."""
+    return labkit.pod_spec(k8s.job(JOB) or {})
+
+
+@pytest.mark.cluster("reads the Job's spec")
+def test_simulate_job_runs_your_function(k8s):
+    """Job `simulate` runs your nearby.py: its ConfigMap (`lab-code-02-…`) mounted at /lab-code, FRAUD_LAB_CODE=/lab-code."""
+    found = labkit.lab_code_problem(k8s, exercise_pod(k8s), 2)
+    assert found is None, hint(
+        f"a ConfigMap labelled {labkit.LAB_CODE_LABEL}=02 with nearby.py mounted at "
+        f"{labkit.LAB_CODE_MOUNT}, and FRAUD_LAB_CODE={labkit.LAB_CODE_MOUNT}",
+        found,
+        kubectl(f"-n {NAMESPACE} delete job {JOB}")
+        + " && "
+        + kubectl("apply -k labs/02-kubernetes-for-ml/starter"),
+    )
+
+
+@pytest.mark.parametrize("behaviour", labkit.exercise_behaviours(2))
+def test_exercise(exercise, behaviour):
+    """Your terminals_near: {behaviour}."""
+    result = exercise.get(behaviour)
+    assert result is not None, hint(
+        behaviour, "not checked: the behaviours changed", "make install"
+    )
+    assert result["passed"], hint(result["expected"], result["found"], result["hint"])

@@ -190,3 +190,60 @@ def test_champion_has_lineage(mlflow, model_name):
         f"version {version['version']}: " + ", ".join(problems),
         mlflow.debug(f"/api/2.0/mlflow/runs/get?run_id={version.get('run_id')}"),
     )
+
+
+# --- your Python: the promotion rule -----------------------------------------------------------------
+LAB_CODE_CONFIGMAP, LAB_CODE_FILE = "lab-code-05", "promotion.py"
+EXERCISE_WORKLOAD = f"ConfigMap {LAB_CODE_CONFIGMAP}"
+"""Where the cluster keeps the learner's promotion.py: the pipeline's promote step (lab 06) and the
+retrain step mount it when it exists."""
+APPLY = kubectl("apply -k labs/05-tracking-and-registry/starter")
+
+
+def exercise_files(k8s) -> dict[str, str]:
+    """The files of `EXERCISE_WORKLOAD` ({} when it is missing or not a lab's)."""
+    return labkit.configmap_lab_code(k8s, LAB_CODE_CONFIGMAP, 5)[0]
+
+
+@pytest.mark.cluster("reads a ConfigMap")
+def test_your_promotion_rule_is_on_the_cluster(k8s):
+    """ConfigMap `lab-code-05` holds your promotion.py (labelled fraud-lab.io/lab-code=05): the pipeline's promote step runs it."""
+    files, problem = labkit.configmap_lab_code(k8s, LAB_CODE_CONFIGMAP, 5)
+    if problem is None and LAB_CODE_FILE not in files:
+        problem = f"ConfigMap {LAB_CODE_CONFIGMAP} has no {LAB_CODE_FILE} (keys: {sorted(files)})"
+    assert problem is None, hint(
+        f"ConfigMap {LAB_CODE_CONFIGMAP} with {LAB_CODE_FILE}, labelled {labkit.LAB_CODE_LABEL}=05",
+        problem,
+        APPLY,
+    )
+
+
+@pytest.mark.cluster("reads a ConfigMap and the registry")
+@pytest.mark.needs("test_champion_alias", "test_your_promotion_rule_is_on_the_cluster")
+def test_champion_decided_by_your_rule(k8s, mlflow, model_name):
+    """The champion was decided by your promotion.py: its version tag promotion_rule names the file in ConfigMap `lab-code-05` by its SHA-256."""
+    files = exercise_files(k8s)
+    expected = labkit.lab_code_source(5, LAB_CODE_FILE, files.get(LAB_CODE_FILE))
+    version = mlflow.version_by_alias(model_name, labkit.CHAMPION)
+    tags = {t["key"]: t["value"] for t in version.get("tags") or []}
+    found = tags.get("promotion_rule", "no tag promotion_rule")
+    assert found == expected, hint(
+        f"tag promotion_rule={expected} on version {version['version']}",
+        found,
+        "(set -a; . manifests/overlays/kind/secrets/mlflow.env; set +a; "
+        "export MLFLOW_TRACKING_USERNAME=$FRAUD_MLFLOW_ADMIN_USERNAME "
+        "MLFLOW_TRACKING_PASSWORD=$FRAUD_MLFLOW_ADMIN_PASSWORD; "
+        "FRAUD_LAB_CODE=labs/05-tracking-and-registry/starter "
+        f"FRAUD_MLFLOW_TRACKING_URI={mlflow.url} .venv/bin/fraudlab promote "
+        f"--version {version['version']})",
+    )
+
+
+@pytest.mark.parametrize("behaviour", labkit.exercise_behaviours(5))
+def test_exercise(exercise, behaviour):
+    """Your choose_alias: {behaviour}."""
+    result = exercise.get(behaviour)
+    assert result is not None, hint(
+        behaviour, "not checked: the behaviours changed", "make install"
+    )
+    assert result["passed"], hint(result["expected"], result["found"], result["hint"])

@@ -180,3 +180,55 @@ def test_champion_passed_gate(endpoints, mlflow, model_name):
         f"version {version['version']}: passed_gate={tags.get('passed_gate')!r}, reason {tags.get('promotion_reason')!r}",
         debug,
     )
+
+
+# --- your gate: the quality gate of each run --------------------------------------------------------------------------------
+EXERCISE_WORKLOAD = f"WorkflowTemplate {TEMPLATE}, step {STEP}"
+"""The workload that runs the learner's gate.py (mounted from its ConfigMap at /lab-code)."""
+
+
+def exercise_pod(k8s) -> dict:
+    """The pod spec of `EXERCISE_WORKLOAD`."""
+    return train_pod(k8s)
+
+
+@pytest.mark.cluster("reads the WorkflowTemplate")
+def test_train_step_runs_your_gate(k8s):
+    """The train step of WorkflowTemplate `train-model` runs your gate.py: its ConfigMap (`lab-code-06-…`) mounted at /lab-code, FRAUD_LAB_CODE=/lab-code."""
+    found = labkit.lab_code_problem(k8s, exercise_pod(k8s), 6)
+    assert found is None, hint(
+        f"a ConfigMap labelled {labkit.LAB_CODE_LABEL}=06 with gate.py mounted at "
+        f"{labkit.LAB_CODE_MOUNT}, and FRAUD_LAB_CODE={labkit.LAB_CODE_MOUNT}",
+        found,
+        APPLY,
+    )
+
+
+@pytest.mark.cluster("reads the WorkflowTemplate, a ConfigMap and MLflow")
+@pytest.mark.needs("test_training_run_finished", "test_train_step_runs_your_gate")
+def test_run_gated_by_your_gate(k8s, mlflow, experiment_name):
+    """The latest training run was gated by your gate.py: its tags quality_gate (the SHA-256 of the file the train step mounts) and passed_gate."""
+    files = labkit.mounted_lab_code(k8s, exercise_pod(k8s))
+    expected = labkit.lab_code_source(6, "gate.py", files.get("gate.py"))
+    run = latest_run(mlflow, experiment_name)
+    _, _, tags = labkit.run_fields(run)
+    found = f"quality_gate={tags.get('quality_gate')}, passed_gate={tags.get('passed_gate')}"
+    assert tags.get("quality_gate") == expected and tags.get("passed_gate") in (
+        "true",
+        "false",
+    ), hint(
+        f"quality_gate={expected}, passed_gate=true|false on run {run['info']['run_id'][:8]}",
+        found + " (a run trained before your gate.py was applied, or reused: the run key "
+        "does not change with it)",
+        "scripts/run-pipeline.sh fraud-pipeline through=promote",
+    )
+
+
+@pytest.mark.parametrize("behaviour", labkit.exercise_behaviours(6))
+def test_exercise(exercise, behaviour):
+    """Your gate_failures: {behaviour}."""
+    result = exercise.get(behaviour)
+    assert result is not None, hint(
+        behaviour, "not checked: the behaviours changed", "make install"
+    )
+    assert result["passed"], hint(result["expected"], result["found"], result["hint"])

@@ -22,6 +22,7 @@ SDEP, CONTAINER, NODEPORT_SERVICE = (
     labkit.MODEL_CONTAINER,
     labkit.MODEL_NODEPORT_SERVICE,
 )
+APPLY = kubectl("apply -k labs/09-serving/starter")
 REPLICAS = 2
 MODEL_URI = "models:/fraud-detector@champion"
 WARMUP_REQUESTS = 3
@@ -92,7 +93,7 @@ def test_seldondeployment_spec(k8s):
     assert sdep is not None, hint(
         f"SeldonDeployment {SDEP} in {NAMESPACE}",
         "no such object",
-        kubectl("apply -k labs/09-serving/starter"),
+        APPLY,
     )
     spec = sdep.get("spec") or {}
     container = labkit.find_container(labkit.pod_spec(sdep), CONTAINER)
@@ -333,3 +334,35 @@ def test_latency_within_slo(endpoints, model_name):
         f"p95 {p95:.1f} ms, p50 {labkit.percentile(latencies, 50):.1f} ms over {len(latencies)} requests",
         model_logs(endpoints),
     )
+
+
+# --- your request check: the model server --------------------------------------------------------------------------------
+EXERCISE_WORKLOAD = f"SeldonDeployment {SDEP}"
+"""The workload that runs the learner's request_check.py (mounted from its ConfigMap at /lab-code)."""
+
+
+def exercise_pod(k8s) -> dict:
+    """The pod spec of `EXERCISE_WORKLOAD`."""
+    return labkit.pod_spec(k8s.seldondeployment(SDEP) or {})
+
+
+@pytest.mark.cluster("reads the SeldonDeployment")
+def test_model_server_runs_your_request_check(k8s):
+    """SeldonDeployment `fraud-detector` runs your request_check.py: its ConfigMap (`lab-code-09-…`) mounted at /lab-code, FRAUD_LAB_CODE=/lab-code."""
+    found = labkit.lab_code_problem(k8s, exercise_pod(k8s), 9)
+    assert found is None, hint(
+        f"a ConfigMap labelled {labkit.LAB_CODE_LABEL}=09 with request_check.py mounted at "
+        f"{labkit.LAB_CODE_MOUNT}, and FRAUD_LAB_CODE={labkit.LAB_CODE_MOUNT}",
+        found,
+        APPLY,
+    )
+
+
+@pytest.mark.parametrize("behaviour", labkit.exercise_behaviours(9))
+def test_exercise(exercise, behaviour):
+    """Your input_problem: {behaviour}."""
+    result = exercise.get(behaviour)
+    assert result is not None, hint(
+        behaviour, "not checked: the behaviours changed", "make install"
+    )
+    assert result["passed"], hint(result["expected"], result["found"], result["hint"])

@@ -182,29 +182,19 @@ def test_drift_monitor_available(k8s):
 
 
 # --- your Python: the PSI the drift monitor computes ------------------------------------------------
-EXERCISE_WORKLOAD = DEPLOYMENT
-"""The Deployment that runs the learner's psi.py (mounted from its ConfigMap at /lab-code)."""
+EXERCISE_WORKLOAD = f"Deployment {DEPLOYMENT}"
+"""The workload that runs the learner's psi.py (mounted from its ConfigMap at /lab-code)."""
+
+
+def exercise_pod(k8s) -> dict:
+    """The pod spec of `EXERCISE_WORKLOAD`."""
+    return labkit.pod_spec(k8s.deployment(DEPLOYMENT) or {})
 
 
 @pytest.mark.cluster("reads the Deployment's spec")
 def test_drift_monitor_runs_your_psi(k8s):
     """Deployment `drift-monitor` runs your psi.py: its ConfigMap (`lab-code-11-…`) mounted at /lab-code, FRAUD_LAB_CODE=/lab-code."""
-    deployment = k8s.deployment(DEPLOYMENT)
-    name, container = labkit.lab_code_volume(deployment)
-    env = {e.get("name"): e.get("value") for e in (container or {}).get("env") or []}
-    configmap = k8s.configmap(name, NAMESPACE) if name else None
-    labels = ((configmap or {}).get("metadata") or {}).get("labels") or {}
-    found = (
-        "no volume mounted at /lab-code"
-        if name is None
-        else f"ConfigMap {name} does not exist"
-        if configmap is None
-        else f"ConfigMap {name} is not labelled {labkit.LAB_CODE_LABEL}=11"
-        if labels.get(labkit.LAB_CODE_LABEL) != "11"
-        else f"FRAUD_LAB_CODE={env.get('FRAUD_LAB_CODE')!r}"
-        if env.get("FRAUD_LAB_CODE") != labkit.LAB_CODE_MOUNT
-        else None
-    )
+    found = labkit.lab_code_problem(k8s, exercise_pod(k8s), 11)
     assert found is None, hint(
         f"a ConfigMap labelled {labkit.LAB_CODE_LABEL}=11 with psi.py mounted at "
         f"{labkit.LAB_CODE_MOUNT}, and FRAUD_LAB_CODE={labkit.LAB_CODE_MOUNT}",

@@ -9,6 +9,7 @@ lab's kustomization generates from it, so a check passes only for the code the c
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -74,10 +75,11 @@ def results(lab: int, folder: str) -> dict[str, dict]:
         ) from None
 
 
-def lab_code_volume(deployment: dict | None) -> tuple[str | None, dict | None]:
-    """(ConfigMap name, container) of the volume a Deployment mounts at `LAB_CODE_MOUNT`, with
-    the container that mounts it; (None, None) when it mounts none."""
-    spec = ((deployment or {}).get("spec") or {}).get("template", {}).get("spec") or {}
+def lab_code_volume(podspec: dict | None) -> tuple[str | None, dict | None]:
+    """(ConfigMap name, container) of the volume a pod spec mounts at `LAB_CODE_MOUNT`, with the
+    container that mounts it; (None, None) when it mounts none. `podspec` as `labkit.pod_spec`
+    (Deployment, SeldonDeployment) or `labkit.template_pod_spec` (an Argo step) return it."""
+    spec = podspec or {}
     volumes = {
         v.get("name"): (v.get("configMap") or {}).get("name") for v in spec.get("volumes") or []
     }
@@ -88,8 +90,46 @@ def lab_code_volume(deployment: dict | None) -> tuple[str | None, dict | None]:
     return None, None
 
 
-def mounted_lab_code(cluster, deployment: str, namespace: str = NAMESPACE) -> dict[str, str]:
-    """The files of the ConfigMap Deployment `deployment` mounts at `LAB_CODE_MOUNT` ({} if none)."""
-    name, _ = lab_code_volume(cluster.deployment(deployment, namespace))
+def mounted_lab_code(cluster, podspec: dict | None, namespace: str = NAMESPACE) -> dict[str, str]:
+    """The files of the ConfigMap a pod spec mounts at `LAB_CODE_MOUNT` ({} if none)."""
+    name, _ = lab_code_volume(podspec)
     configmap = cluster.configmap(name, namespace) if name else None
     return dict((configmap or {}).get("data") or {})
+
+
+def lab_code_problem(cluster, podspec: dict | None, lab: int, namespace: str = NAMESPACE):
+    """What keeps a workload from running the learner's module of lab `lab`, or None: a
+    ConfigMap labelled `LAB_CODE_LABEL`=NN mounted at `LAB_CODE_MOUNT`, FRAUD_LAB_CODE set to it."""
+    name, container = lab_code_volume(podspec)
+    env = {e.get("name"): e.get("value") for e in (container or {}).get("env") or []}
+    configmap = cluster.configmap(name, namespace) if name else None
+    labels = ((configmap or {}).get("metadata") or {}).get("labels") or {}
+    if name is None:
+        return f"no volume mounted at {LAB_CODE_MOUNT}"
+    if configmap is None:
+        return f"ConfigMap {name} does not exist"
+    if labels.get(LAB_CODE_LABEL) != f"{lab:02d}":
+        return f"ConfigMap {name} is not labelled {LAB_CODE_LABEL}={lab:02d}"
+    if env.get("FRAUD_LAB_CODE") != LAB_CODE_MOUNT:
+        return f"FRAUD_LAB_CODE={env.get('FRAUD_LAB_CODE')!r}"
+    return None
+
+
+def lab_code_source(lab: int, filename: str, text: str | None) -> str:
+    """How the app records that a lab's module ran (`labcode.Exercise.source`, tested equal):
+    `lab-NN/<file> sha256:<12 hex>` of the file's text; "reference" when there is none."""
+    if text is None:
+        return "reference"
+    return f"lab-{lab:02d}/{filename} sha256:{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+def configmap_lab_code(cluster, name: str, lab: int, namespace: str = NAMESPACE):
+    """(files, problem) of a lab's ConfigMap read by name: its data, or why there is none to
+    check (missing, or not labelled `LAB_CODE_LABEL`=NN)."""
+    configmap = cluster.configmap(name, namespace)
+    if configmap is None:
+        return {}, f"no ConfigMap {name} in {namespace}"
+    labels = (configmap.get("metadata") or {}).get("labels") or {}
+    if labels.get(LAB_CODE_LABEL) != f"{lab:02d}":
+        return {}, f"ConfigMap {name} is not labelled {LAB_CODE_LABEL}={lab:02d}"
+    return dict(configmap.get("data") or {}), None

@@ -36,6 +36,8 @@ def template_pod_spec(workflow_template: dict | None, name: str) -> dict:
         k: spec[k] for k in ("affinity", "nodeSelector", "securityContext", "volumes") if k in spec
     }
     pod.update({k: template[k] for k in ("affinity", "nodeSelector") if k in template})
+    if template.get("volumes"):  # a template's own volumes travel with it (templateRef)
+        pod["volumes"] = [*pod.get("volumes", []), *template["volumes"]]
     pod["containers"] = [{"name": "main", **template["container"]}]
     return pod
 

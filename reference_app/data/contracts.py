@@ -24,11 +24,17 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
+from ..labcode import Exercise, LabCodeError
 from .domains import AMOUNT, FLAG
 from .simulator import SECONDS_PER_DAY, TRANSACTION_COLUMNS
 
 REASON_COLUMN = "QUARANTINE_REASON"
 SOURCE_COLUMN = "SOURCE_FILE"
+
+SCENARIO_RULE_EXERCISE = Exercise(lab=3, module="contract_rule", function="scenario_matches_label")
+"""Lab 03: the learner's `scenario_matches_label` (labs/03-data-pipelines/starter/contract_rule.py)
+stands in for this module's row check when `FRAUD_LAB_CODE` has it (`labcode`): the validate step
+quarantines what it refuses, with the reason `row:scenario_matches_label`."""
 
 
 def _origin(frame: pd.DataFrame) -> pd.Series:
@@ -61,6 +67,11 @@ def _scenario_matches_label(frame: pd.DataFrame) -> pd.Series:
 
 
 # --8<-- [end:row-checks]
+
+
+def _scenario_rule(frame: pd.DataFrame) -> pd.Series:
+    """The schema's `scenario_matches_label` check: the reference's, or the learner's (lab 03)."""
+    return SCENARIO_RULE_EXERCISE.implementation(_scenario_matches_label)(frame)
 
 
 _ROW_CHECKS = {"datetime_matches_seconds", "days_match_seconds", "scenario_matches_label"}
@@ -101,7 +112,7 @@ TRANSACTION_SCHEMA = pa.DataFrameSchema(
     checks=[
         pa.Check(_datetime_matches_seconds, name="datetime_matches_seconds"),
         pa.Check(_days_match_seconds, name="days_match_seconds"),
-        pa.Check(_scenario_matches_label, name="scenario_matches_label"),
+        pa.Check(_scenario_rule, name="scenario_matches_label"),
     ],
     strict="filter",
     name="raw_transactions",
@@ -170,6 +181,8 @@ def _passing_rows(check: pa.Check, obj: pd.Series | pd.DataFrame) -> np.ndarray 
     function; None when the check gives no per-row outcome (pandera must judge the frame)."""
     try:
         output = check(obj).check_output
+    except LabCodeError:  # the learner's rule is not written: stop, never quarantine silently
+        raise
     except Exception:  # pandera reports a check that raises; leave that to it
         return None
     if isinstance(output, pd.DataFrame):
@@ -274,6 +287,10 @@ def validate_transactions(frame: pd.DataFrame) -> ValidationResult:
 
     Returns:
         A `ValidationResult`; `len(valid) + len(quarantined) == len(frame)`.
+
+    Raises:
+        LabCodeError: the learner's contract rule (lab 03, `FRAUD_LAB_CODE`) does not import or
+            is not written yet (pandera would record its error as a failed check on every row).
     """
     if not frame.index.equals(pd.RangeIndex(len(frame))):
         frame = frame.reset_index(drop=True)  # row labels are positions from here on
@@ -286,6 +303,8 @@ def validate_transactions(frame: pd.DataFrame) -> ValidationResult:
             quarantined=_quarantine_frame(frame, reasons),
             reasons={reason: len(frame)} if len(frame) else {},
         )
+    if SCENARIO_RULE_EXERCISE.path() is not None:
+        _scenario_rule(frame.head(0))  # a rule still marked TODO stops here, before pandera
     typed = _typed_columns(frame)
     suspect = _suspect_rows(typed) if typed is not None else None
     if suspect is None:  # dtypes only pandera can coerce, or a check without per-row outcome

@@ -21,6 +21,7 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from ..config import Settings
+from ..labcode import Exercise
 
 SECONDS_PER_DAY = 86_400
 GRID_SIZE = 100.0
@@ -119,15 +120,51 @@ def generate_terminal_profiles(n_terminals: int, rng: np.random.Generator) -> pd
     )
 
 
+NEARBY_EXERCISE = Exercise(lab=2, module="nearby", function="terminals_near")
+"""Lab 02: the learner's `terminals_near` (labs/02-kubernetes-for-ml/starter/nearby.py) stands in
+for the spatial index when `FRAUD_LAB_CODE` has it (`labcode`): the simulate Job runs it."""
+
+
+# --8<-- [start:terminals-near]
+def terminals_near(customer_xy: np.ndarray, terminal_xy: np.ndarray, radius: float) -> np.ndarray:
+    """The terminals one customer may use: those within `radius` of it (handbook ch. 3.2.3).
+
+    Args:
+        customer_xy: (2,) the customer's location on the 100x100 grid.
+        terminal_xy: (n_terminals, 2) every terminal's location; row i is terminal i.
+        radius: the distance a customer travels to pay (`Settings.radius`, 5 grid units).
+
+    Returns:
+        (k,) int64 indices of the terminals at a Euclidean distance ≤ `radius`, ascending.
+    """
+    distance = np.sqrt(np.sum((terminal_xy - customer_xy) ** 2, axis=1))
+    return np.flatnonzero(distance <= radius).astype(np.int64)
+
+
+# --8<-- [end:terminals-near]
+
+
 def terminals_within_radius(
     customers: pd.DataFrame, terminals: pd.DataFrame, radius: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """List, for each customer, the terminals within `radius` (handbook ch. 3.2.3).
 
+    A k-d tree answers all customers at once (scipy's `cKDTree.query_ball_point`: points at
+    distance ≤ r); with the learner's `terminals_near` (lab 02), each customer is asked in turn.
+
     Returns:
         `(offsets, flat)` in CSR form: customer `i` may use terminals
         `flat[offsets[i]:offsets[i + 1]]`; `offsets` has shape (n_customers + 1,).
     """
+    if NEARBY_EXERCISE.path() is not None:
+        near = NEARBY_EXERCISE.implementation(terminals_near)
+        grid = terminals[["x_terminal_id", "y_terminal_id"]].to_numpy()
+        lists = [
+            np.asarray(near(xy, grid, radius), dtype=np.int64)
+            for xy in customers[["x_customer_id", "y_customer_id"]].to_numpy()
+        ]
+        offsets = np.concatenate([[0], np.cumsum([len(ids) for ids in lists])]).astype(np.int64)
+        return offsets, np.concatenate([np.empty(0, np.int64), *lists])
     tree = cKDTree(terminals[["x_terminal_id", "y_terminal_id"]].to_numpy())
     lists = tree.query_ball_point(
         customers[["x_customer_id", "y_customer_id"]].to_numpy(), r=radius

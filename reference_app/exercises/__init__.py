@@ -16,14 +16,16 @@ Example:
 from __future__ import annotations
 
 import importlib
+import os
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..labcode import Exercise, LabCodeError, load
+from ..labcode import ENV, Exercise, LabCodeError, load
 
-LABS = (11,)
+LABS = (2, 3, 5, 6, 9, 11)
 """Labs with a Python exercise (a module `labNN` here)."""
 
 
@@ -49,6 +51,28 @@ class Result:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+@contextmanager
+def as_lab_code(function: Callable) -> Iterator[None]:
+    """Run the system with `function`'s module as the lab code (`FRAUD_LAB_CODE` = its folder),
+    or with none when `function` is the reference's: how a behaviour checks the learner's
+    function where the system calls it (the validate step, the model server, the promote step).
+    """
+    source = Path(function.__code__.co_filename)
+    package = Path(__file__).resolve().parents[1]
+    before = os.environ.get(ENV)
+    if package in source.resolve().parents:
+        os.environ.pop(ENV, None)
+    else:
+        os.environ[ENV] = str(source.parent)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(ENV, None)
+        else:
+            os.environ[ENV] = before
 
 
 def lab_module(lab: int):

@@ -19,7 +19,7 @@ from .. import tracking
 from ..config import Settings
 from ..data import store
 from ..training.evaluation import evaluate_scores
-from ..training.promotion import Decision, QualityGate
+from ..training.promotion import GATE_EXERCISE, Decision, QualityGate
 from ..training.split import EvaluationProtocol
 from ..training.train import TrainResult, train
 
@@ -122,6 +122,23 @@ def _run_key(s: Settings, model: str, protocol: EvaluationProtocol, manifest: di
     # --8<-- [end:run-key]
 
 
+def gate_verdict(s: Settings, metrics: dict[str, float]) -> dict[str, str]:
+    """The run tags of the quality gate's verdict on a run's own metrics: `passed_gate`
+    (true/false), `gate_failures` (its sentences, or "none") and `quality_gate` (which gate:
+    "reference", or the learner's file in lab 06, `GATE_EXERCISE.source`). The train step records
+    them, so a run says whether it may be promoted before the promote step decides.
+
+    Raises:
+        LabCodeError: the learner's gate (FRAUD_LAB_CODE) does not import or is not written yet.
+    """
+    failures = QualityGate.from_settings(s).failures(metrics)
+    return {
+        "passed_gate": str(not failures).lower(),
+        "gate_failures": "; ".join(failures) or "none",
+        "quality_gate": GATE_EXERCISE.source(),
+    }
+
+
 def reusable_run(
     s: Settings, model: str, protocol: EvaluationProtocol, manifest: dict | None
 ) -> TrainingOutcome | None:
@@ -134,6 +151,8 @@ def reusable_run(
     found = tracking.find_finished_run(s.experiment, _run_key(s, model, protocol, manifest))
     if not found:
         return None
+    # The gate is not part of the run key (it changes no model): a reused run gets today's verdict.
+    tracking.set_run_tags(found["run_id"], gate_verdict(s, found["metrics"]))
     return TrainingOutcome(
         found["run_id"],
         found["version"],
@@ -167,7 +186,12 @@ def register_and_promote(
         result,
         s.model_name,
         key["data_digest"],
-        {"protocol": key["protocol"], "code_digest": key["code_digest"], **(tags or {})},
+        {
+            "protocol": key["protocol"],
+            "code_digest": key["code_digest"],
+            **gate_verdict(s, result.metrics),
+            **(tags or {}),
+        },
     )
     decision = (
         tracking.promote(

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..config import Settings
 from ..data.domains import FEATURE_DOMAINS, feature_violations
 from ..features import FEATURE_NAMES
+from ..labcode import Exercise, LabCodeError
 from ..monitoring.metrics import batch_metrics, record_scores
 from ..tracking import OUTPUT_NAME, configure, load_model
 from .batching import MicroBatcher, batching_pays
@@ -182,6 +183,60 @@ def _plain_features(inputs: dict) -> np.ndarray | None:
     return values.T
 
 
+INPUTS_EXERCISE = Exercise(lab=9, module="request_check", function="input_problem")
+"""Lab 09: the learner's `input_problem` (labs/09-serving/starter/request_check.py) stands in for
+this module's when `FRAUD_LAB_CODE` has it (`labcode`): the model server runs it on every request."""
+
+
+# --8<-- [start:input-problem]
+def input_problem(names: list[str], expected: tuple[str, ...]) -> str | None:
+    """The request check on input names: what is wrong with a request's inputs, or None.
+
+    Args:
+        names: the request's input names, in request order (may repeat).
+        expected: the inputs the model reads (`FEATURE_NAMES`, 15 names).
+
+    Returns:
+        None when `names` is `expected` in any order, each once; else one message, answered
+        with 400: the repeated names, else the missing and the unknown ones, with what is expected.
+    """
+    if len(set(names)) != len(names):
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        return f"duplicate input names in the request: {', '.join(repeated)}"
+    missing = [n for n in expected if n not in names]
+    unknown = sorted(set(names) - set(expected))
+    if not missing and not unknown:
+        return None
+    parts = []
+    if missing:
+        parts.append(f"missing inputs: {', '.join(missing)}")
+    if unknown:
+        parts.append(f"unknown inputs: {', '.join(unknown)}")
+    return "; ".join(parts) + f". Expected the {len(expected)} inputs {', '.join(expected)}"
+
+
+# --8<-- [end:input-problem]
+
+
+def checked_input_problem():
+    """The request check the server runs (`input_problem`, or the learner's in lab 09), tried on
+    a complete request first, so that a check still marked TODO stops the model's load instead of
+    failing every request.
+
+    Raises:
+        LabCodeError: the learner's module does not import, is not written yet, or refuses the
+            15 inputs the model reads.
+    """
+    check = INPUTS_EXERCISE.implementation(input_problem)
+    problem = check(list(FEATURE_NAMES), FEATURE_NAMES)
+    if problem is not None:
+        raise LabCodeError(
+            f"lab 09: input_problem refuses a request with exactly the {len(FEATURE_NAMES)} "
+            f"inputs: {problem!r}"
+        )
+    return check
+
+
 def json_type(value) -> str:
     """The JSON name of a Python value's type, for messages ("a number", "a string", …)."""
     if isinstance(value, bool):
@@ -235,6 +290,7 @@ class FraudRuntime(MLModel):
         if parameters is None or not parameters.uri:
             raise ValueError(f"model {self.name}: model settings need parameters.uri")
         self._config = RuntimeParameters.model_validate(parameters.extra or {})
+        self._input_problem = checked_input_problem()  # the learner's in lab 09
         configure(self._config.tracking_uri)
         self._model = load_model(parameters.uri)
         self._version = self._model.version or "unknown"
@@ -281,20 +337,16 @@ class FraudRuntime(MLModel):
                 in the data contract (`data.domains.FEATURE_DOMAINS`).
         """
         # --8<-- [start:checks]
+        names = [i.name for i in payload.inputs or []]
+        problem = self._input_problem(names, FEATURE_NAMES)  # lab 09: the learner's, or ours
+        if problem:
+            raise InferenceError(str(problem))
         inputs = {i.name: i for i in payload.inputs or []}
-        if len(inputs) != len(payload.inputs or []):
-            raise InferenceError("duplicate input names in the request")
-        missing = [n for n in FEATURE_NAMES if n not in inputs]
-        unknown = sorted(set(inputs) - set(FEATURE_NAMES))
-        if missing or unknown:
-            parts = []
-            if missing:
-                parts.append(f"missing inputs: {', '.join(missing)}")
-            if unknown:
-                parts.append(f"unknown inputs: {', '.join(unknown)}")
+        if len(inputs) != len(names) or set(inputs) != set(FEATURE_NAMES):
+            # Only a request check that lets a bad request through gets here (lab 09).
             raise InferenceError(
-                "; ".join(parts)
-                + f". Expected the {len(FEATURE_NAMES)} inputs {', '.join(FEATURE_NAMES)}"
+                f"the inputs {sorted(set(names))} are not the {len(FEATURE_NAMES)} inputs "
+                f"{', '.join(FEATURE_NAMES)}, each once"
             )
         # --8<-- [end:checks]
         features = _plain_features(inputs)  # the usual request, in a few array operations

@@ -108,6 +108,11 @@ def test_runs_carry_lineage_and_registry_uses_aliases(mlflow_server, stack_setti
     } <= set(run.data.metrics)
     assert run.data.params["model_type"] in {"logistic_regression", "random_forest", "mlp"}
     assert run.data.params["train_start"] == "2018-05-01"
+    # The train step records the gate's verdict on the run's own metrics (lab 06's gate).
+    assert (run.data.tags["passed_gate"], run.data.tags["gate_failures"]) == ("true", "none")
+    for v in client.search_model_versions("name = 'fraud-detector'"):
+        tags = client.get_run(v.run_id).data.tags
+        assert tags["passed_gate"] == v.tags["passed_gate"], v.version
     assert (
         champion.tags["promotion_decision"] == "champion" and champion.tags["passed_gate"] == "true"
     )

@@ -713,36 +713,76 @@ def test_lab11_cluster_hint_reruns_the_in_cluster_replay(labkit):
     assert "replay-cluster" not in module.replay_fix("cluster")
 
 
-def test_lab11_cluster_runs_the_exercise_in_the_configmap(labkit, overlays, workspace, tmp_path):
-    """The starter mounts the learner's psi.py from its ConfigMap; the cluster check finds it
-    and reads back that file, which fails the behaviours as a starter; the reference solution
-    (`labs/reference.py solution 11`) mounts the solved module, which passes them."""
+# Each lab with a Python exercise: its check that the workload runs the learner's module.
+RUNS_YOUR_CODE = {
+    2: "test_simulate_job_runs_your_function",
+    3: "test_validate_step_runs_your_rule",
+    5: "test_your_promotion_rule_is_on_the_cluster",
+    6: "test_train_step_runs_your_gate",
+    9: "test_model_server_runs_your_request_check",
+    11: "test_drift_monitor_runs_your_psi",
+}
+
+
+@pytest.mark.parametrize("lab", sorted(RUNS_YOUR_CODE))
+def test_cluster_runs_the_exercise_in_the_configmap(labkit, overlays, workspace, tmp_path, lab):
+    """The starter puts the learner's module in its ConfigMap, which the lab's workload mounts;
+    the cluster check finds it and reads back that file, which fails the behaviours as a starter;
+    the reference solution (`labs/reference.py solution N`) runs the solved module, which passes."""
     load_lab_module(0)
     import reference
+    from conftest import exercise_files  # labs/conftest.py: what the exercise checks read
 
-    lab11 = load_lab_module(11)
-    starter = FakeCluster(with_starter(overlays["kind"], 11, workspace))
-    assert outcome(lab11.test_drift_monitor_runs_your_psi, starter) is None
-    files = labkit.mounted_lab_code(starter, "drift-monitor")
-    assert files == {"psi.py": (LAB_DIRS[11] / "starter" / "psi.py").read_text()}
-    solved = reference.exercise_objects(overlays["kind"], 11)
+    module = load_lab_module(lab)
+    runs_your_code = getattr(module, RUNS_YOUR_CODE[lab])
+    starter = FakeCluster(with_starter(overlays["kind"], lab, workspace))
+    assert outcome(runs_your_code, starter) is None
+    assert exercise_files(module, starter) == {
+        f.name: (LAB_DIRS[lab] / "starter" / f.name).read_text()
+        for f in (LAB_DIRS[lab] / "solution").glob("*.py")
+    }
+    solved = reference.exercise_objects(overlays["kind"], lab)
+    keys = {(o["kind"], o["metadata"]["name"]) for o in solved}
     solution = FakeCluster(
-        [
-            o
-            for o in overlays["kind"]
-            if (o["kind"], o["metadata"]["name"]) != ("Deployment", "drift-monitor")
-        ]
-        + solved
+        [o for o in overlays["kind"] if (o["kind"], o["metadata"]["name"]) not in keys] + solved
     )
-    assert outcome(lab11.test_drift_monitor_runs_your_psi, solution) is None
+    assert outcome(runs_your_code, solution) is None
     reference_only = FakeCluster(overlays["kind"])
-    assert "no volume mounted at /lab-code" in outcome(
-        lab11.test_drift_monitor_runs_your_psi, reference_only
-    )
+    assert outcome(runs_your_code, reference_only) is not None
+    assert not exercise_files(module, reference_only)
     for cluster, passes in ((starter, False), (solution, True)):
         folder = tmp_path / ("solution" if passes else "starter")
         folder.mkdir()
-        for name, text in labkit.mounted_lab_code(cluster, "drift-monitor").items():
-            (folder / name).write_text(text)
-        results = labkit.exercise_results(11, str(folder))
+        for file, text in exercise_files(module, cluster).items():
+            (folder / file).write_text(text)
+        results = labkit.exercise_results(lab, str(folder))
         assert results and all(r["passed"] == passes for r in results.values()), results
+
+
+def test_the_recorded_lab_code_source_is_the_apps(labkit, tmp_path, monkeypatch):
+    """The checks compare the registry's tags (promotion_rule, quality_gate) with the file the
+    cluster mounts: labkit computes them as the app records them (labcode.Exercise.source)."""
+    from reference_app import labcode
+    from reference_app.training.promotion import GATE_EXERCISE, PROMOTION_EXERCISE
+
+    for exercise, lab in ((PROMOTION_EXERCISE, 5), (GATE_EXERCISE, 6)):
+        text = (LAB_DIRS[lab] / "solution" / exercise.filename).read_text()
+        (tmp_path / exercise.filename).write_text(text)
+        monkeypatch.setenv(labcode.ENV, str(tmp_path))
+        assert exercise.source() == labkit.lab_code_source(lab, exercise.filename, text)
+        assert exercise.source().startswith(f"lab-{lab:02d}/{exercise.filename} sha256:")
+        monkeypatch.delenv(labcode.ENV)
+        assert exercise.source() == "reference" == labkit.lab_code_source(lab, "x.py", None)
+
+
+def test_the_pipeline_runs_the_promotion_rule_of_lab_05_when_applied(overlays, labkit):
+    """The reference promote and retrain steps mount ConfigMap lab-code-05, optional: the learner's
+    rule decides once lab 05's kustomization created it, the reference's before."""
+    for template, step in (("fraud-pipeline", "promote"), ("retrain", "retrain")):
+        obj = find(overlays["kind"], "WorkflowTemplate", template, "fraud-lab")
+        pod = labkit.template_pod_spec(obj, step)
+        name, container = labkit.lab_code_volume(pod)
+        assert name == "lab-code-05", template
+        (volume,) = [v for v in pod["volumes"] if v["name"] == "lab-code"]
+        assert volume["configMap"]["optional"] is True
+        assert labkit.env_value(container, "FRAUD_LAB_CODE") == labkit.LAB_CODE_MOUNT

@@ -17,6 +17,12 @@ from .conftest import LAB_DIRS, ROOT, check, lab_env, parse, run_lab
 pytestmark = pytest.mark.slow
 
 LOCAL_LABS = sorted(LAB_DIRS)
+# The solved Python exercise, for runs that test other checks (the starter fails its own).
+SOLVED = {
+    lab: {"LAB_EXERCISE_DIR": str(folder / "solution")}
+    for lab, folder in LAB_DIRS.items()
+    if (folder / "solution").is_dir()
+}
 
 
 def assert_learner_output(
@@ -108,7 +114,9 @@ def test_lab00_fails_when_a_listed_process_is_gone(data_copy):
 
 
 def test_lab02_fails_without_the_raw_dataset(tmp_path):
-    result = run_lab(2, "--target", "local", env=lab_env({"FRAUD_DATA_DIR": str(tmp_path)}))
+    result = run_lab(
+        2, "--target", "local", env=lab_env({"FRAUD_DATA_DIR": str(tmp_path), **SOLVED[2]})
+    )
     out = assert_learner_output(result, 2)
     assert result.returncode == 1
     failed = check(out, "The simulator's dataset exists")
@@ -118,7 +126,7 @@ def test_lab02_fails_without_the_raw_dataset(tmp_path):
         "found:    no manifest.json (the simulator has not written its dataset)",
         "debug:    make simulate",
     ]
-    assert out["summary"] == ("0", "1", "1 failed, 5 not for target local")
+    assert out["summary"] == ("6", "7", "1 failed, 6 not for target local")
 
 
 def test_lab03_fails_when_a_listed_file_is_missing(data_copy):
@@ -127,7 +135,9 @@ def test_lab03_fails_when_a_listed_file_is_missing(data_copy):
         / "raw"
         / json.loads((data_copy / "raw" / "manifest.json").read_text())["files"][3]["name"]
     ).unlink()
-    result = run_lab(3, "--target", "local", env=lab_env({"FRAUD_DATA_DIR": str(data_copy)}))
+    result = run_lab(
+        3, "--target", "local", env=lab_env({"FRAUD_DATA_DIR": str(data_copy), **SOLVED[3]})
+    )
     out = assert_learner_output(result, 3)
     assert result.returncode == 1
     raw = check(out, "Dataset `raw` exists")
@@ -139,10 +149,10 @@ def test_lab03_fails_when_a_listed_file_is_missing(data_copy):
     chain = check(out, "Each dataset was built from the current version")
     assert chain["symbol"] == "–" and "skipped because an earlier check failed" in chain["text"]
     assert check(out, "The quarantine reconciles")["symbol"] == "–"
-    assert out["summary"] == (
-        "2",
-        "6",
-        "1 failed, 3 skipped because an earlier check failed, 6 not for target local",
+    assert out["summary"] == (  # 6 of the 8 passing ones: the solved exercise
+        "8",
+        "12",
+        "1 failed, 3 skipped because an earlier check failed, 7 not for target local",
     )
 
 
@@ -153,7 +163,9 @@ def test_lab03_reports_lineage_and_row_accounting(data_copy):
     validated = json.loads((data_copy / "validated" / "manifest.json").read_text())
     validated["quarantined_rows"] += 5  # rows that vanished between input and output
     (data_copy / "validated" / "manifest.json").write_text(json.dumps(validated))
-    result = run_lab(3, "--target", "local", env=lab_env({"FRAUD_DATA_DIR": str(data_copy)}))
+    result = run_lab(
+        3, "--target", "local", env=lab_env({"FRAUD_DATA_DIR": str(data_copy), **SOLVED[3]})
+    )
     out = assert_learner_output(result, 3)
     assert result.returncode == 1
     chain = check(out, "Each dataset was built from the current version")
@@ -175,9 +187,9 @@ def test_lab03_reports_lineage_and_row_accounting(data_copy):
         and "skipped because an earlier check failed: The quarantine reconciles" in budget["text"]
     )
     assert out["summary"] == (
-        "3",
-        "6",
-        "2 failed, 1 skipped because an earlier check failed, 6 not for target local",
+        "9",
+        "12",
+        "2 failed, 1 skipped because an earlier check failed, 7 not for target local",
     )
 
 
@@ -187,6 +199,7 @@ def test_lab05_fails_without_runs_or_champion(reference_stack):
             **reference_stack,
             "FRAUD_EXPERIMENT": "no-such-experiment",
             "FRAUD_MODEL_NAME": "no-such-model",
+            **SOLVED[5],
         }
     )
     result = run_lab(5, "--target", "local", env=env)
@@ -207,10 +220,10 @@ def test_lab05_fails_without_runs_or_champion(reference_stack):
     assert champion["hint"][2].startswith("debug:    curl -s -i 'http://127.0.0.1:") and champion[
         "hint"
     ][2].endswith("/api/2.0/mlflow/registered-models/get?name=no-such-model'")
-    assert out["summary"] == (
-        "1",
-        "5",
-        "2 failed, 2 skipped because an earlier check failed, 4 not for target local",
+    assert out["summary"] == (  # 6 of the 7 passing ones: the solved exercise
+        "7",
+        "11",
+        "2 failed, 2 skipped because an earlier check failed, 6 not for target local",
     )
 
 
@@ -219,14 +232,21 @@ def test_lab05_fails_when_mlflow_does_not_answer(data_copy):
     stack["mlflow"]["url"] = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     (data_copy / "state" / "stack.json").write_text(json.dumps(stack))
     out = assert_learner_output(
-        run_lab(5, "--target", "local", env=lab_env({"FRAUD_DATA_DIR": str(data_copy)})), 5
+        run_lab(
+            5, "--target", "local", env=lab_env({"FRAUD_DATA_DIR": str(data_copy), **SOLVED[5]})
+        ),
+        5,
     )
     answers = check(out, "MLflow answers on its URL")
     assert answers["symbol"] == "✗" and "ConnectError" in answers["hint"][1]
     assert (
         answers["hint"][2] == f"debug:    tail -n 30 {stack['mlflow']['log']}"
     )  # the log `fraudlab up` recorded
-    assert [c["symbol"] for c in out["checks"] if "needs a cluster" not in c["text"]] == [
+    assert [
+        c["symbol"]
+        for c in out["checks"]
+        if "needs a cluster" not in c["text"] and not c["text"].startswith("Your choose_alias")
+    ] == [
         "✗",
         "–",
         "–",
@@ -237,7 +257,10 @@ def test_lab05_fails_when_mlflow_does_not_answer(data_copy):
 
 def test_lab06_fails_below_the_quality_gate(reference_stack):
     result = run_lab(
-        6, "--target", "local", env=lab_env({**reference_stack, "FRAUD_GATE_MIN_AP": "0.99"})
+        6,
+        "--target",
+        "local",
+        env=lab_env({**reference_stack, "FRAUD_GATE_MIN_AP": "0.99", **SOLVED[6]}),
     )
     out = assert_learner_output(result, 6)
     assert result.returncode == 1
@@ -250,12 +273,19 @@ def test_lab06_fails_below_the_quality_gate(reference_stack):
     )
     assert gate["hint"][2] == "debug:    make train MODEL=random_forest"
     assert check(out, "The latest training run records the device")["symbol"] == "✓"
-    assert out["summary"] == ("3", "4", "1 failed, 6 not for target local")
+    assert out["summary"] == ("9", "10", "1 failed, 8 not for target local")
 
 
 def test_lab09_fails_without_a_replay_and_above_the_slo(data_copy, reference_stack):
     shutil.rmtree(data_copy / "reports")
-    env = lab_env({**reference_stack, "FRAUD_DATA_DIR": str(data_copy), "LAB_SLO_P95_MS": "0.001"})
+    env = lab_env(
+        {
+            **reference_stack,
+            "FRAUD_DATA_DIR": str(data_copy),
+            "LAB_SLO_P95_MS": "0.001",
+            **SOLVED[9],
+        }
+    )
     result = run_lab(9, "--target", "local", env=env)
     out = assert_learner_output(result, 9)
     assert result.returncode == 1
@@ -278,14 +308,16 @@ def test_lab09_fails_without_a_replay_and_above_the_slo(data_copy, reference_sta
         "inputs of different lengths",
     ):
         assert check(out, f"A bad payload ({case})")["symbol"] == "✓"
-    assert out["summary"] == ("7", "9", "2 failed, 5 not for target local")
+    assert out["summary"] == ("13", "15", "2 failed, 6 not for target local")
 
 
 def test_lab09_fails_when_the_model_server_is_down(data_copy):
     stack = json.loads((data_copy / "state" / "stack.json").read_text())
     stack["mlserver"]["url"] = f"http://127.0.0.1:{free_port()}"
     (data_copy / "state" / "stack.json").write_text(json.dumps(stack))
-    result = run_lab(9, "--target", "local", env=lab_env({"FRAUD_DATA_DIR": str(data_copy)}))
+    result = run_lab(
+        9, "--target", "local", env=lab_env({"FRAUD_DATA_DIR": str(data_copy), **SOLVED[9]})
+    )
     out = assert_learner_output(result, 9)
     ready = check(out, "The model server has loaded the model")
     assert (
@@ -295,17 +327,17 @@ def test_lab09_fails_when_the_model_server_is_down(data_copy):
     later = [
         c
         for c in out["checks"]
-        if "needs a cluster" not in c["text"] and not c["text"].startswith("Your psi_from_shares")
+        if "needs a cluster" not in c["text"] and not c["text"].startswith("Your input_problem")
     ][1:]
     assert later and all(
         c["symbol"] == "–"
         and "earlier check failed: The model server has loaded the model" in c["text"]
         for c in later
     )
-    assert out["summary"] == (
-        "0",
-        "9",
-        "1 failed, 8 skipped because an earlier check failed, 5 not for target local",
+    assert out["summary"] == (  # the 6 passing ones: the solved exercise
+        "6",
+        "15",
+        "1 failed, 8 skipped because an earlier check failed, 6 not for target local",
     )
 
 
@@ -388,7 +420,7 @@ def test_lab11_fails_when_prometheus_does_not_answer(data_copy):
 def test_make_lab_writes_junit_and_json_reports(reference_stack, tmp_path):
     """`make lab-9 TARGET=local REPORT=…`: the Make target learners and instructors run."""
     report = tmp_path / "results" / "ada-lab-09"
-    env = lab_env(reference_stack)
+    env = lab_env({**reference_stack, **SOLVED[9]})
     result = subprocess.run(
         ["make", "--no-print-directory", "lab-9", "TARGET=local", f"REPORT={report}.xml"],
         cwd=ROOT,
@@ -398,7 +430,7 @@ def test_make_lab_writes_junit_and_json_reports(reference_stack, tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert parse(result.stdout)["summary"] == ("9", "9", "5 not for target local")
+    assert parse(result.stdout)["summary"] == ("15", "15", "6 not for target local")
     summary = json.loads(report.with_suffix(".json").read_text())
     assert (
         summary["lab"],
@@ -407,14 +439,14 @@ def test_make_lab_writes_junit_and_json_reports(reference_stack, tmp_path):
         summary["total"],
         summary["ok"],
         summary["exit_status"],
-    ) == ("09-serving", "local", 9, 9, True, 0)
-    assert len(summary["checks"]) == 14 and {c["outcome"] for c in summary["checks"]} == {
+    ) == ("09-serving", "local", 15, 15, True, 0)
+    assert len(summary["checks"]) == 21 and {c["outcome"] for c in summary["checks"]} == {
         "passed",
         "skipped",
     }
     xml = report.with_suffix(".xml").read_text()
     assert (
-        xml.count("<testcase ") == 14
+        xml.count("<testcase ") == 21
         and 'name="check" value="Predictions equal offline scores' in xml
     )
 
