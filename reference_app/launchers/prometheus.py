@@ -96,6 +96,7 @@ def write_prometheus_config(
 def write_alertmanager_config(settings: Settings, folder: Path) -> Path:
     """Write alertmanager.yml: `action=retrain` alerts to the controller's webhook, the rest to a null receiver."""
     folder.mkdir(parents=True, exist_ok=True)
+    # --8<-- [start:alertmanager-route]
     config = {
         "route": {
             "receiver": "null",
@@ -116,6 +117,7 @@ def write_alertmanager_config(settings: Settings, folder: Path) -> Path:
             },
         ],
     }
+    # --8<-- [end:alertmanager-route]
     path = folder / "alertmanager.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
