@@ -17,11 +17,14 @@ local target runs the reference `fraudlab` commands (.venv/bin/fraudlab, or --fr
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import shutil
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 from typing import NoReturn
 
@@ -75,6 +78,19 @@ PARTS: dict[str, list[tuple[str, str]]] = {
         ("ConfigMap", "grafana-dashboard-fraud-lab", "monitoring"),
     ],  # fmt: skip
     "monitoring": [("Deployment", "drift-monitor"), ("PodMonitor", "drift-monitor")],
+    "ct-access": [
+        ("ServiceAccount", "ct-controller"),
+        ("Role", "ct-controller"),
+        ("RoleBinding", "ct-controller"),
+        ("ServiceAccount", "retrain"),
+        ("Role", "retrain"),
+        ("RoleBinding", "retrain"),
+        ("Service", "ct-controller"),
+        ("Deployment", "ct-controller"),
+        ("AlertmanagerConfig", "ct-controller"),
+        ("CronWorkflow", "retrain-weekly"),
+    ],  # fmt: skip
+    "continuous-training": [("WorkflowTemplate", "retrain")],
 }
 # The reference, in order: (lab, parts, what to wait for). A lab's solution applies every stage up
 # to its own, waiting after each: kubectl wait arguments, or ["run", TEMPLATE, NAME=VALUE...] to run
@@ -102,6 +118,11 @@ STAGES: list[tuple[int, list[str], list[list[str]]]] = [
             ["--for=condition=available", "deployment/drift-monitor"],
         ],
     ),
+    (
+        13,
+        ["ct-access", "continuous-training"],
+        [["--for=condition=available", "deployment/ct-controller"], ["drill", "FraudFeatureDrift"]],
+    ),
 ]
 # What the learner writes in each lab (from labs/NN-*/starter/); the rest of the lab's parts and
 # every earlier part are its prerequisites.
@@ -112,6 +133,7 @@ LEARNER: dict[int, list[str]] = {
     6: ["train"],
     9: ["serving"],
     11: ["monitoring"],
+    13: ["continuous-training"],
 }
 # The workload that runs each lab's Python exercise (its starter mounts the learner's module):
 # (kind, name, container template or container; None: the pod's first container).
@@ -122,6 +144,7 @@ EXERCISE_WORKLOADS: dict[int, tuple[str, str, str | None]] = {
     6: ("WorkflowTemplate", "train-model", "train"),
     9: ("SeldonDeployment", "fraud-detector", "fraud-detector"),
     11: ("Deployment", "drift-monitor", None),
+    13: ("WorkflowTemplate", "retrain", "retrain"),
 }
 
 
@@ -291,8 +314,55 @@ def apply(objects: list[dict]) -> None:
         say(f"  {result.stdout.strip()}")
 
 
+# Lab 13's drill: the alert Prometheus would send, added to Alertmanager with its own amtool
+# (kube-prometheus-stack's Alertmanager: statefulset alertmanager-<release>-alertmanager). The
+# AlertmanagerConfig of namespace fraud-lab only sees alerts labelled namespace=fraud-lab
+# (prometheus-operator's default alertmanagerConfigMatcherStrategy OnNamespace).
+ALERTMANAGER = ("monitoring", "statefulset/alertmanager-kube-prometheus-stack-alertmanager")
+
+
+def drill(alertname: str) -> None:
+    """Fire `alertname` (action=retrain) through Alertmanager, then wait until a Workflow from
+    WorkflowTemplate `retrain` that the ct-controller submitted has succeeded."""
+    namespace, target = ALERTMANAGER
+    labels = [
+        f"alertname={alertname}",
+        "action=retrain",
+        "severity=warning",
+        f"namespace={NAMESPACE}",
+    ]
+    say(f"  drill: {alertname} through Alertmanager (amtool), then the retrain Workflow")
+    result = kubectl(
+        "-n", namespace, "exec", target, "-c", "alertmanager", "--", "amtool", "alert", "add",
+        *labels, "--alertmanager.url=http://localhost:9093", check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        sys.exit(f"error: amtool alert add failed: {result.stderr.strip()}")
+    deadline = time.monotonic() + 1800
+    while time.monotonic() < deadline:
+        out = kubectl(
+            "-n", NAMESPACE, "get", "workflows", "-l",
+            "workflows.argoproj.io/workflow-template=retrain", "-o", "json", check=False,
+        )  # fmt: skip
+        phases = [
+            (w.get("status") or {}).get("phase")
+            for w in json.loads(out.stdout or "{}").get("items", [])
+        ]
+        if "Succeeded" in phases:
+            return
+        if "Failed" in phases or "Error" in phases:
+            sys.exit(
+                f"error: a retrain Workflow failed: kubectl --context {CONTEXT} -n {NAMESPACE} get workflows"
+            )
+        time.sleep(10)
+    sys.exit("error: no retrain Workflow succeeded within 30 minutes")
+
+
 def wait(waits: list[list[str]]) -> None:
     for args in waits:
+        if args[0] == "drill":
+            drill(args[1])
+            continue
         if args[0] == "run":
             say(
                 f"  running a Workflow from WorkflowTemplate {args[1]} {' '.join(args[2:])} (scripts/run-pipeline.sh)"
@@ -373,7 +443,17 @@ def refuse(message: str) -> NoReturn:
 # --- the local target (make lab-N-solution TARGET=local): the reference `fraudlab` commands ------
 # A step: the command, and whether its failure is ignored (`fraudlab down` when nothing runs).
 Step = tuple[list[str], bool]
-LOCAL_SOLUTION_LABS = (0, 2, 3, 5, 6, 9, 11)
+LOCAL_SOLUTION_LABS = (0, 2, 3, 5, 6, 9, 11, 13)
+# Lab 13's scenario (its README, step 1): drift from 2018-08-01 (more compromised terminals, an
+# amount shift, a night card-testing pattern), and a replay of a drifted day that fires the alert.
+LAB13_DRIFT = {
+    "FRAUD_DRIFT_START": "2018-08-01",
+    "FRAUD_DRIFT_EXTRA_TERMINALS": "10",
+    "FRAUD_DRIFT_AMOUNT_FACTOR": "1.6",
+    "FRAUD_DRIFT_NIGHT_CUSTOMERS": "20",
+}
+LAB13_ALERT_DAY = "2018-08-10"
+WAIT_CYCLE = "wait-for-a-retraining-cycle"
 
 
 def local_plan(
@@ -398,11 +478,41 @@ def local_plan(
         return [([fraudlab, "simulate"], False)]
     if lab == 3:
         return [([fraudlab, "pipeline"], False)]
+    if lab == 13:
+        drifted = ["env", *(f"{k}={v}" for k, v in LAB13_DRIFT.items()), fraudlab]
+        return [
+            down,
+            ([*drifted, "demo"], False),
+            ([fraudlab, "up", "--monitoring"], False),
+            ([fraudlab, "replay", "--day", LAB13_ALERT_DAY], False),
+            ([WAIT_CYCLE], False),
+        ]
     if lab == 11:
         demo = [] if replayed else [([fraudlab, "demo"], False)]
         replay = [fraudlab, "replay", *(["--day", day] if day else [])]
         return [down, *demo, ([fraudlab, "up", "--monitoring"], False), (replay, False)]
     return [down, ([fraudlab, "demo"], False), ([fraudlab, "up"], False)]
+
+
+def wait_for_a_cycle(timeout_s: float = 900) -> int:
+    """Wait until the local ct-controller (stack.json) has finished a cycle; 0 when one finished
+    without an error, 1 otherwise (the controller's /status says why)."""
+    stack = json.loads((labkit.data_dir() / "state" / "stack.json").read_text())
+    url = stack["ct-controller"]["url"] + "/status"
+    say(f"  waiting for the ct-controller to finish a cycle ({url}, up to {timeout_s:.0f} s)")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - 127.0.0.1
+            history = json.load(answer)["history"]
+        if history:
+            outcome = history[-1]["outcome"]
+            say(f"  cycle: {json.dumps(outcome)[:300]}")
+            return 1 if "error" in outcome else 0
+        time.sleep(2)
+    say(
+        "  no cycle finished: is the drift alert firing? (Prometheus: http://127.0.0.1:9090/alerts)"
+    )
+    return 1
 
 
 def replay_reports_exist() -> bool:
@@ -421,7 +531,7 @@ def local_solution(args: argparse.Namespace) -> None:
         sys.exit(f"error: no {fraudlab}; run: make install")
     for command, may_fail in plan:
         say(f"$ {shlex.join(command)}")
-        code = subprocess.run(command).returncode
+        code = wait_for_a_cycle() if command == [WAIT_CYCLE] else subprocess.run(command).returncode
         if code != 0 and not may_fail:
             sys.exit(f"error: `{shlex.join(command)}` failed (exit status {code})")
     say(

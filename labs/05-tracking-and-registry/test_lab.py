@@ -195,8 +195,8 @@ def test_champion_has_lineage(mlflow, model_name):
 # --- your Python: the promotion rule -----------------------------------------------------------------
 LAB_CODE_CONFIGMAP, LAB_CODE_FILE = "lab-code-05", "promotion.py"
 EXERCISE_WORKLOAD = f"ConfigMap {LAB_CODE_CONFIGMAP}"
-"""Where the cluster keeps the learner's promotion.py: the pipeline's promote step (lab 06) and the
-retrain step mount it when it exists."""
+"""Where the cluster keeps the learner's promotion.py: the pipeline's promote step (lab 06) mounts
+it when it exists."""
 APPLY = kubectl("apply -k labs/05-tracking-and-registry/starter")
 
 

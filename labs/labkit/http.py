@@ -97,6 +97,14 @@ class MlflowApi:
         r.raise_for_status()
         return r.json()["model_version"]
 
+    def version(self, model: str, version: str) -> dict | None:
+        """Model version `version` of `model` (with its tags), or None."""
+        r = self.get("/api/2.0/mlflow/model-versions/get", name=model, version=version)
+        if r.status_code in (400, 404):
+            return None
+        r.raise_for_status()
+        return r.json()["model_version"]
+
     def latest_version(self, model: str) -> str | None:
         """The highest version number of a registered model, for a hint: None when it has no
         version or MLflow does not tell."""

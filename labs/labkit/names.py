@@ -101,6 +101,9 @@ DEFAULTS = {
     "FRAUD_GATE_MIN_AUC": "0.85",
     "FRAUD_GATE_MIN_AP": "0.60",
     "FRAUD_MAX_BODY_BYTES": "1000000",
+    "FRAUD_DELTA_TRAIN": "7",
+    "FRAUD_DELTA_DELAY": "7",
+    "FRAUD_DELTA_TEST": "7",
 }
 CHAMPION = "champion"
 DATASETS = ("raw", "validated", "features")

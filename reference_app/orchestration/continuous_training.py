@@ -29,6 +29,7 @@ from pydantic import BaseModel
 from .. import tracking
 from ..config import Settings
 from ..data import store
+from ..labcode import Exercise, LabCodeError
 from ..monitoring.monitor import served_days
 from ..training.promotion import CHAMPION
 from ..training.split import EvaluationProtocol
@@ -38,22 +39,45 @@ SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 log = logging.getLogger(__name__)
 
 
+WINDOW_EXERCISE = Exercise(lab=13, module="window", function="retraining_window")
+"""Lab 13: the learner's `retraining_window` (labs/13-continuous-training/starter/window.py) stands
+in for this module's when `FRAUD_LAB_CODE` has it (`labcode`): the retrain step runs it."""
+
+
 # --8<-- [start:window]
-def recent_window(settings: Settings, as_of: dt.date) -> dict[str, dt.date]:
+def retraining_window(
+    as_of: dt.date, delay_days: int, train_days: int, test_days: int
+) -> dict[str, dt.date]:
     """The newest protocol window whose test labels are known on `as_of`.
 
-    Labels arrive `delta_delay` days late, so the test week ends on as_of − delay; the usual
-    delay period and training week come before it (Fraud Detection Handbook, ch. 3.5).
+    Labels arrive `delay_days` late, so the test week ends on as_of − delay; the usual delay
+    period and training week come before it (Fraud Detection Handbook, ch. 3.5: train, delay,
+    test, with labels `delay_days` late).
+
+    Returns:
+        `train_start` (the first training day), `test_start` and `test_end` (inclusive).
     """
-    test_end = as_of - dt.timedelta(days=settings.delta_delay)
-    test_start = test_end - dt.timedelta(days=settings.delta_test - 1)
-    train_start = test_start - dt.timedelta(days=settings.delta_delay + settings.delta_train)
-    return {
-        "train_start": train_start,
-        "test_start": test_start,
-        "test_end": test_end,
-        "as_of": as_of,
-    }
+    test_end = as_of - dt.timedelta(days=delay_days)
+    test_start = test_end - dt.timedelta(days=test_days - 1)
+    train_start = test_start - dt.timedelta(days=delay_days + train_days)
+    return {"train_start": train_start, "test_start": test_start, "test_end": test_end}
+
+
+def recent_window(settings: Settings, as_of: dt.date) -> dict[str, dt.date]:
+    """`retraining_window` (or the learner's, lab 13) with the protocol of `settings`
+    (`delta_delay`, `delta_train`, `delta_test`), plus `as_of`.
+
+    Raises:
+        LabCodeError: the learner's function does not import, is not written yet, or returns
+            a window without the three dates.
+    """
+    window = WINDOW_EXERCISE.implementation(retraining_window)(
+        as_of, settings.delta_delay, settings.delta_train, settings.delta_test
+    )
+    keys = ("train_start", "test_start", "test_end")
+    if not isinstance(window, dict) or not all(isinstance(window.get(k), dt.date) for k in keys):
+        raise LabCodeError(f"lab 13: retraining_window returned {window!r}; expected dates {keys}")
+    return {**{k: window[k] for k in keys}, "as_of": as_of}
 
 
 # --8<-- [end:window]

@@ -28,6 +28,7 @@ from .conftest import SCALE_ENV, run_fraudlab
 pytestmark = pytest.mark.slow
 
 NORMAL_DAY, DRIFTED_DAY = "2018-05-15", "2018-06-10"
+LAB13 = Path(__file__).resolve().parents[2] / "labs" / "13-continuous-training"
 WAIT_S = 90
 
 
@@ -77,6 +78,8 @@ def loop_env(tmp_path_factory):
         "FRAUD_MLFLOW_PORT": str(mlflow_port),
         "FRAUD_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}",
         "FRAUD_SCRAPE_INTERVAL_S": "1",
+        # Lab 13's solved window: the controller's cycles run it as a learner's code runs.
+        "FRAUD_LAB_CODE": str(LAB13 / "solution"),
         **{
             f"FRAUD_{k}_PORT": str(free_port())
             for k in ("HTTP", "GRPC", "METRICS", "MONITOR", "PROMETHEUS", "ALERTMANAGER", "CT")
@@ -149,7 +152,7 @@ def test_drifted_day_fires_the_alert_and_retrains(stack, loop_env):
     assert (
         outcome["window"]["as_of"] == DRIFTED_DAY and outcome["window"]["test_end"] == "2018-06-03"
     )
-    client = MlflowClient(tracking_uri=stack["mlflow"]["url"])
+    client = MlflowClient(tracking_uri=stack["mlflow"]["url"], registry_uri=stack["mlflow"]["url"])
     (run,) = client.search_runs(
         [client.get_experiment_by_name("continuous-training").experiment_id]
     )
@@ -176,3 +179,21 @@ def test_drifted_day_fires_the_alert_and_retrains(stack, loop_env):
     )
     assert answer.status_code == 200 and answer.json()["model_version"] == champion
     assert outcome["reloaded"] is (outcome["decision"] == "champion")
+
+
+def test_lab13_local_checks_pass_on_the_loop(stack, loop_env):
+    """`make lab-13 TARGET=local` on the loop's end state (after the drifted day's cycle): every
+    local check passes, the cycle's window included (run with the solved window.py)."""
+    from tests.labs.conftest import lab_env, parse, run_lab
+
+    env = lab_env(
+        {
+            "FRAUD_DATA_DIR": loop_env["FRAUD_DATA_DIR"],
+            "LAB_EXERCISE_DIR": str(LAB13 / "solution"),
+            **{k: v for k, v in loop_env.items() if k.startswith("FRAUD_GATE_")},
+        }
+    )
+    result = run_lab(LAB13, "--target", "local", env=env)
+    out = parse(result.stdout)
+    assert result.returncode == 0, result.stdout
+    assert out["summary"] == ("9", "9", "3 not for target local"), result.stdout

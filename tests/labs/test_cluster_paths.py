@@ -222,6 +222,13 @@ SPEC_CHECKS = {
         ),
         ("test_dashboard_configmap", (), None),
     ],
+    13: [
+        (
+            "test_retrain_template_spec",
+            (),
+            "found:    serviceAccountName None; args ['retrain']",
+        ),
+    ],
 }
 
 
@@ -314,6 +321,9 @@ def test_names_the_validators_look_for_exist_in_the_overlay(overlays, labkit):
     assert labkit.MAX_QUARANTINE_SHARE == float(
         labkit.template_named(data, "validate")["container"]["args"][2]
     )
+    from reference_app.orchestration.pipeline import MAX_QUARANTINE
+
+    assert MAX_QUARANTINE == labkit.MAX_QUARANTINE_SHARE  # the app's data SLO, one value
     for namespace, level in labkit.NAMESPACE_POD_SECURITY.items():
         assert (
             find(objects, "Namespace", namespace, None)["metadata"]["labels"][
@@ -365,6 +375,9 @@ def test_fraud_system_names_match_the_app(labkit):
         "FRAUD_GATE_MIN_AUC": str(defaults.gate_min_auc),
         "FRAUD_GATE_MIN_AP": f"{defaults.gate_min_ap:.2f}",
         "FRAUD_MAX_BODY_BYTES": str(defaults.max_body_bytes),
+        "FRAUD_DELTA_TRAIN": str(defaults.delta_train),
+        "FRAUD_DELTA_DELAY": str(defaults.delta_delay),
+        "FRAUD_DELTA_TEST": str(defaults.delta_test),
     }
 
 
@@ -408,7 +421,7 @@ def test_reference_parts_exist_and_starters_replace_exactly_the_learners_parts(o
     assert dashboard["metadata"]["namespace"] == "monitoring"
 
 
-@pytest.mark.parametrize("lab", [2, 3, 5, 6, 9, 11])
+@pytest.mark.parametrize("lab", [2, 3, 5, 6, 9, 11, 13])
 def test_starters_are_the_reference_objects_with_gaps(overlays, workspace, lab):
     """Same kind, name, namespace, labels and image as the reference; TODO(lab-NN) gaps."""
     text = "".join(p.read_text() for p in (LAB_DIRS[lab] / "starter").glob("*.yaml"))
@@ -590,7 +603,7 @@ def test_labs_follow_the_chapters():
     chapters = {p.stem for p in (ROOT / "chapters").glob("[0-9][0-9]-*.md")}
     for lab in LAB_DIRS.values():
         assert lab.name in chapters, f"labs/{lab.name} has no chapters/{lab.name}.md"
-    assert sorted(LAB_DIRS) == [0, 2, 3, 5, 6, 9, 11]
+    assert sorted(LAB_DIRS) == [0, 2, 3, 5, 6, 9, 11, 13]
     assert "monitoring work" not in (LABS / "README.md").read_text()
 
 
@@ -721,6 +734,7 @@ RUNS_YOUR_CODE = {
     6: "test_train_step_runs_your_gate",
     9: "test_model_server_runs_your_request_check",
     11: "test_drift_monitor_runs_your_psi",
+    13: "test_retrain_step_runs_your_window",
 }
 
 
@@ -776,9 +790,9 @@ def test_the_recorded_lab_code_source_is_the_apps(labkit, tmp_path, monkeypatch)
 
 
 def test_the_pipeline_runs_the_promotion_rule_of_lab_05_when_applied(overlays, labkit):
-    """The reference promote and retrain steps mount ConfigMap lab-code-05, optional: the learner's
-    rule decides once lab 05's kustomization created it, the reference's before."""
-    for template, step in (("fraud-pipeline", "promote"), ("retrain", "retrain")):
+    """The reference promote step mounts ConfigMap lab-code-05, optional: the learner's rule
+    decides once lab 05's kustomization created it, the reference's before."""
+    for template, step in (("fraud-pipeline", "promote"),):
         obj = find(overlays["kind"], "WorkflowTemplate", template, "fraud-lab")
         pod = labkit.template_pod_spec(obj, step)
         name, container = labkit.lab_code_volume(pod)

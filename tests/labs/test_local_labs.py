@@ -17,6 +17,9 @@ from .conftest import LAB_DIRS, ROOT, check, lab_env, parse, run_lab
 pytestmark = pytest.mark.slow
 
 LOCAL_LABS = sorted(LAB_DIRS)
+# Lab 13's end state needs a drift alert and a retraining cycle: the monitoring loop's test checks
+# it (tests/integration/test_monitoring_loop.py), on the stack it drifts anyway.
+STACK_LABS = [lab for lab in LOCAL_LABS if lab != 13]
 # The solved Python exercise, for runs that test other checks (the starter fails its own).
 SOLVED = {
     lab: {"LAB_EXERCISE_DIR": str(folder / "solution")}
@@ -48,7 +51,7 @@ def assert_learner_output(
     return out
 
 
-@pytest.mark.parametrize("lab", LOCAL_LABS)
+@pytest.mark.parametrize("lab", STACK_LABS)
 def test_reference_state_passes_every_local_check(request, reference_stack, lab):
     # Lab 11 needs the monitoring processes (make up-monitoring); the others the plain stack.
     env = request.getfixturevalue("monitoring_stack") if lab == 11 else reference_stack

@@ -27,6 +27,14 @@ LOCAL_PLANS = {
     5: FRESH,
     6: FRESH,
     9: FRESH,
+    13: [
+        FRESH[0],
+        "env FRAUD_DRIFT_START=2018-08-01 FRAUD_DRIFT_EXTRA_TERMINALS=10 FRAUD_DRIFT_AMOUNT_FACTOR=1.6 "
+        f"FRAUD_DRIFT_NIGHT_CUSTOMERS=20 {FRAUDLAB} demo",
+        f"{FRAUDLAB} up --monitoring",
+        f"{FRAUDLAB} replay --day 2018-08-10",
+        "wait-for-a-retraining-cycle",
+    ],
 }
 
 
@@ -83,8 +91,8 @@ def test_a_lab_without_a_solution_is_refused_with_the_labs(target):
     result = solution("4", "--target", target)
     assert result.returncode == 2
     assert result.stderr.strip() in (
-        "error: lab 04 has no local solution; labs: 0, 2, 3, 5, 6, 9, 11",
-        "error: no cluster solution for lab 04; labs: 0, 2, 3, 5, 6, 9, 11",
+        "error: lab 04 has no local solution; labs: 0, 2, 3, 5, 6, 9, 11, 13",
+        "error: no cluster solution for lab 04; labs: 0, 2, 3, 5, 6, 9, 11, 13",
     ), result.stderr
     assert result.stdout == ""
 
@@ -145,3 +153,18 @@ def test_the_makefile_leaves_the_plans_to_reference_py():
         in lines
     )
     assert "fraudlab demo" not in lines and "replay-cluster" not in lines and "case" not in lines
+
+
+def test_lab13_scenario_is_the_readmes(reference):
+    """The local solution drifts the data and replays the alert's day exactly as the lab's steps
+    tell the learner to, and its drill fires the alert at kube-prometheus-stack's Alertmanager."""
+    readme = (LABS / "13-continuous-training" / "README.md").read_text()
+    for name, value in reference.LAB13_DRIFT.items():
+        assert f"{name}={value}" in readme, name
+    assert f"make replay DAY={reference.LAB13_ALERT_DAY}" in readme
+    versions = (ROOT / "scripts" / "versions.sh").read_text()
+    namespace, target = reference.ALERTMANAGER
+    assert f'KPS_NAMESPACE="{namespace}"' in versions
+    assert 'KPS_RELEASE="kube-prometheus-stack"' in versions
+    assert target == "statefulset/alertmanager-kube-prometheus-stack-alertmanager"
+    assert f"-n {namespace} exec {target}" in readme

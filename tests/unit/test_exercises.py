@@ -3,6 +3,7 @@ learner's function is what the app runs when FRAUD_LAB_CODE names its folder."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -251,3 +252,28 @@ def test_promotion_records_which_rule_decided(tmp_path, monkeypatch):
     monkeypatch.setenv(labcode.ENV, str(tmp_path / "b"))
     with pytest.raises(labcode.LabCodeError, match="choose_alias returned 'best'"):
         decide_promotion({"auc_roc": 0.9, "average_precision": 0.7}, None, QualityGate(0.85, 0.6))
+
+
+def test_an_unwritten_exercise_ends_the_command_with_its_message(tmp_path):
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        labcode.ENV: str(lab_dir(2) / "starter"),
+        "FRAUD_DATA_DIR": str(tmp_path),
+        "FRAUD_N_CUSTOMERS": "20",
+        "FRAUD_N_TERMINALS": "40",
+        "FRAUD_NB_DAYS": "3",
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "reference_app", "simulate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "error: lab 02: terminals_near in" in out.stdout and "TODO(lab-02)" in out.stdout
+    assert "Traceback" not in out.stdout + out.stderr
+    assert not (tmp_path / "raw").exists()  # nothing written from an unwritten function
