@@ -71,8 +71,8 @@ test: system-packages lint $(STAMP) $(TOOLS_STAMP) $(ACTIONLINT_STAMP) ## Run ev
 	@$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests"; exit 1; fi; exit $$rc
 
-test-fast: $(STAMP) ## Run the tests not marked slow
-	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+test-fast: $(STAMP) ## Run the tests marked neither slow nor container (no podman needed)
+	$(BIN)/pytest -m "not slow and not container" $(PYTEST_ARGS)
 
 up: $(STAMP) ## Start the local stack in the background: MLflow :5000, MLServer :8080 with the champion
 	$(BIN)/fraudlab up

@@ -18,8 +18,25 @@ from rich.progress import Progress
 from rich.table import Table
 
 from .config import Settings
+from .labcode import LabCodeError
 
-app = typer.Typer(
+
+class _Fraudlab(typer.Typer):
+    """The CLI: a learner's lab code that is not written yet, does not import or answers wrongly
+    (`labcode.LabCodeError`, from any command that runs it) ends the command with its message and
+    status 2, never a traceback."""
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except LabCodeError as err:
+            from rich.markup import escape
+
+            console.print(f"[red]error:[/red] {escape(str(err))}")
+            sys.exit(2)
+
+
+app = _Fraudlab(
     help="Fraud Lab: the fraud-detection system of the course 'ML systems on Kubernetes'.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -130,6 +147,7 @@ def validate(
                 source=input_dir,
                 force=force,
                 progress=lambda name: bar.update(task, advance=1, description=f"validated {name}"),
+                max_quarantine=max_quarantine,
             )
     except DatasetError as err:
         _fail(str(err), 2)
@@ -143,7 +161,7 @@ def validate(
     share = q / total if total else 0.0
     if share > max_quarantine:
         _fail(
-            f"{share:.3%} of rows quarantined, above --max-quarantine {max_quarantine:.3%}; inspect {s.quarantine_dir}/quarantine.parquet",
+            f"{share:.3%} of rows quarantined, above --max-quarantine {max_quarantine:.3%}; inspect {s.quarantine_dir}/quarantine.parquet (the features step refuses this dataset)",
             1,
         )
 

@@ -64,18 +64,38 @@ APP_VERSION="$(sed -n 's/^version *= *"\([^"]*\)".*/\1/p' "${REPO_ROOT}/pyprojec
 APP_IMAGE_RECORD="${REPO_ROOT}/.app-image"
 
 # --8<-- [start:image-tag]
-# app_commit: the git commit of the work tree, `-dirty` when tracked files changed, else unknown.
+# The build context (.dockerignore) takes in reference_app/ whole: a new module that is not yet
+# committed ships in the image, so it makes the tree dirty too (untracked, not git-ignored).
+APP_CONTEXT_PATHS=(reference_app pyproject.toml README.md requirements.lock)
+app_untracked() {
+  git -C "${REPO_ROOT}" ls-files --others --exclude-standard -- "${APP_CONTEXT_PATHS[@]}" 2>/dev/null
+}
+
+# app_commit: the git commit of the work tree, `-dirty` when tracked files changed or the build
+# context has untracked files, else unknown.
 app_commit() {
   local commit
   commit="$(git -C "${REPO_ROOT}" rev-parse HEAD 2>/dev/null)" || { echo unknown; return; }
-  if [[ -n "$(git -C "${REPO_ROOT}" status --porcelain --untracked-files=no 2>/dev/null)" ]]; then
+  if [[ -n "$(git -C "${REPO_ROOT}" status --porcelain --untracked-files=no 2>/dev/null)$(app_untracked)" ]]; then
     commit="${commit}-dirty"
   fi
   echo "${commit}"
 }
 
+# app_tree_diff: what makes the tree dirty: the diff of tracked files, then each untracked file of
+# the build context with its name and content.
+app_tree_diff() {
+  local file
+  git -C "${REPO_ROOT}" diff HEAD
+  while IFS= read -r file; do
+    [[ -n "${file}" ]] || continue
+    printf 'untracked %s\n' "${file}"
+    cat "${REPO_ROOT}/${file}"
+  done < <(app_untracked)
+}
+
 # app_image_tag: the image tag for the current tree: git-<12 hex>, plus -dirty-<hash of the diff>
-# when tracked files changed, so every different tree gets a different tag and a rebuilt image
+# when the tree is dirty (app_commit), so every different tree gets a different tag and a rebuilt image
 # reaches the pods even with imagePullPolicy IfNotPresent.
 app_image_tag() {
   local commit
@@ -83,7 +103,7 @@ app_image_tag() {
   if [[ "${commit}" == unknown ]]; then
     echo "nogit-$(date -u +%Y%m%d%H%M%S)"
   elif [[ "${commit}" == *-dirty ]]; then
-    echo "git-${commit:0:12}-dirty-$(git -C "${REPO_ROOT}" diff HEAD | sha256sum | cut -c1-8)"
+    echo "git-${commit:0:12}-dirty-$(app_tree_diff | sha256sum | cut -c1-8)"
   else
     echo "git-${commit:0:12}"
   fi

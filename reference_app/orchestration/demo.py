@@ -42,7 +42,7 @@ from ..launchers.stack import (
 )
 from ..training.promotion import CHALLENGER, CHAMPION
 from ..training.split import EvaluationProtocol
-from .pipeline import features_step, simulate_step, validate_step
+from .pipeline import MAX_QUARANTINE, features_step, simulate_step, validate_step
 
 DEFAULT_SCALE = (5_000, 10_000, 183)
 
@@ -101,7 +101,7 @@ def _data_steps(settings: Settings) -> tuple[dict, dict, dict]:
     step(
         f"simulate: {'reused' if reused else 'wrote'} {raw['rows']:,} transactions, {raw['frauds']:,} frauds"
     )
-    validated, reused = validate_step(settings)
+    validated, reused = validate_step(settings, max_quarantine=MAX_QUARANTINE)
     step(
         f"validate: {'reused' if reused else 'checked'} — {validated['rows']:,} valid, {validated['quarantined_rows']:,} quarantined"
     )

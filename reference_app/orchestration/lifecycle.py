@@ -19,6 +19,7 @@ from .. import tracking
 from ..config import Settings
 from ..data import store
 from ..training.evaluation import evaluate_scores
+from ..training.models import select_device
 from ..training.promotion import GATE_EXERCISE, Decision, QualityGate
 from ..training.split import EvaluationProtocol
 from ..training.train import TrainResult, train
@@ -107,7 +108,7 @@ def _required(s: Settings, manifest: dict | None) -> dict:
 
 
 def _run_key(s: Settings, model: str, protocol: EvaluationProtocol, manifest: dict | None) -> dict:
-    """The tags that identify a training run: data, model type, protocol and seed, code.
+    """The tags that identify a training run: data, model type, protocol and seed, code, device.
 
     Raises:
         store.DatasetError: if the features dataset has no manifest.
@@ -118,6 +119,9 @@ def _run_key(s: Settings, model: str, protocol: EvaluationProtocol, manifest: di
         "model_type": model,
         "protocol": f"{protocol.key}/seed{s.seed}",
         "code_digest": tracking.code_digest(),
+        # The device the run trains on: a CPU run is not reused for `--device cuda` (the MLP only:
+        # the forest and the regression train on the CPU whatever the setting).
+        "device": select_device(s.device).type if model == "mlp" else "cpu",
     }
     # --8<-- [end:run-key]
 

@@ -75,6 +75,7 @@ def validate_step(
     source: str | None = None,
     force: bool = False,
     progress: Progress | None = None,
+    max_quarantine: float = 1.0,
 ) -> tuple[dict, bool]:
     """Validate every file of `source` (default `raw_dir`) against the data contract.
 
@@ -82,9 +83,14 @@ def validate_step(
     `SOURCE_FILE`; a `TRANSACTION_ID` already seen in an earlier file is quarantined as a duplicate.
     Input may be Parquet or pandas pickle files (the handbook's own format).
 
+    A quarantined share above `max_quarantine` (the data SLO, e.g. 0.001) still writes both
+    datasets, so the rows can be inspected, but marks the validated one `within_budget: false`:
+    `features_step` refuses to build on it (a failed validation never feeds training).
+
     Returns:
         `(manifest of the validated dataset, reused)`; the manifest holds `input_rows`,
-        `quarantined_rows`, `quarantine_reasons` and `input_digest`.
+        `quarantined_rows`, `quarantine_reasons`, `input_digest`, `max_quarantine` and
+        `within_budget`.
 
     Raises:
         store.DatasetError: if `source` is missing or holds no readable file.
@@ -94,7 +100,13 @@ def validate_step(
     input_manifest = store.read_manifest(source)
     input_digest = input_manifest["digest"] if input_manifest else None
     existing = store.read_manifest(settings.validated_dir)
-    if not force and input_digest and existing and existing.get("input_digest") == input_digest:
+    if (
+        not force
+        and input_digest
+        and existing
+        and existing.get("input_digest") == input_digest
+        and existing.get("max_quarantine") == max_quarantine
+    ):
         return existing, True
     # --8<-- [end:validate-reuse]
     valid_parts, bad_parts, reasons, names = [], [], {}, []
@@ -152,6 +164,8 @@ def validate_step(
             "quarantined_rows": len(quarantined),
             "quarantine_reasons": reasons,
             "quarantine_digest": q_manifest["digest"],
+            "max_quarantine": max_quarantine,
+            "within_budget": len(quarantined) <= max_quarantine * input_rows,
         },
     )
     return manifest, False
@@ -207,6 +221,13 @@ def features_step(settings: Settings, force: bool = False) -> tuple[dict, bool]:
         raise store.DatasetError(
             f"{settings.validated_dir} has no manifest: run `fraudlab validate` first"
         )
+    if input_manifest.get("within_budget") is False:
+        raise store.DatasetError(
+            f"{settings.validated_dir} quarantined {input_manifest['quarantined_rows']:,} of "
+            f"{input_manifest['input_rows']:,} rows, above its budget --max-quarantine "
+            f"{input_manifest['max_quarantine']}: inspect {settings.quarantine_dir}, fix the input, "
+            "and validate again"
+        )
     existing = store.read_manifest(settings.features_dir)
     if (
         not force
@@ -223,11 +244,15 @@ def features_step(settings: Settings, force: bool = False) -> tuple[dict, bool]:
     return store.write_dataset(frame, settings.features_dir, name="features", extra=extra), False
 
 
+MAX_QUARANTINE = 0.001
+"""The data SLO of the validate step (chapter 01): at most 0.1 % of input rows quarantined. The
+DAG below, `fraudlab demo` and the data-pipeline WorkflowTemplate's args (tested equal) use it."""
+
 # --8<-- [start:dag]
 PIPELINE_DAG: list[tuple[str, list[str], list[str]]] = [
     # (step, fraudlab arguments, steps it depends on)
     ("simulate", ["simulate"], []),
-    ("validate", ["validate", "--max-quarantine", "0.001"], ["simulate"]),
+    ("validate", ["validate", "--max-quarantine", str(MAX_QUARANTINE)], ["simulate"]),
     ("features", ["features"], ["validate"]),
     (
         "train-logistic-regression",

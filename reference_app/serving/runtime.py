@@ -375,7 +375,8 @@ class FraudRuntime(MLModel):
             name, rows = FEATURE_NAMES[j], np.flatnonzero(bad[:, j])
             raise InferenceError(
                 f"input {name} holds {features[rows[0], j]:g} (row {int(rows[0])}), outside its "
-                f"domain: {FEATURE_DOMAINS[name].describe()} ({rows.size} such values)"
+                f"domain: {FEATURE_DOMAINS[name].describe()} "
+                f"({rows.size} such value{'s' if rows.size > 1 else ''})"
             )
         # --8<-- [end:domains]
         return features

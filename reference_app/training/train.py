@@ -80,6 +80,11 @@ def train(
     # --8<-- [start:fit]
     train_df, test_df = protocol.split(features)
     model = make_model(model_type, seed=seed, device=device)
+    trained_with = {  # the hyperparameters of the fit, before serving's n_jobs below
+        k: v
+        for k, v in model.get_params().items()
+        if isinstance(v, (int, float, str, tuple)) and not k.startswith("steps")
+    }
     started = time.perf_counter()
     model.fit(train_df[FEATURE_NAMES].to_numpy(dtype=np.float64), train_df["TX_FRAUD"].to_numpy())
     fit_seconds = time.perf_counter() - started
@@ -100,11 +105,8 @@ def train(
         "seed": seed,
         "n_train": len(train_df),
         "n_test": len(test_df),
-        **{
-            f"hp_{k}": v
-            for k, v in model.get_params().items()
-            if isinstance(v, (int, float, str, tuple)) and not k.startswith("steps")
-        },
+        **{f"hp_{k}": v for k, v in trained_with.items()},
+        **({"serving_n_jobs": 1} if "n_jobs" in trained_with else {}),
     }
     return TrainResult(
         model=model,

@@ -114,6 +114,29 @@ def test_validate_step_reads_pickles_and_reconciles(tmp_path, tiny_transactions)
     assert valid["TRANSACTION_ID"].is_unique and len(valid) == manifest["rows"]
 
 
+def test_a_validation_over_its_budget_never_feeds_the_features(tmp_path, tiny_transactions):
+    """Above --max-quarantine both datasets are written (to inspect), the validated one marked
+    within_budget false; the features step refuses it. Within the budget it builds."""
+    from reference_app.orchestration.pipeline import features_step
+
+    source = tmp_path / "raw"
+    source.mkdir()
+    bad = tiny_transactions.copy()
+    bad.loc[bad.index[:5], "TX_AMOUNT"] = -1.0  # 5 rows break the contract
+    bad.to_pickle(source / "2018-04-01.pkl")
+    settings = Settings(data_dir=str(tmp_path / "data"))
+    share = 5 / len(bad)
+    manifest, _ = validate_step(settings, source=str(source), max_quarantine=share / 2)
+    assert manifest["within_budget"] is False and manifest["quarantined_rows"] == 5
+    assert manifest["max_quarantine"] == share / 2
+    with pytest.raises(store.DatasetError, match="above its budget --max-quarantine"):
+        features_step(settings)
+    assert store.read_manifest(settings.features_dir) is None
+    manifest, reused = validate_step(settings, source=str(source), max_quarantine=share)
+    assert not reused and manifest["within_budget"] is True  # another budget: decided again
+    assert features_step(settings)[0]["rows"] == len(bad) - 5
+
+
 def test_validate_command_exit_status_and_summary(tmp_path, tiny_transactions):
     runner = CliRunner()
     data = tmp_path / "data"

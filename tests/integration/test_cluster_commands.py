@@ -43,7 +43,7 @@ def test_pipeline_through_an_unknown_step_lists_the_steps(stack_env):
 
 def test_promote_undecided_decides_every_new_version_in_order(demo_run, mlflow_server, stack_env):
     """The pipeline's promote step: every version the parallel train steps registered gets its alias."""
-    client = MlflowClient(tracking_uri=mlflow_server.url)
+    client = MlflowClient(tracking_uri=mlflow_server.url, registry_uri=mlflow_server.url)
     for model in ("logistic_regression", "logistic_regression"):
         trained = run_fraudlab(stack_env, "train", "--model", model, "--no-promote", "--force")
         assert trained.returncode == 0, trained.stdout + trained.stderr
@@ -93,7 +93,7 @@ def test_replay_waits_for_the_model_then_says_why_it_gave_up(stack_env):
 
 
 def test_train_without_promotion_then_promote(mlflow_server, stack_env):
-    client = MlflowClient(tracking_uri=mlflow_server.url)
+    client = MlflowClient(tracking_uri=mlflow_server.url, registry_uri=mlflow_server.url)
     champion_before = client.get_model_version_by_alias("fraud-detector", "champion").version
     trained = run_fraudlab(
         stack_env, "train", "--model", "logistic_regression", "--no-promote", "--force"

@@ -93,7 +93,7 @@ def test_demo_rerun_reuses_what_is_up_to_date(demo_run, stack_env, stack_setting
 
 
 def test_runs_carry_lineage_and_registry_uses_aliases(mlflow_server, stack_settings):
-    client = MlflowClient(tracking_uri=mlflow_server.url)
+    client = MlflowClient(tracking_uri=mlflow_server.url, registry_uri=mlflow_server.url)
     champion = client.get_model_version_by_alias("fraud-detector", "champion")
     run = client.get_run(champion.run_id)
     features = store.read_manifest(stack_settings.features_dir)

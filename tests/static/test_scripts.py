@@ -689,6 +689,22 @@ def test_app_image_tag_is_the_content(tmp_path):
         and tag().startswith(clean + "-dirty-")
         and tag() != first
     )
+    # A module not yet committed ships in the image (the build context takes reference_app/ in):
+    # it makes the tree dirty, and its content is part of the tag; a git-ignored file is not.
+    (repo / "pyproject.toml").write_text('version = "0.1.0"\n')
+    assert tag() == clean
+    (repo / ".gitignore").write_text("reference_app/*.log\n")
+    subprocess.run([*git, "add", ".gitignore"], check=True)
+    subprocess.run([*git, "commit", "-qm", "ignore"], check=True)
+    clean = tag()
+    (repo / "reference_app").mkdir()
+    (repo / "reference_app" / "run.log").write_text("ignored\n")
+    assert tag() == clean
+    (repo / "reference_app" / "new_module.py").write_text("A = 1\n")
+    untracked = tag()
+    assert untracked.startswith(clean + "-dirty-")
+    (repo / "reference_app" / "new_module.py").write_text("A = 2\n")
+    assert tag() not in (untracked, clean)
     out = subprocess.run(
         ["bash", "scripts/set-app-image.sh", "latest"], cwd=repo, capture_output=True, text=True
     )

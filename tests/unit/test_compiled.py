@@ -313,3 +313,12 @@ def test_batcher_fails_only_the_request_the_model_refuses():
     good, bad, other = asyncio.run(main())
     assert list(good) == [1.0, 1.0] and list(other) == [5.0, 5.0, 5.0]
     assert isinstance(bad, ValueError) and str(bad) == "negative value"
+
+
+def test_the_forest_records_the_threads_it_trained_with(trained):
+    """The run's hyper-parameters are the fit's (n_jobs −1, all cores); serving's single thread,
+    set after the fit, is recorded apart."""
+    forest = trained["random_forest"]
+    assert forest.params["hp_n_jobs"] == -1 and forest.params["serving_n_jobs"] == 1
+    assert forest.model.get_params()["n_jobs"] == 1
+    assert "serving_n_jobs" not in trained["mlp"].params
