@@ -27,6 +27,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -121,15 +122,31 @@ def _load(path: str, function: str, lab: int) -> Callable:
 
 
 def _guarded(exercise: Exercise, function: Callable) -> Callable:
+    """`function` (the learner's), its errors told as `LabCodeError`: a TODO as "not written yet",
+    anything else with the line of the learner's file that raised it."""
+    source = function.__code__.co_filename
+
     def call(*args, **kwargs):
         try:
             return function(*args, **kwargs)
         except NotImplementedError as err:
             raise LabCodeError(
-                f"lab {exercise.lab:02d}: {exercise.function} in {exercise.path()} is not "
+                f"lab {exercise.lab:02d}: {exercise.function} in {source} is not "
                 f"written yet ({err or 'NotImplementedError'}): fill in its TODO(lab-"
                 f"{exercise.lab:02d}) gaps, or unset {ENV} to run the reference"
             ) from None
+        except LabCodeError:
+            raise
+        except Exception as err:
+            lines = [
+                f.lineno for f in traceback.extract_tb(err.__traceback__) if f.filename == source
+            ]
+            where = f" at line {lines[-1]}" if lines else ""
+            raise LabCodeError(
+                f"lab {exercise.lab:02d}: {exercise.function} in {source} raised "
+                f"{type(err).__name__}: {err}{where}; check it with: fraudlab exercise check "
+                f"{exercise.lab} --code {Path(source).parent}"
+            ) from err
 
     call.__name__ = exercise.function
     call.__wrapped__ = function

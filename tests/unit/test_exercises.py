@@ -277,3 +277,15 @@ def test_an_unwritten_exercise_ends_the_command_with_its_message(tmp_path):
     assert "error: lab 02: terminals_near in" in out.stdout and "TODO(lab-02)" in out.stdout
     assert "Traceback" not in out.stdout + out.stderr
     assert not (tmp_path / "raw").exists()  # nothing written from an unwritten function
+
+
+def test_an_error_in_the_learners_code_names_its_line(tmp_path, monkeypatch):
+    (tmp_path / "psi.py").write_text(
+        "def psi_from_shares(r, c):\n    shares = {}\n    return shares['current']\n"
+    )
+    monkeypatch.setenv(labcode.ENV, str(tmp_path))
+    with pytest.raises(labcode.LabCodeError) as err:
+        drift.psi(np.arange(100.0), np.arange(100.0) + 5)
+    message = str(err.value)
+    assert message.startswith("lab 11: psi_from_shares in ") and "psi.py raised KeyError" in message
+    assert "at line 3" in message and "fraudlab exercise check 11 --code" in message
