@@ -194,23 +194,13 @@ def exercise_pod(k8s) -> dict:
 @pytest.mark.cluster("reads the Deployment's spec")
 def test_drift_monitor_runs_your_psi(k8s):
     """Deployment `drift-monitor` runs your psi.py: its ConfigMap (`lab-code-11-…`) mounted at /lab-code, FRAUD_LAB_CODE=/lab-code."""
-    found = labkit.lab_code_problem(k8s, exercise_pod(k8s), 11)
-    assert found is None, hint(
-        f"a ConfigMap labelled {labkit.LAB_CODE_LABEL}=11 with psi.py mounted at "
-        f"{labkit.LAB_CODE_MOUNT}, and FRAUD_LAB_CODE={labkit.LAB_CODE_MOUNT}",
-        found,
-        APPLY,
-    )
+    labkit.assert_runs_lab_code(k8s, exercise_pod(k8s), 11, "psi.py", APPLY)
 
 
 @pytest.mark.parametrize("behaviour", labkit.exercise_behaviours(11))
 def test_exercise(exercise, behaviour):
     """Your psi_from_shares: {behaviour}."""
-    result = exercise.get(behaviour)
-    assert result is not None, hint(
-        behaviour, "not checked: the behaviours changed", "make install"
-    )
-    assert result["passed"], hint(result["expected"], result["found"], result["hint"])
+    labkit.assert_behaviour(exercise, behaviour)
 
 
 @pytest.mark.cluster("reads a ConfigMap")

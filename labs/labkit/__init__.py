@@ -60,6 +60,8 @@ from .exercises import (
     LAB_CODE_LABEL,
     LAB_CODE_MOUNT,
     ExerciseUnavailable,
+    assert_behaviour,
+    assert_runs_lab_code,
     configmap_lab_code,
     lab_code_problem,
     lab_code_source,

@@ -16,6 +16,7 @@ import subprocess
 from functools import cache
 from pathlib import Path
 
+from .hints import hint
 from .names import NAMESPACE, REPO_ROOT
 
 FRAUDLAB = REPO_ROOT / ".venv" / "bin" / "fraudlab"
@@ -133,3 +134,25 @@ def configmap_lab_code(cluster, name: str, lab: int, namespace: str = NAMESPACE)
     if labels.get(LAB_CODE_LABEL) != f"{lab:02d}":
         return {}, f"ConfigMap {name} is not labelled {LAB_CODE_LABEL}={lab:02d}"
     return dict(configmap.get("data") or {}), None
+
+
+def assert_runs_lab_code(
+    cluster, podspec: dict | None, lab: int, filename: str, fix: str, namespace: str = NAMESPACE
+) -> None:
+    """The check that a workload runs the learner's module (`lab_code_problem`), as a hint."""
+    found = lab_code_problem(cluster, podspec, lab, namespace)
+    assert found is None, hint(
+        f"a ConfigMap labelled {LAB_CODE_LABEL}={lab:02d} with {filename} mounted at "
+        f"{LAB_CODE_MOUNT}, and FRAUD_LAB_CODE={LAB_CODE_MOUNT}",
+        found,
+        fix,
+    )
+
+
+def assert_behaviour(results: dict[str, dict], behaviour: str) -> None:
+    """The check of one behaviour of the learner's module: expected / found / its hint."""
+    result = results.get(behaviour)
+    assert result is not None, hint(
+        behaviour, "not checked: the behaviours changed", "make install"
+    )
+    assert result["passed"], hint(result["expected"], result["found"], result["hint"])
