@@ -434,7 +434,8 @@ def serving_problem(settings: Settings) -> str | None:
     if not versions:
         return (
             f"model {name} has no registered version in MLflow ({settings.mlflow_tracking_uri}): "
-            "train and promote one with `fraudlab demo` (or `fraudlab pipeline` then `fraudlab train`)"
+            "train and promote one with `fraudlab demo` (or: `fraudlab pipeline`, `fraudlab mlflow` "
+            "in another terminal, `fraudlab train`, then stop that MLflow: `fraudlab up` starts its own)"
         )
     listed = ", ".join(versions)
     if alias and tracking.alias_version(name, alias) is None:

@@ -157,7 +157,9 @@ def reload_serving(settings: Settings) -> bool:
     `@champion` again). The API is closed to clients: the call carries the admin token that
     `fraudlab up` made for this stack (`launchers.mlserver.admin_token`; serving/gate.py checks
     it). Kind mode (inside a pod): a JSON patch on the SeldonDeployment's pod template annotation
-    rolls its replicas (the PodDisruptionBudget keeps one serving); there the API stays closed.
+    rolls its replicas (the rolling update of the Deployment that Seldon makes keeps replicas
+    serving while new ones start; the PodDisruptionBudget only limits evictions, not a rollout);
+    there the API stays closed.
 
     Returns:
         True when serving acknowledged the reload; False also when there is no admin token.
