@@ -52,6 +52,18 @@ def batch_metrics() -> Histogram:
     )
 
 
+@cache
+def gate_refusals() -> Counter:
+    """Requests the serving gate refused before MLServer saw them, by protocol (rest/grpc) and
+    status code: oversized bodies, compression bombs, unknown models, the closed repository API.
+    MLServer's own request metrics never count them (the gate answers first)."""
+    return Counter(
+        "fraud_gate_refusals",
+        "Requests refused by the serving gate before MLServer read them.",
+        ["protocol", "code"],
+    )
+
+
 def record_scores(
     scores: np.ndarray, threshold: float, model_name: str, model_version: str
 ) -> None:

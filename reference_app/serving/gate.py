@@ -51,6 +51,8 @@ from fastapi.responses import JSONResponse
 from mlserver.errors import MLServerError, ModelNotFound
 from mlserver.registry import MultiModelRegistry
 
+from ..monitoring.metrics import gate_refusals
+
 logger = logging.getLogger("mlserver.gate")
 """A child of MLServer's logger: one line per refused request, in MLServer's log format."""
 
@@ -217,6 +219,7 @@ class RestGate:
                 refused.http,
                 refused.message,
             )
+            gate_refusals().labels(protocol="rest", code=str(refused.http)).inc()
             return await _answer(send, refused.http, refused.message, close=refused.http == 413)
         return await self.app(scope, receive, send)
 
@@ -392,6 +395,7 @@ class GrpcGate(grpc.aio.ServerInterceptor):
                     setattr(request, version_field, "")  # the model it serves
             except Refused as refused:
                 logger.info("refused %s: %s", method, refused.message)
+                gate_refusals().labels(protocol="grpc", code=refused.code.name).inc()
                 await context.abort(refused.code, refused.message)
             return await behaviour(request, context)
 
@@ -407,6 +411,7 @@ class GrpcGate(grpc.aio.ServerInterceptor):
 def _refusal(refused: Refused) -> grpc.RpcMethodHandler:
     async def abort(request, context):
         logger.info("refused gRPC call: %s", refused.message)
+        gate_refusals().labels(protocol="grpc", code=refused.code.name).inc()
         await context.abort(refused.code, refused.message)
 
     return grpc.unary_unary_rpc_method_handler(abort)

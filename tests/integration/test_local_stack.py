@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import random
+import re
 import select
 import socket
 import statistics
@@ -324,6 +325,29 @@ def test_gate_refuses_with_a_message(mlserver, stack_settings, case):
     assert response.status_code == status and message in response.json()["error"], response.text
     assert "Traceback" not in response.text and SECRET not in response.content
     _then_a_good_request_succeeds(mlserver, stack_settings, offset)
+
+
+def _gate_refusals(stack_settings) -> dict[tuple[str, str], float]:
+    """fraud_gate_refusals_total by (protocol, code), read from the metrics port."""
+    text = httpx.get(f"http://127.0.0.1:{stack_settings.metrics_port}/metrics", timeout=10).text
+    found = re.findall(
+        r'^fraud_gate_refusals_total\{code="([^"]+)",protocol="([^"]+)"\} (\S+)$', text, re.M
+    )
+    return {(protocol, code): float(value) for code, protocol, value in found}
+
+
+def test_gate_refusals_are_counted_where_mlserver_cannot_see_them(mlserver, stack_settings):
+    """MLServer's request metrics never see what the gate refused: the gate counts it itself."""
+    before = _gate_refusals(stack_settings)
+    for _ in range(2):
+        response = httpx.post(
+            f"{mlserver.url}{INFER_PATH}", content=b" " * 1_000_001, headers=JSON, timeout=30
+        )
+        assert response.status_code == 413
+    assert httpx.post(f"{mlserver.url}/v2/repository/index", timeout=30).status_code == 401
+    after = _gate_refusals(stack_settings)
+    assert after[("rest", "413")] - before.get(("rest", "413"), 0) == 2
+    assert after[("rest", "401")] - before.get(("rest", "401"), 0) == 1
 
 
 def _grpc_request(body: dict, name: str = "fraud-detector", version: str = ""):
