@@ -2,7 +2,8 @@
 
 Each container gets what its pod spec says — command and args, env (ConfigMaps and Secrets of the
 overlay resolved, `$(VAR)` expanded as Kubernetes does), `runAsUser`/`runAsGroup`, a read-only root
-filesystem, no capabilities, no privilege escalation, emptyDirs as tmpfs and the data volume as one
+filesystem, no capabilities, no privilege escalation, emptyDirs as tmpfs, ConfigMaps as read-only
+folders of their keys, and the data volume as one
 shared folder — inside a network namespace of its own, where the Services' names resolve to
 127.0.0.1 (every Service of the overlay fronts one container here).
 
@@ -19,6 +20,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -172,6 +174,29 @@ class Pod:
     hosts: list[str] = field(default_factory=list)
     """Service names that resolve to 127.0.0.1 in the container (/etc/hosts)."""
 
+    def _configmap_folder(self, source: dict) -> Path:
+        """A read-only folder with the ConfigMap's keys as files, as the kubelet mounts it; empty
+        for a missing ConfigMap marked `optional` (Kubernetes: ConfigMapVolumeSource.optional).
+
+        Raises:
+            AssertionError: the ConfigMap is missing and not optional (the pod would not start).
+        """
+        found = [
+            o
+            for o in self.objects
+            if o["kind"] == "ConfigMap"
+            and o["metadata"]["name"] == source["name"]
+            and o["metadata"].get("namespace") == self.namespace
+        ]
+        if not found and not source.get("optional"):
+            raise AssertionError(f"ConfigMap {source['name']} is not in the overlay")
+        folder = Path(tempfile.mkdtemp(prefix=f"configmap-{source['name']}-"))
+        for key, text in ((found[0].get("data") or {}) if found else {}).items():
+            (folder / key).write_text(text)
+            (folder / key).chmod(0o644)
+        folder.chmod(0o755)
+        return folder
+
     def _args(self, container: dict, name: str, substitutions: dict[str, str]) -> list[str]:
         psc, sc = self.podspec.get("securityContext") or {}, container.get("securityContext") or {}
         user, group = (
@@ -197,9 +222,12 @@ class Pod:
                 args += ["--tmpfs", f"{mount['mountPath']}:rw,mode=1777,size=2g"]
             elif "persistentVolumeClaim" in volume:
                 args += ["--volume", f"{self.data_dir}:{mount['mountPath']}"]
+            elif "configMap" in volume:
+                folder = self._configmap_folder(volume["configMap"])
+                args += ["--volume", f"{folder}:{mount['mountPath']}:ro"]
             else:
                 raise AssertionError(
-                    f"volume {mount['name']}: only emptyDir and the data PVC run here"
+                    f"volume {mount['name']}: only emptyDir, ConfigMaps and the data PVC run here"
                 )
         for key, value in {
             **resolve_env(container, self.objects, self.namespace),

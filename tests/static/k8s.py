@@ -179,6 +179,8 @@ def workflow_pods(obj: dict) -> Iterator[tuple[str, dict, dict]]:
                 pod[key] = t[key]
         if "podSpecPatch" in t:
             pod.update(json.loads(t["podSpecPatch"]))
+        if t.get("volumes"):  # a template's own volumes join the workflow's (Argo: tmpl.Volumes)
+            pod["volumes"] = [*pod.get("volumes", []), *t["volumes"]]
         pod["containers"] = [{"name": "main", **t["container"]}]
         # Argo labels every pod with its Workflow's name (NetworkPolicies select on it).
         labels = {
