@@ -321,10 +321,22 @@ def apply(objects: list[dict]) -> None:
 ALERTMANAGER = ("monitoring", "statefulset/alertmanager-kube-prometheus-stack-alertmanager")
 
 
+def retrain_workflows() -> dict[str, str | None]:
+    """{name: phase} of the Workflows made from WorkflowTemplate `retrain`."""
+    out = kubectl(
+        "-n", NAMESPACE, "get", "workflows", "-l",
+        "workflows.argoproj.io/workflow-template=retrain", "-o", "json", check=False,
+    )  # fmt: skip
+    items = json.loads(out.stdout or "{}").get("items", []) if out.returncode == 0 else []
+    return {w["metadata"]["name"]: (w.get("status") or {}).get("phase") for w in items}
+
+
 def drill(alertname: str) -> None:
     """Fire `alertname` (action=retrain) through Alertmanager, then wait until a Workflow from
-    WorkflowTemplate `retrain` that the ct-controller submitted has succeeded."""
+    WorkflowTemplate `retrain` that the ct-controller submitted for it has succeeded (Workflows
+    that existed before the drill do not count)."""
     namespace, target = ALERTMANAGER
+    before = set(retrain_workflows())
     labels = [
         f"alertname={alertname}",
         "action=retrain",
@@ -340,14 +352,7 @@ def drill(alertname: str) -> None:
         sys.exit(f"error: amtool alert add failed: {result.stderr.strip()}")
     deadline = time.monotonic() + 1800
     while time.monotonic() < deadline:
-        out = kubectl(
-            "-n", NAMESPACE, "get", "workflows", "-l",
-            "workflows.argoproj.io/workflow-template=retrain", "-o", "json", check=False,
-        )  # fmt: skip
-        phases = [
-            (w.get("status") or {}).get("phase")
-            for w in json.loads(out.stdout or "{}").get("items", [])
-        ]
+        phases = [phase for name, phase in retrain_workflows().items() if name not in before]
         if "Succeeded" in phases:
             return
         if "Failed" in phases or "Error" in phases:
@@ -502,16 +507,19 @@ def wait_for_a_cycle(timeout_s: float = 900) -> int:
     say(f"  waiting for the ct-controller to finish a cycle ({url}, up to {timeout_s:.0f} s)")
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - 127.0.0.1
-            history = json.load(answer)["history"]
+        try:
+            with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - 127.0.0.1
+                history = json.load(answer)["history"]
+        except OSError as err:  # the controller is down: its log says why
+            say(f"  the ct-controller does not answer ({err}): {labkit.data_dir()}/state/logs")
+            return 1
         if history:
             outcome = history[-1]["outcome"]
             say(f"  cycle: {json.dumps(outcome)[:300]}")
             return 1 if "error" in outcome else 0
         time.sleep(2)
-    say(
-        "  no cycle finished: is the drift alert firing? (Prometheus: http://127.0.0.1:9090/alerts)"
-    )
+    prometheus = (stack.get("prometheus") or {}).get("url", "Prometheus")
+    say(f"  no cycle finished: is the drift alert firing? ({prometheus}/alerts)")
     return 1
 
 

@@ -168,3 +168,43 @@ def test_lab13_scenario_is_the_readmes(reference):
     assert 'KPS_RELEASE="kube-prometheus-stack"' in versions
     assert target == "statefulset/alertmanager-kube-prometheus-stack-alertmanager"
     assert f"-n {namespace} exec {target}" in readme
+
+
+def test_lab13_local_solution_waits_for_the_controllers_cycle(reference, tmp_path, monkeypatch):
+    """The wait step reads the controller's /status (a real HTTP server here): 0 after a cycle
+    without an error, 1 after a failed cycle or when the controller does not answer."""
+    import http.server
+    import json
+    import threading
+
+    from reference_app.launchers.stack import free_port
+
+    answers = [{"history": []}, {"history": [{"outcome": {"decision": "challenger"}}]}]
+
+    class Status(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the handler's name in http.server
+            body = json.dumps(answers[0] if len(answers) == 1 else answers.pop(0)).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    port = free_port()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Status)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "stack.json").write_text(
+        json.dumps({"ct-controller": {"url": f"http://127.0.0.1:{port}"}})
+    )
+    monkeypatch.setenv("FRAUD_DATA_DIR", str(tmp_path))
+    try:
+        assert reference.wait_for_a_cycle(timeout_s=30) == 0  # after one empty answer
+        answers[:] = [{"history": [{"outcome": {"error": "DatasetError: no features"}}]}]
+        assert reference.wait_for_a_cycle(timeout_s=30) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert reference.wait_for_a_cycle(timeout_s=30) == 1  # nothing answers any more
