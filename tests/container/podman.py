@@ -44,6 +44,22 @@ def _decode(secret: dict) -> dict[str, str]:
     return out
 
 
+def object_data(objects: list[dict], kind: str, name: str, namespace: str) -> dict[str, str]:
+    """The data of a Secret (decoded) or ConfigMap of the overlay.
+
+    Raises:
+        KeyError: the overlay has no such object.
+    """
+    for o in objects:
+        if (
+            o["kind"] == kind
+            and o["metadata"]["name"] == name
+            and o["metadata"].get("namespace") == namespace
+        ):
+            return _decode(o) if kind == "Secret" else dict(o.get("data") or {})
+    raise KeyError(f"{kind} {namespace}/{name} is not in the overlay")
+
+
 def resolve_env(container: dict, objects: list[dict], namespace: str) -> dict[str, str]:
     """The environment Kubernetes gives `container`: envFrom, then env in order, with
     `$(VAR)` references to earlier variables expanded (unknown ones stay literal, as in Kubernetes).
@@ -53,14 +69,7 @@ def resolve_env(container: dict, objects: list[dict], namespace: str) -> dict[st
     """
 
     def find(kind: str, name: str) -> dict:
-        for o in objects:
-            if (
-                o["kind"] == kind
-                and o["metadata"]["name"] == name
-                and o["metadata"].get("namespace") == namespace
-            ):
-                return _decode(o) if kind == "Secret" else dict(o.get("data") or {})
-        raise KeyError(f"{kind} {namespace}/{name} is not in the overlay")
+        return object_data(objects, kind, name, namespace)
 
     env: dict[str, str] = {}
     for source in container.get("envFrom") or []:
@@ -181,17 +190,14 @@ class Pod:
         Raises:
             AssertionError: the ConfigMap is missing and not optional (the pod would not start).
         """
-        found = [
-            o
-            for o in self.objects
-            if o["kind"] == "ConfigMap"
-            and o["metadata"]["name"] == source["name"]
-            and o["metadata"].get("namespace") == self.namespace
-        ]
-        if not found and not source.get("optional"):
-            raise AssertionError(f"ConfigMap {source['name']} is not in the overlay")
+        try:
+            data = object_data(self.objects, "ConfigMap", source["name"], self.namespace)
+        except KeyError as err:
+            if not source.get("optional"):
+                raise AssertionError(str(err)) from None
+            data = {}
         folder = Path(tempfile.mkdtemp(prefix=f"configmap-{source['name']}-"))
-        for key, text in ((found[0].get("data") or {}) if found else {}).items():
+        for key, text in data.items():
             (folder / key).write_text(text)
             (folder / key).chmod(0o644)
         folder.chmod(0o755)
