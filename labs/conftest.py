@@ -189,12 +189,13 @@ def exercise(request: pytest.FixtureRequest, target: str, tmp_path_factory) -> d
     Local: the module in the lab's `starter/` (or LAB_EXERCISE_DIR). Cluster: the module the pods
     run, read back from the ConfigMap mounted at /lab-code in the pod spec the lab's
     `exercise_pod(k8s)` returns (its `EXERCISE_WORKLOAD` names it): what the cluster runs is what
-    is checked. The first check fails with the reason when there is nothing to check; the others
-    are skipped.
+    is checked. A lab whose exercise runs on the learner's machine (lab 00: the doctor) sets
+    `EXERCISE_ON_MACHINE` and is checked from its starter/ on both targets. The first check fails
+    with the reason when there is nothing to check; the others are skipped.
     """
     lab = int(Path(request.node.path).parent.name[:2])
     problem, fix = None, None
-    if target == "local":
+    if target == "local" or getattr(request.module, "EXERCISE_ON_MACHINE", False):
         folder = labkit.starter_dir(lab)
     else:
         cluster = request.getfixturevalue("k8s")  # no cluster: failed or skipped as the others

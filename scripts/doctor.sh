@@ -119,25 +119,52 @@ check_kind() {
   fi
 }
 
+# kubectl_rule INSTALLED: the version rule's verdict and source, tab-separated
+# (reference_app/doctor.py, standard library only; with FRAUD_LAB_CODE naming a folder with
+# versions.py, the learner's kubectl_verdict of lab 00 decides). Exit 2 with the reason on stderr
+# when the rule cannot answer.
+kubectl_rule() {
+  local python="${REPO_ROOT}/.venv/bin/python"
+  if [[ ! -x "${python}" ]]; then python="python3"; fi
+  PYTHONPATH="${REPO_ROOT}${PYTHONPATH:+:${PYTHONPATH}}" "${python}" -m reference_app.doctor \
+    kubectl-verdict "$1" "${KUBECTL_VERSION}"
+}
+
 check_kubectl() {
   if ! command -v kubectl >/dev/null 2>&1; then
     fail "kubectl" "not installed (need ${KUBECTL_VERSION})" "install: ${kubectl_install}"
     return
   fi
-  local version want_minor have_minor
+  local version answer rule errors rc=0 by=""
   version="$(kubectl version --client 2>/dev/null | sed -n 's/^Client Version: *//p' | head -n 1)" || true
-  want_minor="$(cut -d. -f2 <<<"${KUBECTL_VERSION}")"
-  have_minor="$(cut -d. -f2 <<<"${version}")"
-  if [[ "${version}" == "${KUBECTL_VERSION}" ]]; then
-    pass "kubectl" "${version}"
-  elif [[ "${version}" == v1.* && "${have_minor}" =~ ^[0-9]+$ ]] &&
-    ((have_minor >= want_minor - 1 && have_minor <= want_minor + 1)); then
-    warning "kubectl" "${version}, pinned ${KUBECTL_VERSION} (within one minor of the cluster: works)" \
-      "to match the course exactly: ${kubectl_install}"
-  else
-    fail "kubectl" "${version:-unknown version}, need ${KUBECTL_VERSION} (more than one minor from the cluster's 1.${want_minor})" \
-      "install: ${kubectl_install}"
+  errors="$(mktemp)"
+  answer="$(kubectl_rule "${version}" 2>"${errors}")" || rc=$?
+  if [[ ${rc} -ne 0 ]]; then
+    if [[ -n "${FRAUD_LAB_CODE:-}" ]]; then
+      fail "kubectl" "${version:-unknown version}: your version rule did not answer: $(head -c 400 "${errors}")" \
+        "check it: .venv/bin/fraudlab exercise check 0 --code ${FRAUD_LAB_CODE%%:*}" \
+        "or run the reference rule: unset FRAUD_LAB_CODE; make doctor"
+    else
+      fail "kubectl" "${version:-unknown version}: the version rule did not answer: $(head -c 400 "${errors}")" \
+        "the doctor needs Python 3.11 (python3 or .venv/bin/python): make install"
+    fi
+    rm -f "${errors}"
+    return
   fi
+  rm -f "${errors}"
+  rule="${answer#*$'\t'}"
+  if [[ "${rule}" != "reference" ]]; then by=" (rule: ${rule})"; fi
+  case "${answer%%$'\t'*}" in
+    pass) pass "kubectl" "${version}${by}" ;;
+    warn)
+      warning "kubectl" "${version}, pinned ${KUBECTL_VERSION} (within one minor of the cluster: works)${by}" \
+        "to match the course exactly: ${kubectl_install}"
+      ;;
+    *)
+      fail "kubectl" "${version:-unknown version}, need ${KUBECTL_VERSION} (more than one minor from the cluster's version)${by}" \
+        "install: ${kubectl_install}"
+      ;;
+  esac
 }
 
 check_helm() {

@@ -3,11 +3,17 @@
 Cluster: `make doctor` passes; 3 nodes Ready; worker pools labelled; the local registry answers
 and every node pulls from it; the namespaces carry their Pod Security labels.
 Local: the `fraudlab` command is installed and the local stack (`make up`) answers.
+Both: your versions.py (the doctor's kubectl version rule) behaves as the reference, and the
+doctor runs it when FRAUD_LAB_CODE names its folder.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +24,12 @@ DOCTOR = labkit.REPO_ROOT / "scripts" / "doctor.sh"
 FRAUDLAB = labkit.REPO_ROOT / ".venv" / "bin" / "fraudlab"
 REGISTRY_HOSTS_TOML = f"/etc/containerd/certs.d/{labkit.REGISTRY_HOST}/hosts.toml"
 REGISTRY_CONTAINER_URL = "http://kind-registry:5000"
+VERSIONS_SH = labkit.REPO_ROOT / "scripts" / "versions.sh"
+# The exercise runs on your machine (the doctor), not in a pod: the `exercise` fixture reads
+# versions.py from the starter folder (or LAB_EXERCISE_DIR) on both targets.
+EXERCISE_WORKLOAD = "make doctor (scripts/doctor.sh, on your machine)"
+EXERCISE_ON_MACHINE = True
+DOCTOR_RULE = "FRAUD_LAB_CODE=labs/00-introduction/starter make doctor"
 
 
 # --- kind mode ---------------------------------------------------------------------------------------
@@ -47,6 +59,56 @@ def test_doctor_passes():
         "\n".join(failed) or labkit.short(out.stderr or out.stdout),
         "make doctor   (each ✗ line there has the command that fixes it)",
     )
+
+
+def shown(folder: Path) -> str:
+    """`folder` relative to the repository when it is inside it (as the learner types it)."""
+    try:
+        return str(folder.resolve().relative_to(labkit.REPO_ROOT))
+    except ValueError:
+        return str(folder)
+
+
+def kubectl_to_ask() -> str:
+    """The installed kubectl's client version, or the pin when there is none (local mode)."""
+    if shutil.which("kubectl"):
+        out = subprocess.run(
+            ["kubectl", "version", "--client"], capture_output=True, text=True, timeout=20
+        ).stdout
+        found = re.search(r"^Client Version: *(\S+)", out, re.MULTILINE)
+        if found:
+            return found.group(1)
+    return re.search(r'^KUBECTL_VERSION="([^"]+)"', VERSIONS_SH.read_text(), re.MULTILINE).group(1)
+
+
+def test_doctor_runs_your_rule():
+    """`make doctor` runs your versions.py: the kubectl line is your kubectl_verdict's (FRAUD_LAB_CODE)."""
+    folder = labkit.starter_dir(0)
+    text = (folder / "versions.py").read_text() if (folder / "versions.py").is_file() else None
+    pin = re.search(r'^KUBECTL_VERSION="([^"]+)"', VERSIONS_SH.read_text(), re.MULTILINE).group(1)
+    python = labkit.REPO_ROOT / ".venv" / "bin" / "python"
+    out = subprocess.run(
+        [str(python) if python.exists() else "python3", "-m", "reference_app.doctor"]
+        + ["kubectl-verdict", kubectl_to_ask(), pin],
+        capture_output=True,
+        text=True,
+        timeout=labkit.MAX_WAIT_S,
+        cwd=labkit.REPO_ROOT,
+        env=dict(os.environ, FRAUD_LAB_CODE=str(folder), PYTHONPATH=str(labkit.REPO_ROOT)),
+    )
+    expected = labkit.lab_code_source(0, "versions.py", text)
+    found = out.stdout.strip().partition("\t")[2] if out.returncode == 0 else ""
+    assert out.returncode == 0 and found == expected, hint(
+        f"the doctor's kubectl verdict from {expected}",
+        labkit.short(out.stderr) if out.returncode else f"the verdict came from {found or '?'}",
+        f"{DOCTOR_RULE}   (then: .venv/bin/fraudlab exercise check 0 --code {shown(folder)})",
+    )
+
+
+@pytest.mark.parametrize("behaviour", labkit.exercise_behaviours(0))
+def test_exercise(exercise, behaviour):
+    """Your kubectl_verdict: {behaviour}."""
+    labkit.assert_behaviour(exercise, behaviour)
 
 
 @pytest.mark.cluster("checks the kind cluster")
