@@ -33,7 +33,9 @@ from mlflow.tracking import MlflowClient
 
 from .features import FEATURE_NAMES
 from .training.export import export_onnx
+from .training.model_tests import MODEL_TESTS_ARTIFACT, verdict_failures
 from .training.promotion import (
+    BLOCKED,
     CHALLENGER,
     CHAMPION,
     PROMOTION_EXERCISE,
@@ -293,22 +295,42 @@ def promote(
     if champion is not None and champion != version_:
         champion_scores = load_model(f"models:/{model_name}/{champion}").predict_proba(test)
         champion_ap = evaluate_scores(test, champion_scores)["average_precision"]
-    decision = decide_promotion(metrics, champion_ap, gate)
+    # Lab 07: the model tests' verdict, which the model-tests step left on the version's run.
+    tested = verdict_failures(version_run_tags(model_name, version_), version_)
+    decision = decide_promotion(metrics, champion_ap, gate, tested)
     if champion == version_:
         decision = Decision(CHAMPION, decision.passed_gate, "already the champion")
-    client.set_registered_model_alias(model_name, decision.alias, version_)
-    if decision.alias == CHAMPION and alias_version(model_name, CHALLENGER) == version_:
+    if decision.alias != BLOCKED:  # a version the model tests refuse gets no alias (lab 07)
+        client.set_registered_model_alias(model_name, decision.alias, version_)
+    if decision.alias != CHALLENGER and alias_version(model_name, CHALLENGER) == version_:
         client.delete_registered_model_alias(model_name, CHALLENGER)
     for key, value in {
         "promotion_decision": decision.alias,
         "promotion_reason": decision.reason,
         "passed_gate": str(decision.passed_gate).lower(),
+        "passed_model_tests": str(not tested).lower(),
         "compared_with_champion": champion or "none",
         "promotion_rule": PROMOTION_EXERCISE.source(),  # the learner's in lab 05, or "reference"
     }.items():
         client.set_model_version_tag(model_name, version_, key, value)
     # --8<-- [end:promote]
     return decision
+
+
+def version_run_tags(model_name: str, version_: str) -> dict[str, str]:
+    """The tags of the run that produced a model version ({} when it names no run)."""
+    client = MlflowClient()
+    run_id = client.get_model_version(model_name, version_).run_id
+    return dict(client.get_run(run_id).data.tags) if run_id else {}
+
+
+def log_model_tests(run_id: str, report: dict, tags: dict[str, str]) -> None:
+    """Record a model test suite's outcome on the run it tested: the JSON `report` as the
+    artifact `MODEL_TESTS_ARTIFACT` and the verdict `tags`. `MlflowClient.log_dict` writes JSON
+    for a `.json` artifact file (mlflow 3.x, mlflow/tracking/client.py), through the tracking
+    server's artifact proxy like the model itself."""
+    MlflowClient().log_dict(run_id, report, MODEL_TESTS_ARTIFACT)
+    set_run_tags(run_id, tags)
 
 
 def set_run_tags(run_id: str, tags: dict[str, str]) -> None:
@@ -331,9 +353,11 @@ def find_finished_run(experiment: str, tags: dict[str, str]) -> dict | None:
         [exp.experiment_id],
         filter_string=query,
         order_by=["attributes.start_time DESC"],
-        max_results=1,
+        max_results=20,
         output_format="list",
     )
+    # A drill's broken candidate (tag `drill`) is never reused for a real run, nor the reverse.
+    runs = [r for r in runs if r.data.tags.get("drill") == tags.get("drill")]
     if not runs:
         return None
     run = runs[0]

@@ -1,4 +1,5 @@
-"""A model's life in the registry: train → register → promote, and promotion of what is there.
+"""A model's life in the registry: train → register → model tests → promote, and the model tests
+and promotion of what is there.
 
 `train_register_promote` is the one path a new model version takes, whoever asks for it:
 `fraudlab train` (and the pipeline's train steps), the demo, and continuous training.
@@ -11,18 +12,20 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
 from .. import tracking
 from ..config import Settings
 from ..data import store
+from ..training import model_tests
 from ..training.evaluation import evaluate_scores
+from ..training.model_tests import BROKEN_CANDIDATE, BatchScaledModel, ModelTest, run_model_tests
 from ..training.models import select_device
-from ..training.promotion import GATE_EXERCISE, Decision, QualityGate
+from ..training.promotion import CHAMPION, GATE_EXERCISE, Decision, QualityGate
 from ..training.split import EvaluationProtocol
-from ..training.train import TrainResult, train
+from ..training.train import TrainResult, score, train
 
 
 class NothingToPromoteError(RuntimeError):
@@ -62,8 +65,10 @@ def train_register_promote(
     promote: bool = True,
     force: bool = False,
     tags: dict[str, str] | None = None,
+    broken: bool = False,
 ) -> TrainingOutcome:
-    """Train one model, log it to MLflow, register a version and (optionally) decide its alias.
+    """Train one model, log it to MLflow, register a version and (optionally) decide its alias,
+    after the model test suite (lab 07) has tested it.
 
     A finished run with the same data digest, model type, protocol, seed and code is reused
     instead of training again, unless `force`.
@@ -77,6 +82,9 @@ def train_register_promote(
         promote: decide the alias (champion/challenger) through the quality gate.
         force: train even when an identical run exists.
         tags: more tags for the training run (e.g. what triggered it).
+        broken: the lab 07 drill: register a deliberately broken candidate
+            (`model_tests.BatchScaledModel` around the trained model, run tag
+            `drill=broken-candidate`), which passes the quality gate and fails the model tests.
 
     Returns:
         A `TrainingOutcome`.
@@ -87,13 +95,28 @@ def train_register_promote(
     """
     protocol = protocol or EvaluationProtocol.from_settings(s)
     manifest = _required(s, manifest or store.read_manifest(s.features_dir))
-    found = None if force else reusable_run(s, model, protocol, manifest)
+    found = None if force or broken else reusable_run(s, model, protocol, manifest)
     if found:
         return found
     if frame is None:
         frame = store.read_dataset(s.features_dir)
     result = train(frame, model, protocol, seed=s.seed, device=s.device)
+    if broken:
+        result = break_candidate(result, protocol)
+        tags = {**(tags or {}), "drill": BROKEN_CANDIDATE}
     return register_and_promote(s, result, protocol, manifest, promote=promote, tags=tags)
+
+
+def break_candidate(result: TrainResult, protocol: EvaluationProtocol) -> TrainResult:
+    """The lab 07 drill's candidate: `result`'s model wrapped in `BatchScaledModel`, its metrics
+    evaluated again (the same ranking on the test week: the quality gate cannot tell)."""
+    model = BatchScaledModel(result.model)
+    scores = score(model, result.test)
+    metrics = {
+        **evaluate_scores(result.test, scores, k=protocol.top_k),
+        "fit_seconds": result.metrics.get("fit_seconds", 0.0),
+    }
+    return replace(result, model=model, metrics=metrics, test_scores=scores)
 
 
 def _required(s: Settings, manifest: dict | None) -> dict:
@@ -196,14 +219,15 @@ def register_and_promote(
             **gate_verdict(s, result.metrics),
             **(tags or {}),
         },
+        # NOTE: ONNX has no operator for the drill's batch scaling: it serves natively.
+        compiled=not isinstance(result.model, BatchScaledModel),
     )
-    decision = (
-        tracking.promote(
+    decision = None
+    if promote:  # the model tests first (lab 07): the promotion reads their verdict
+        model_test_version(s, version, result.test)
+        decision = tracking.promote(
             s.model_name, version, result.test, result.metrics, QualityGate.from_settings(s)
         )
-        if promote
-        else None
-    )
     return TrainingOutcome(
         run_id, version, result.metrics, result.device, False, decision, protocol
     )
@@ -239,6 +263,79 @@ def promote_version(
     metrics = evaluate_scores(test, model.predict_proba(test), k=protocol.top_k)
     decision = tracking.promote(s.model_name, version, test, metrics, QualityGate.from_settings(s))
     return version, metrics, decision
+
+
+@dataclass
+class ModelTestOutcome:
+    """What `model_test_version` found: the version, its run, the suite's results and its report."""
+
+    version: str
+    run_id: str
+    results: list[ModelTest]
+    report: dict
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+
+# --8<-- [start:test-version]
+def model_test_version(
+    s: Settings, version: str | None = None, test: pd.DataFrame | None = None
+) -> ModelTestOutcome:
+    """Run the model test suite on a registered version and record it on the version's run: the
+    report as the artifact `model_tests/report.json`, the verdict as tags (`model_tests_passed`,
+    `model_test_failures`, `model_tests`), which the promotion reads.
+
+    Args:
+        s: settings (protocol dates, model name, tracking URI).
+        version: the version to test; default the latest.
+        test: the candidate's test week; default the protocol's test week of the features dataset.
+
+    Returns:
+        A `ModelTestOutcome`.
+
+    Raises:
+        NothingToPromoteError: if the model has no version.
+        store.DatasetError: if the features dataset is missing.
+        LabCodeError: the learner's slice test (lab 07) is not written yet or raised.
+    """
+    tracking.configure(s.mlflow_tracking_uri)
+    version = version or tracking.latest_version(s.model_name)
+    if version is None:
+        raise NothingToPromoteError(
+            f"model {s.model_name} has no registered version: run `fraudlab train` first"
+        )
+    if test is None:
+        _, test = EvaluationProtocol.from_settings(s).split(store.read_dataset(s.features_dir))
+    model = tracking.load_model(f"models:/{s.model_name}/{version}")
+    results = run_model_tests(model.predict_proba, test)
+    facts = {"model": s.model_name, "version": version, "run_id": model.run_id, "rows": len(test)}
+    report = model_tests.report(results, **facts)
+    tracking.log_model_tests(model.run_id, report, model_tests.run_tags(results))
+    return ModelTestOutcome(version, model.run_id, results, report)
+    # --8<-- [end:test-version]
+
+
+def model_test_undecided(s: Settings) -> list[ModelTestOutcome]:
+    """Test, in version order, every version no promotion has decided on yet: the pipeline's
+    model-tests step, between the train steps and promote. A champion promoted before the model
+    tests existed (its run has no verdict) is tested too, once, so its record says how it
+    behaves. The test week is read once.
+
+    Raises:
+        store.DatasetError: if the features dataset is missing.
+    """
+    tracking.configure(s.mlflow_tracking_uri)
+    versions = tracking.undecided_versions(s.model_name)
+    champion = tracking.alias_version(s.model_name, CHAMPION)
+    if champion and champion not in versions:
+        if "model_tests_passed" not in tracking.version_run_tags(s.model_name, champion):
+            versions = sorted([*versions, champion], key=int)
+    if not versions:
+        return []
+    _, test = EvaluationProtocol.from_settings(s).split(store.read_dataset(s.features_dir))
+    return [model_test_version(s, v, test) for v in versions]
 
 
 def promote_undecided(s: Settings) -> list[tuple[str, dict[str, float], Decision]]:

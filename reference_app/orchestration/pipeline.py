@@ -262,10 +262,11 @@ PIPELINE_DAG: list[tuple[str, list[str], list[str]]] = [
     ("train-random-forest", ["train", "--model", "random_forest", "--no-promote"], ["features"]),
     ("train-mlp", ["train", "--model", "mlp", "--no-promote"], ["features"]),
     (
-        "promote",
-        ["promote", "--undecided"],
+        "model-tests",
+        ["model-test", "--undecided"],
         ["train-logistic-regression", "train-random-forest", "train-mlp"],
     ),
+    ("promote", ["promote", "--undecided"], ["model-tests"]),
     ("replay", ["replay", "--day", "2018-08-08", "--wait-ready", "900"], ["promote"]),
 ]
 # --8<-- [end:dag]

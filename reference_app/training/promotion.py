@@ -1,7 +1,8 @@
 """Promotion rules for the model registry: quality gate, champion and challenger aliases.
 
-A new model version becomes `champion` only if it passes the quality gate and beats the current
-champion's average precision on the same test set; otherwise it is the `challenger`.
+A new model version becomes `champion` only if it passes the quality gate and the model test
+suite (`model_tests`, lab 07) and beats the current champion's average precision on the same test
+set; otherwise it is the `challenger`.
 
 Example:
     >>> gate = QualityGate(min_auc=0.85, min_average_precision=0.60)   # or .from_settings(Settings())
@@ -11,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..config import Settings
@@ -18,6 +20,9 @@ from ..labcode import Exercise, LabCodeError
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+BLOCKED = "blocked"
+"""Lab 07: the outcome of a version the model tests refuse. It gets no alias at all: not
+champion, and not challenger either, which a canary would serve (lab 10)."""
 
 GATE_EXERCISE = Exercise(lab=6, module="gate", function="gate_failures")
 """Lab 06: the learner's `gate_failures` (labs/06-training-on-kubernetes/starter/gate.py) stands
@@ -78,7 +83,10 @@ class QualityGate:
 
 @dataclass(frozen=True)
 class Decision:
-    """Which alias a new version gets, and why."""
+    """Which alias a new version gets, and why.
+
+    `alias` is `champion`, `challenger`, or `blocked` (`BLOCKED`: no alias, the model tests
+    refused it)."""
 
     alias: str
     passed_gate: bool
@@ -110,7 +118,10 @@ def choose_alias(passed_gate: bool, candidate_ap: float, champion_ap: float | No
 
 
 def decide_promotion(
-    candidate: dict[str, float], champion_ap: float | None, gate: QualityGate
+    candidate: dict[str, float],
+    champion_ap: float | None,
+    gate: QualityGate,
+    model_test_failures: Sequence[str] = (),
 ) -> Decision:
     """Decide the alias of a newly registered version.
 
@@ -119,10 +130,14 @@ def decide_promotion(
         champion_ap: the current champion's average precision on the *same* test set, or None
             when there is no champion.
         gate: the quality gate.
+        model_test_failures: why the model test suite refuses the version (lab 07,
+            `model_tests.verdict_failures`: failed tests, or that they did not run); `()` when
+            they passed.
 
     Returns:
-        The `Decision`: the alias `choose_alias` (or the learner's, lab 05) picks, whether the
-        gate passed, and the facts it was decided on.
+        The `Decision`: `BLOCKED` when the model tests refuse the version, else the alias
+        `choose_alias` (or the learner's, lab 05) picks; whether the gate passed; and the facts
+        it was decided on.
 
     Raises:
         LabCodeError: the learner's rule returned something other than the two aliases.
@@ -130,13 +145,19 @@ def decide_promotion(
     # --8<-- [start:decide]
     failures = gate.failures(candidate)
     ap = candidate["average_precision"]
-    alias = PROMOTION_EXERCISE.implementation(choose_alias)(not failures, ap, champion_ap)
-    if alias not in (CHAMPION, CHALLENGER):
+    refused = ([f"fails the quality gate: {'; '.join(failures)}"] if failures else []) + (
+        [f"fails the model tests: {'; '.join(model_test_failures)}"] if model_test_failures else []
+    )
+    if model_test_failures:  # lab 07: refused before any rule, and served nowhere
+        alias = BLOCKED
+    else:
+        alias = PROMOTION_EXERCISE.implementation(choose_alias)(not failures, ap, champion_ap)
+    if alias not in (CHAMPION, CHALLENGER, BLOCKED):
         raise LabCodeError(
             f"lab 05: choose_alias returned {alias!r}; expected {CHAMPION!r} or {CHALLENGER!r}"
         )
-    if failures:
-        reason = "fails the quality gate: " + "; ".join(failures)
+    if refused:
+        reason = "; ".join(refused)
     elif champion_ap is None:
         reason = "passes the gate and there is no champion yet"
     elif ap > champion_ap:

@@ -4,7 +4,7 @@ read-only root filesystem and volumes its pod spec declares (tests/container/pod
 
 The chain: lab 02's simulate Job → the data-pipeline DAG (simulate, validate, features) →
 MLflow (its s3-bucket init container, then the server on PostgreSQL with S3 artifacts and basic
-auth) → the three train steps → promote → the model server (its wait-champion init container, then
+auth) → the three train steps → model-tests → promote → the model server (its wait-champion init container, then
 MLServer on Seldon's ports, readiness probe and a V2 inference) → replay → the drift monitor and
 the continuous-training controller answering their probes → one retrain cycle.
 
@@ -152,9 +152,22 @@ def test_train_step(make_pod, overlay, model):
     STATE[f"train-{model}"] = True
 
 
-def test_promote_decides_every_new_version(make_pod, overlay):
-    """The promote step decides each version the train steps registered; one becomes champion."""
+def test_model_tests_step_tests_every_new_version(make_pod, overlay):
+    """Lab 07: the model-tests step runs the suite on each version the train steps registered
+    (its optional ConfigMap lab-code-07 absent: the reference slice test); all three pass."""
     needs("train-logistic_regression", "train-random_forest", "train-mlp")
+    pod = pod_of(overlay, "WorkflowTemplate", "fraud-pipeline", "model-tests")
+    out = make_pod(pod).run(pod["containers"][0])
+    assert len(re.findall(r"version \d+ \(run \w+\): (\d+)/\1 model tests passed", out)) == 3, out[
+        -2000:
+    ]
+    STATE["model-tests"] = True
+
+
+def test_promote_decides_every_new_version(make_pod, overlay):
+    """The promote step decides each version the train steps registered and the model tests
+    passed; one becomes champion."""
+    needs("model-tests")
     pod = pod_of(overlay, "WorkflowTemplate", "fraud-pipeline", "promote")
     out = make_pod(pod).run(pod["containers"][0])
     assert len(re.findall(r"version \d+: .* → alias (champion|challenger)", out)) == 3, out[-2000:]

@@ -51,6 +51,18 @@ def test_promote_undecided_decides_every_new_version_in_order(demo_run, mlflow_s
         int(v.version) for v in client.search_model_versions("name = 'fraud-detector'")
     )
     new = versions[-2:]
+    # Lab 07: the pipeline's model-tests step first; each new version's run gets the verdict.
+    tested = run_fraudlab(stack_env, "model-test", "--undecided")
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert [
+        ln.split(" (run")[0] for ln in tested.stdout.splitlines() if "model tests passed" in ln
+    ] == [f"fraud-detector version {v}" for v in new]
+    for v in new:
+        run = client.get_run(client.get_model_version("fraud-detector", str(v)).run_id)
+        assert run.data.tags["model_tests_passed"] == "true"
+        assert "model_tests/report.json" in [
+            a.path for a in client.list_artifacts(run.info.run_id, "model_tests")
+        ]
     promoted = run_fraudlab(stack_env, "promote", "--undecided")
     assert promoted.returncode == 0, promoted.stdout + promoted.stderr
     decided = [ln for ln in promoted.stdout.splitlines() if "→ alias" in ln]
@@ -64,6 +76,20 @@ def test_promote_undecided_decides_every_new_version_in_order(demo_run, mlflow_s
     assert again.returncode == 0 and "every version is decided already" in again.stdout
     both = run_fraudlab(stack_env, "promote", "--undecided", "--version", "1")
     assert both.returncode == 2 and "exclude each other" in both.stdout
+
+
+def test_model_tests_step_tests_a_champion_that_has_no_verdict(demo_run, mlflow_server, stack_env):
+    """A champion promoted before the model tests existed (no verdict on its run) is tested by
+    the next model-tests step, once; a tested champion is not tested again."""
+    client = MlflowClient(tracking_uri=mlflow_server.url, registry_uri=mlflow_server.url)
+    champion = client.get_model_version_by_alias("fraud-detector", "champion")
+    client.delete_tag(champion.run_id, "model_tests_passed")
+    tested = run_fraudlab(stack_env, "model-test", "--undecided")
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert f"fraud-detector version {champion.version} (run " in tested.stdout, tested.stdout
+    assert client.get_run(champion.run_id).data.tags["model_tests_passed"] == "true"
+    again = run_fraudlab(stack_env, "model-test", "--undecided")
+    assert f"fraud-detector version {champion.version} (run " not in again.stdout, again.stdout
 
 
 def test_wait_champion_finds_it_or_times_out(demo_run, mlflow_server, stack_env):
@@ -101,10 +127,17 @@ def test_train_without_promotion_then_promote(mlflow_server, stack_env):
     assert trained.returncode == 0, trained.stdout + trained.stderr
     new = max(int(v.version) for v in client.search_model_versions("name = 'fraud-detector'"))
     assert (
-        f"registered fraud-detector version {new}; run `fraudlab promote --version {new}`"
-        in trained.stdout
+        f"registered fraud-detector version {new}; run `fraudlab model-test --version {new}`, "
+        f"then `fraudlab promote --version {new}`" in trained.stdout
     )
     assert client.get_model_version("fraud-detector", str(new)).aliases == []
+    untested = run_fraudlab(stack_env, "promote", "--version", str(new))
+    assert untested.returncode == 0 and (
+        f"version {new}: " in untested.stdout
+        and "→ blocked, no alias: fails the model tests: they did not run" in untested.stdout
+    ), untested.stdout
+    tested = run_fraudlab(stack_env, "model-test")  # defaults to the latest version
+    assert tested.returncode == 0 and f"version {new} (run " in tested.stdout, tested.stdout
     promoted = run_fraudlab(stack_env, "promote")  # defaults to the latest version
     assert promoted.returncode == 0, promoted.stdout + promoted.stderr
     # The retrained logistic regression equals the first one, which lost to the champion.

@@ -7,6 +7,7 @@ import pytest
 from reference_app.config import Settings
 from reference_app.data.simulator import simulate_transactions
 from reference_app.features import FEATURE_NAMES, build_features
+from reference_app.training.evaluation import evaluate_scores
 from reference_app.training.split import EvaluationProtocol
 from reference_app.training.train import score, train
 from tests.conftest import simulation
@@ -91,3 +92,28 @@ def test_a_transactions_score_does_not_depend_on_its_batch(results, model_type):
 
 
 # --8<-- [end:invariance]
+
+
+@pytest.mark.parametrize("model_type", ["logistic_regression", "random_forest", "mlp"])
+def test_every_reference_model_passes_the_model_test_suite(results, model_type):
+    """Lab 07: the suite the pipeline's model-tests step runs passes on each reference model, so
+    it blocks only what misbehaves (its thresholds: reference_app/training/model_tests.py)."""
+    from reference_app.training.model_tests import failures, run_model_tests
+
+    r = results[model_type]
+    assert failures(run_model_tests(lambda frame: score(r.model, frame), r.test)) == []
+
+
+def test_the_broken_candidate_passes_the_gate_and_fails_the_model_tests(results):
+    """The drill's candidate (`fraudlab train --broken`): the quality gate cannot tell it from
+    the logistic regression it wraps; the model tests' batch invariance can."""
+    from reference_app.training.model_tests import BatchScaledModel, failures, run_model_tests
+    from reference_app.training.promotion import QualityGate
+
+    r = results["logistic_regression"]
+    broken = BatchScaledModel(r.model)
+    metrics = evaluate_scores(r.test, score(broken, r.test))
+    assert metrics["auc_roc"] == pytest.approx(r.metrics["auc_roc"])
+    assert QualityGate.from_settings(Settings()).failures(metrics) == []
+    (found,) = failures(run_model_tests(lambda frame: score(broken, frame), r.test))
+    assert found.startswith("invariance: a score does not depend on its batch")

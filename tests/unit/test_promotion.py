@@ -2,7 +2,13 @@
 
 import pytest
 
-from reference_app.training.promotion import CHALLENGER, CHAMPION, QualityGate, decide_promotion
+from reference_app.training.promotion import (
+    BLOCKED,
+    CHALLENGER,
+    CHAMPION,
+    QualityGate,
+    decide_promotion,
+)
 
 GATE = QualityGate(min_auc=0.85, min_average_precision=0.60)
 
@@ -28,3 +34,33 @@ def test_decide_promotion(candidate, champion_ap, alias, passed, words):
     assert decision.alias == alias
     assert decision.passed_gate is passed
     assert words in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("candidate", "champion_ap", "failures", "passed", "reason"),
+    [
+        (
+            m(0.88, 0.70),
+            0.65,
+            ["invariance: a score does not depend on its batch: largest change 1.0e+00"],
+            True,
+            "fails the model tests: invariance: a score does not depend on its batch: largest change 1.0e+00",
+        ),
+        (
+            m(0.80, 0.70),
+            None,
+            ["they did not run on version 3 (fraudlab model-test --version 3)"],
+            False,
+            "fails the quality gate: AUC ROC 0.8000 < 0.85; fails the model tests: they did not run "
+            "on version 3 (fraudlab model-test --version 3)",
+        ),
+    ],
+)
+def test_a_version_that_fails_the_model_tests_is_never_champion(
+    candidate, champion_ap, failures, passed, reason
+):
+    """Lab 07: the model tests block a version on their own, from every alias (passed_gate stays
+    the gate's)."""
+    decision = decide_promotion(candidate, champion_ap, GATE, failures)
+    assert (decision.alias, decision.passed_gate, decision.reason) == (BLOCKED, passed, reason)
+    assert decide_promotion(candidate, champion_ap, GATE, []).reason != reason

@@ -23,7 +23,7 @@ from reference_app.config import Settings
 from reference_app.features import FEATURE_NAMES, build_features
 from reference_app.serving.replay import v2_request
 from reference_app.serving.runtime import FraudRuntime, RuntimeParameters, _column, _plain_features
-from reference_app.training.promotion import CHALLENGER, CHAMPION, QualityGate
+from reference_app.training.promotion import BLOCKED, CHALLENGER, CHAMPION, QualityGate
 from reference_app.training.split import EvaluationProtocol
 from reference_app.training.train import score, train
 
@@ -36,19 +36,23 @@ GATE = QualityGate(min_auc=0.0, min_average_precision=0.0)
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory, small_transactions):
     """An MLflow SQLite store with two registered versions: v1 a logistic regression (champion),
-    v2 the same model on shuffled labels (worse: challenger)."""
+    v2 the same model on shuffled labels (worse: blocked by the model tests, lab 07)."""
     folder = tmp_path_factory.mktemp("registry")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     features = build_features(small_transactions)
     with contextlib.chdir(folder):  # MLflow's default artifact root (./mlruns) lands here
         tracking.configure(uri, "unit")
         good = train(features, "logistic_regression", PROTOCOL, seed=0, device="cpu")
-        _, v1 = tracking.log_training_run(good, MODEL, "digest-1")
+        run1, v1 = tracking.log_training_run(good, MODEL, "digest-1")
+        record_model_tests(
+            run1, good, good.test
+        )  # the model tests run before any promotion (lab 07)
         first = tracking.promote(MODEL, v1, good.test, good.metrics, GATE)
         rng = np.random.default_rng(0)
         shuffled = features.assign(TX_FRAUD=rng.permutation(features["TX_FRAUD"].to_numpy()))
         bad = train(shuffled, "logistic_regression", PROTOCOL, seed=0, device="cpu")
-        _, v2 = tracking.log_training_run(bad, MODEL, "digest-2")
+        run2, v2 = tracking.log_training_run(bad, MODEL, "digest-2")
+        second_tests = record_model_tests(run2, bad, good.test)
         second = tracking.promote(MODEL, v2, good.test, score_metrics(bad, good.test), GATE)
         yield {
             "uri": uri,
@@ -56,7 +60,18 @@ def registry(tmp_path_factory, small_transactions):
             "good": good,
             "versions": (v1, v2),
             "decisions": (first, second),
+            "second_tests": second_tests,
         }
+
+
+def record_model_tests(run_id: str, result, test: pd.DataFrame) -> list[str]:
+    """Run the model test suite on a run's model and record its verdict (as `fraudlab
+    model-test` does); return its failures."""
+    from reference_app.training import model_tests
+
+    results = model_tests.run_model_tests(lambda frame: score(result.model, frame), test)
+    tracking.log_model_tests(run_id, model_tests.report(results), model_tests.run_tags(results))
+    return model_tests.failures(results)
 
 
 def score_metrics(result, test: pd.DataFrame) -> dict[str, float]:
@@ -65,15 +80,18 @@ def score_metrics(result, test: pd.DataFrame) -> dict[str, float]:
     return evaluate_scores(test, score(result.model, test), k=PROTOCOL.top_k)
 
 
-def test_first_version_is_champion_and_a_worse_one_challenger(registry):
+def test_first_version_is_champion_and_a_worse_one_blocked(registry):
     v1, v2 = registry["versions"]
     first, second = registry["decisions"]
-    assert (first.alias, second.alias) == (CHAMPION, CHALLENGER), (first, second)
+    assert (first.alias, second.alias) == (CHAMPION, BLOCKED), (first, second)
     assert first.reason == "passes the gate and there is no champion yet"
-    assert second.reason.startswith("passes the gate but does not beat the champion's AP"), second
+    # The model of shuffled labels ranks no better than chance on the night slice: the model tests
+    # refuse it before the comparison with the champion's AP would (lab 07).
+    assert registry["second_tests"] and registry["second_tests"][0].startswith("slice: ")
+    assert second.reason == "fails the model tests: " + "; ".join(registry["second_tests"])
     with contextlib.chdir(registry["folder"]):
         assert tracking.alias_version(MODEL, CHAMPION) == v1
-        assert tracking.alias_version(MODEL, CHALLENGER) == v2
+        assert tracking.alias_version(MODEL, CHALLENGER) is None  # blocked: no alias at all
         assert tracking.undecided_versions(MODEL) == []
         assert tracking.latest_version(MODEL) == v2
 
