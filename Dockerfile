@@ -76,11 +76,12 @@ ARG PYTHON_IMAGE
 ARG APP_VERSION=0.1.0
 ARG FRAUD_GIT_COMMIT=unknown
 ARG TORCH_VARIANT=cpu
+# The builds add the revision (the commit) and the serving runtime's versions with --label, from
+# `fraudlab image-labels` (scripts/versions.sh app_image_labels; lab 08).
 # --8<-- [start:labels-user]
 LABEL org.opencontainers.image.title="fraud-lab-app" \
       org.opencontainers.image.description="Fraud Lab: fraudlab CLI, MLflow server and MLServer runtime for the fraud detector" \
       org.opencontainers.image.version="${APP_VERSION}" \
-      org.opencontainers.image.revision="${FRAUD_GIT_COMMIT}" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.base.name="${PYTHON_IMAGE}" \
       io.fraud-lab.torch-variant="${TORCH_VARIANT}"

@@ -9,6 +9,9 @@
 # The tag is git-<commit> (plus -dirty-<diff hash> for uncommitted changes; scripts/versions.sh
 # app_image_tag): a rebuilt tree gets a new tag, so it reaches the pods even with
 # imagePullPolicy IfNotPresent, and the commit label that lab 05 checks names the code that runs.
+# The labels (OCI revision, serving runtime versions) come from `fraudlab image-labels`
+# (scripts/versions.sh app_image_labels); with FRAUD_LAB_CODE=labs/08-packaging-and-ci/starter,
+# from your image_labels of lab 08.
 # The image records the torch variant in its label io.fraud-lab.torch-variant (a CUDA build of
 # torch also runs on CPU nodes). Never tags or pushes `latest`: a moving tag hides which code runs.
 set -o errexit -o nounset -o pipefail
@@ -32,6 +35,8 @@ if [[ "$(docker inspect -f '{{.State.Running}}' "${REGISTRY_NAME}" 2>/dev/null |
 fi
 
 COMMIT="$(app_commit)"
+# The labels (revision, serving runtime versions) from fraudlab image-labels: lab 08's exercise.
+app_label_args
 
 # --8<-- [start:build-push]
 step "Build ${IMAGE} (torch ${TORCH_VARIANT}, commit ${COMMIT:0:12})"
@@ -40,6 +45,7 @@ docker build \
   --build-arg "TORCH_INDEX_URL=https://download.pytorch.org/whl/${TORCH_VARIANT}" \
   --build-arg "FRAUD_GIT_COMMIT=${COMMIT}" \
   --build-arg "APP_VERSION=${APP_VERSION}" \
+  "${LABEL_ARGS[@]}" \
   --tag "${IMAGE}" \
   "${REPO_ROOT}"
 
@@ -51,6 +57,7 @@ echo
 say "pushed ${IMAGE}"
 say "size   $(docker image inspect --format '{{.Size}}' "${IMAGE}" | awk '{printf "%.2f GB", $1/1e9}')"
 say "digest ${digest:-unknown (docker inspect ${IMAGE})}"
+say "labels ${APP_LABELS//$'\n'/ }"
 # --8<-- [end:build-push]
 "${SCRIPT_DIR}/set-app-image.sh" "${TAG}"
 if [[ "${TORCH_VARIANT}" == "cpu" ]]; then

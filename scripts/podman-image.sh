@@ -17,10 +17,12 @@ IMAGE="${IMAGE:-localhost/fraud-lab/app:test}"
 PODMAN=(podman --runtime runc --cgroup-manager cgroupfs)
 CA_BUNDLE="/etc/ssl/certs/ca-certificates.crt"
 
+# The labels (revision, serving runtime versions) from fraudlab image-labels: lab 08's exercise.
+app_label_args
 base="$("${SCRIPT_DIR}/podman-base-image.sh" | tail -n 1)"
 args=(--network host --ulimit nofile=1024:1024 --ulimit nproc=4096:4096
   --build-arg "PYTHON_IMAGE=${base}" --build-arg "APP_VERSION=${APP_VERSION}"
-  --build-arg "FRAUD_GIT_COMMIT=$(app_commit)"
+  --build-arg "FRAUD_GIT_COMMIT=$(app_commit)" "${LABEL_ARGS[@]}"
   # torch from PyPI plus the wheel folder (the CPU wheel lies there): pip prefers 2.13.0+cpu.
   --build-arg "TORCH_INDEX_URL=https://pypi.org/simple")
 if [[ -f "${CA_BUNDLE}" ]]; then

@@ -110,6 +110,31 @@ app_image_tag() {
 }
 # --8<-- [end:image-tag]
 
+# --8<-- [start:image-labels]
+# app_image_labels: the build's labels, one KEY=VALUE a line (scripts/images.sh and
+# podman-image.sh pass each as --label): the revision (app_commit) and the serving runtime's
+# versions that requirements.lock pins, from `fraudlab image-labels` — lab 08's image_labels when
+# FRAUD_LAB_CODE names its folder, which the label io.fraud-lab.lab-code records.
+app_image_labels() {
+  local fraudlab="${REPO_ROOT}/.venv/bin/fraudlab"
+  [[ -x "${fraudlab}" ]] || die "no ${fraudlab}: the image's labels come from the app's CLI" "make install"
+  "${fraudlab}" image-labels --commit "$(app_commit)" --lock "${REPO_ROOT}/requirements.lock"
+}
+
+# app_label_args: the build's label flags in the global array LABEL_ARGS (`--label` and one
+# KEY=VALUE line of app_image_labels, each an element) and the lines in APP_LABELS; stops with
+# fraudlab's message when image_labels fails (a TODO(lab-08) not written yet, a missing pin).
+app_label_args() {
+  local line
+  APP_LABELS="$(app_image_labels)" ||
+    die "fraudlab image-labels: ${APP_LABELS:-failed}" "FRAUD_LAB_CODE=${FRAUD_LAB_CODE:-} .venv/bin/fraudlab image-labels --commit $(app_commit)"
+  LABEL_ARGS=()
+  while IFS= read -r line; do
+    if [[ -n "${line}" ]]; then LABEL_ARGS+=(--label "${line}"); fi
+  done <<<"${APP_LABELS}"
+}
+# --8<-- [end:image-labels]
+
 # --- helpers ----------------------------------------------------------------------------------
 # One line per message; `die` exits with the message and, optionally, the command to run next.
 say() { printf '%s\n' "$*"; }
