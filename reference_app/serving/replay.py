@@ -82,7 +82,10 @@ def replay_day(settings: Settings, day: dt.date, out_dir: Path | None = None) ->
     The offline scores come from the same artifact the server scores with: the registered
     version the server reports, loaded from MLflow in this process, its compiled (ONNX) model
     run by onnxruntime when it has one (`compiled.scorer_for`, as in the server), else its native
-    model. Requests are sent one at a time (concurrency 1).
+    model. Requests are sent one at a time (concurrency 1), each with the V2 `id`
+    `replay-<day>-<first row>`: behind the canary router (lab 10) that id is the routing key, so a
+    replay of the same day routes each batch to the same variant, and each batch is compared with
+    the offline scores of the version that answered it.
 
     Args:
         settings: `inference_url`, `model_name`, `replay_batch_size`, `mlflow_tracking_uri`.
@@ -90,7 +93,9 @@ def replay_day(settings: Settings, day: dt.date, out_dir: Path | None = None) ->
         out_dir: where to write `replay-<day>.parquet` and `.json` (default: `reports_dir`).
 
     Returns:
-        Summary: `day`, `transactions`, `requests`, `model_version`, latency percentiles in ms
+        Summary: `day`, `transactions`, `requests`, `model_version` (the version that scored
+        the most transactions), `model_versions` ({version: transactions}), `variants` ({variant:
+        requests} from the router's X-Fraudlab-Variant header; empty without a router), latency percentiles in ms
         (`latency_ms_p50`, `_p95`, `_p99`), `transactions_per_s`, `max_abs_diff`, `skew_ok`,
         `frauds`, `scored_by` ("onnx" or "native"), `compiled_vs_native_max_abs_diff` (None
         without a compiled model), and file paths.
@@ -103,31 +108,44 @@ def replay_day(settings: Settings, day: dt.date, out_dir: Path | None = None) ->
         raise ReplayError(f"no transaction on {day}")
     url = f"{settings.inference_url.rstrip('/')}/v2/models/{settings.model_name}/infer"
     served = np.empty(len(frame))
-    latencies, version = [], None
+    served_by = np.empty(len(frame), dtype=object)  # the model version that scored each row
+    variants: dict[str, int] = {}
+    latencies = []
     size = settings.replay_batch_size
     started = time.perf_counter()
     with httpx.Client(timeout=30) as client:
         for lo in range(0, len(frame), size):
             batch = frame.iloc[lo : lo + size]
             t0 = time.perf_counter()
-            response = client.post(url, json=v2_request(batch))
+            request = {"id": f"replay-{day.isoformat()}-{lo}", **v2_request(batch)}
+            response = client.post(url, json=request)
             latencies.append((time.perf_counter() - t0) * 1000)
             if response.status_code != 200:
                 raise ReplayError(f"POST {url} → {response.status_code}: {response.text[:300]}")
             body = response.json()
-            version = body.get("model_version", version)
+            served_by[lo : lo + len(batch)] = str(body.get("model_version"))
+            variant = response.headers.get("x-fraudlab-variant")
+            if variant:
+                variants[variant] = variants.get(variant, 0) + 1
             (output,) = [o for o in body["outputs"] if o["name"] == OUTPUT_NAME]
             served[lo : lo + len(batch)] = output["data"]
     elapsed = time.perf_counter() - started
-    # --8<-- [start:skew]
     configure(settings.mlflow_tracking_uri)
-    model = load_model(f"models:/{settings.model_name}/{version}")
-    scorer = scorer_for(model)  # what the server scores with: the ONNX model, if it has one
-    offline = scorer.predict_proba(frame)
+    offline = np.empty(len(frame))
+    versions = {str(v): int((served_by == v).sum()) for v in dict.fromkeys(served_by)}
+    compiled, native_diff = False, None
+    for version in versions:  # one version, or two behind the canary router
+        rows = served_by == version
+        # --8<-- [start:skew]
+        model = load_model(f"models:/{settings.model_name}/{version}")
+        scorer = scorer_for(model)  # what the server scores with: the ONNX model, if it has one
+        offline[rows] = scorer.predict_proba(frame[rows])
+        # --8<-- [end:skew]
+        if isinstance(scorer, CompiledModel):
+            compiled = True
+            gap = float(np.abs(model.predict_proba(frame[rows]) - offline[rows]).max())
+            native_diff = gap if native_diff is None else max(native_diff, gap)
     diff = np.abs(served - offline)
-    # --8<-- [end:skew]
-    compiled = isinstance(scorer, CompiledModel)
-    native_diff = np.abs(model.predict_proba(frame) - offline).max() if compiled else None
     out_dir = Path(out_dir or settings.reports_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     scores_path = out_dir / f"replay-{day.isoformat()}.parquet"
@@ -135,6 +153,7 @@ def replay_day(settings: Settings, day: dt.date, out_dir: Path | None = None) ->
         ["TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", "TX_FRAUD", *FEATURE_NAMES]
     ].copy()
     result["served_score"], result["offline_score"] = served, offline
+    result["served_version"] = served_by.astype(str)
     result.to_parquet(scores_path, index=False)
     lat = np.asarray(latencies)
     summary = {
@@ -143,7 +162,9 @@ def replay_day(settings: Settings, day: dt.date, out_dir: Path | None = None) ->
         "frauds": int(frame["TX_FRAUD"].sum()),
         "requests": len(latencies),
         "batch_size": size,
-        "model_version": str(version),
+        "model_version": max(versions, key=versions.get),
+        "model_versions": versions,
+        "variants": variants,
         "latency_ms_p50": float(np.percentile(lat, 50)),
         "latency_ms_p95": float(np.percentile(lat, 95)),
         "latency_ms_p99": float(np.percentile(lat, 99)),

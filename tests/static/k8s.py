@@ -356,18 +356,40 @@ def pods_by_namespace(objects: list[dict]) -> list[tuple[str, str, dict, dict]]:
 
 
 def serving_problems(objects: list[dict]) -> list[str]:
-    """Serving runs ≥ 2 replicas and a PodDisruptionBudget covers its pods."""
+    """Serving that clients reach runs ≥ 2 replicas and a PodDisruptionBudget covers its pods.
+
+    Clients reach a SeldonDeployment's pods when a NodePort or LoadBalancer Service selects them
+    (lab 09's fraud-detector). Lab 10's canary is reached only through the traffic router: one
+    replica per predictor keeps it within a laptop's memory, and a shadow never answers a client.
+    """
     problems = []
     pdbs = [o for o in objects if o.get("kind") == "PodDisruptionBudget"]
+    client_services = [
+        o
+        for o in objects
+        if o.get("kind") == "Service"
+        and (o.get("spec") or {}).get("type") in ("NodePort", "LoadBalancer")
+    ]
     for obj in objects:
         if obj.get("kind") == "SeldonDeployment":
+            ns = obj["metadata"].get("namespace")
             for p in obj["spec"]["predictors"]:
-                if p.get("replicas", 1) < 2:
+                labels = {
+                    k: v
+                    for c in p.get("componentSpecs") or []
+                    for k, v in ((c.get("metadata") or {}).get("labels") or {}).items()
+                }
+                reached = any(
+                    svc["metadata"].get("namespace") == ns
+                    and (svc["spec"].get("selector") or {})
+                    and selects(svc["spec"]["selector"], labels)
+                    for svc in client_services
+                )
+                if reached and p.get("replicas", 1) < 2 and not p.get("shadow"):
                     problems.append(
                         f"{ref(obj)} predictor {p.get('name')}: replicas {p.get('replicas', 1)} < 2"
                     )
             for where, labels, _ in pod_templates(obj):
-                ns = obj["metadata"].get("namespace")
                 if not any(
                     pdb["metadata"].get("namespace") == ns
                     and selects(pdb["spec"].get("selector", {}), labels)

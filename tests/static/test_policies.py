@@ -220,14 +220,30 @@ PDB = {
 }
 
 
+NODEPORT = {
+    "apiVersion": "v1",
+    "kind": "Service",
+    "metadata": {"name": "fd-nodeport", "namespace": "fraud-lab"},
+    "spec": {"type": "NodePort", "selector": {"app.kubernetes.io/name": "fraud-detector"}},
+}
+
+
 def test_serving_needs_two_replicas_and_a_matching_pdb():
     labels = {"app.kubernetes.io/name": "fraud-detector"}
-    assert not k8s.serving_problems([seldon(2, labels), PDB])
-    assert "replicas 1 < 2" in k8s.serving_problems([seldon(1, labels), PDB])[0]
+    assert not k8s.serving_problems([seldon(2, labels), PDB, NODEPORT])
+    assert "replicas 1 < 2" in k8s.serving_problems([seldon(1, labels), PDB, NODEPORT])[0]
     assert (
         "no PodDisruptionBudget selects its pods"
-        in k8s.serving_problems([seldon(2, {"app.kubernetes.io/name": "other"}), PDB])[0]
+        in k8s.serving_problems([seldon(2, {"app.kubernetes.io/name": "other"}), PDB, NODEPORT])[0]
     )
+
+
+def test_one_replica_is_enough_where_no_client_service_selects_the_pods():
+    """Lab 10's canary: reached only through the traffic router (a ClusterIP Service)."""
+    labels = {"app.kubernetes.io/name": "fraud-detector"}
+    cluster_ip = {**NODEPORT, "spec": {**NODEPORT["spec"], "type": "ClusterIP"}}
+    assert not k8s.serving_problems([seldon(1, labels), PDB, cluster_ip])
+    assert k8s.serving_problems([seldon(1, labels), PDB, cluster_ip, NODEPORT])
 
 
 def test_namespace_without_default_deny():

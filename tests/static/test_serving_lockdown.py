@@ -92,10 +92,16 @@ def test_every_pod_with_egress_to_the_model_is_admitted_by_it(kind_objects):
 def test_the_model_runs_fraudlab_serve_behind_the_gate(kind_objects):
     """`fraudlab serve` starts MLServer behind the gate (body limit, closed model repository API
     and docs); `mlserver start` would skip it."""
-    (sdep,) = [o for o in kind_objects if o["kind"] == "SeldonDeployment"]
-    containers = [c for _, _, pod in pod_templates(sdep) for c in pod["containers"]]
-    assert [c.get("args") for c in containers] == [["serve"]] and not any(
-        c.get("command") for c in containers
+    sdeps = [
+        o for o in kind_objects if o["kind"] == "SeldonDeployment"
+    ]  # lab 09's, lab 10's canary
+    containers = [
+        c for sdep in sdeps for _, _, pod in pod_templates(sdep) for c in pod["containers"]
+    ]
+    assert (
+        sdeps
+        and {tuple(c.get("args") or ()) for c in containers} == {("serve",)}
+        and not any(c.get("command") for c in containers)
     )
     env = {e["name"] for c in containers for e in c.get("env", [])}
     assert "FRAUD_SERVING_ADMIN_TOKEN" not in env, "kind mode keeps the model repository API closed"
