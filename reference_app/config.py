@@ -134,6 +134,27 @@ class Settings(BaseSettings):
     max_gzip_ratio: float = Field(100.0, gt=1)
     """A gzip request body may expand to at most this many times its size (JSON of transactions:
     ≈ 4×; a gzip bomb: ≈ 1000×), and never beyond `max_body_bytes`."""
+
+    # --- deployment patterns: the canary and shadow router (lab 10) ------------------------------
+    canary_traffic: float = Field(10.0, ge=0, le=100)
+    """The challenger's share of inference requests, in percent, when the split file does not
+    exist yet: the canary's first step (the champion gets the rest). The SeldonDeployment's
+    `traffic` and the ConfigMap `traffic-split` carry the same value (tests/static checks it)."""
+    router_port: int = 8085
+    """Port of the traffic router (`fraudlab route`), in front of the served variants."""
+    router_champion_url: str = "http://127.0.0.1:8080"
+    """Base URL of the champion's V2 server, behind the router."""
+    router_challenger_url: str = "http://127.0.0.1:8180"
+    """Base URL of the challenger's V2 server, behind the router (local mode: `fraudlab up
+    --canary` serves the alias challenger there)."""
+    router_shadow_url: str = ""
+    """Base URL of the shadow's V2 server: it gets a copy of every inference request and its
+    answers only reach the router's metrics. Empty: no shadow."""
+    router_split_file: str = ""
+    """JSON file with the split, `{"champion": 90, "challenger": 10}` (percent, summing to 100),
+    re-read whenever it changes: a promotion without a restart. Empty: `<state_dir>/router/split.json`."""
+    router_timeout_s: float = Field(30.0, gt=0)
+    """Seconds the router waits for a variant's answer (the shadow's too) before giving up."""
     serving_admin_token: SecretStr | None = None
     """Bearer token of MLServer's model repository API (load/unload), which reloads the champion
     after a promotion in local mode. Unset: the API is closed to everyone (kind mode reloads by
@@ -206,6 +227,15 @@ class Settings(BaseSettings):
     rolls the SeldonDeployment through the Kubernetes API)."""
     ct_namespace: str = "fraud-lab"
     """Namespace of the retraining Workflows and the SeldonDeployment (kind mode)."""
+
+    # --- the feature store (lab 04): Feast in .venv-feast ----------------------------------
+    feast_bin: str = ".venv-feast/bin/feast"
+    """The `feast` command of Feast's own environment (`make .venv-feast/.installed`): Feast's
+    FastAPI/Starlette pins conflict with MLServer's, so it never shares the app's venv."""
+    feature_server_port: int = 6566
+    """Port of the local Feast feature server (`feast serve`; 6566 is Feast's default)."""
+    feature_server_url: str = "http://127.0.0.1:6566"
+    """Base URL of the Feast feature server the online serving path asks (`/get-online-features`)."""
 
     # --- the labs' exercises ----------------------------------------------------------------
     lab_code: str = ""

@@ -100,6 +100,15 @@ fi
 wait_for "seldondeployment/fraud-detector" "${WAIT_MODEL}" \
   wait --for=jsonpath='{.status.state}'=Available seldondeployment/fraud-detector
 
+# Lab 04's feature store: the Job feature-store exports the features dataset, which exists only
+# once the pipeline ran (the Job that the apply above started may have failed for want of it):
+# run it afresh (a Job's pod template cannot change, so delete it and apply the overlay again).
+step "The feature store: Job feature-store on the pipeline's features (manifests/base/features)"
+k -n "${NS}" delete job feature-store --ignore-not-found >/dev/null
+k apply -k "${OVERLAY}" >/dev/null
+wait_for "deployment/feature-server" "${WAIT_STORE}" rollout status deployment/feature-server
+wait_for "job/feature-store" "${WAIT_STORE}" wait --for=condition=complete job/feature-store
+
 echo
 if [[ ${#NOT_READY[@]} -gt 0 ]]; then
   say "Not ready: ${NOT_READY[*]}"

@@ -17,6 +17,7 @@ The checks use `labkit.X` (or `from labkit import X`); the parts:
     objects     pure functions on API objects: pod specs, Workflow steps, pod and Job states
     datasets    dataset manifests (local folder or the cluster's volume), replay reports
     exercises   the labs' Python exercises, run through `fraudlab exercise` (the app's .venv)
+    images      the app image: local engine, kind registry, the work tree's commit and labels
     reporter    the learner's output (a pytest plugin, registered by labs/conftest.py)
 
 Example:
@@ -88,6 +89,21 @@ from .http import (
     run_fields,
     sample_transaction,
     v2_request,
+)
+from .images import (
+    APP_REPOSITORY,
+    ENGINES,
+    LAB_CODE_IMAGE_LABEL,
+    REVISION_LABEL,
+    RUNTIME_LABEL_PREFIX,
+    Image,
+    app_commit,
+    app_image_tag,
+    engine_images,
+    expected_labels,
+    local_image,
+    numeric_uid,
+    registry_image,
 )
 from .names import (
     ALERT_RULES,

@@ -144,6 +144,17 @@ class Cluster:
             name,
         )
 
+    def prometheusrule(self, name: str, namespace: str = NAMESPACE) -> dict | None:
+        """A PrometheusRule (kube-prometheus-stack's CRD); None when it or its CRD does not exist."""
+        return self._get(
+            self.custom.get_namespaced_custom_object,
+            MONITORING_GROUP,
+            MONITORING_VERSION,
+            namespace,
+            "prometheusrules",
+            name,
+        )
+
     def secret(self, name: str, namespace: str) -> dict | None:
         """A Secret, its values decoded (the checks never print them)."""
         import base64

@@ -48,6 +48,7 @@ class Endpoints:
     model_grpc: str | None = None
     metrics: str | None = None
     prometheus: str | None = None
+    alertmanager: str | None = None
     grafana: str | None = None
     mlflow_auth: tuple[str, str] | None = None
     source: str = ""
@@ -110,6 +111,7 @@ def local_endpoints() -> Endpoints:
         ep.model_grpc = stack["mlserver"].get("grpc")
         ep.metrics = stack["mlserver"].get("metrics_url")
         ep.prometheus = (stack.get("prometheus") or {}).get("url")
+        ep.alertmanager = (stack.get("alertmanager") or {}).get("url")
         ep.processes = {
             name: stack[name]["pid"] for name in ("mlflow", "mlserver") if "pid" in stack[name]
         }

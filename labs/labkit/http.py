@@ -136,6 +136,19 @@ class PrometheusApi:
         r.raise_for_status()
         return r.json()["data"]["result"]
 
+    def alerts(self) -> list[dict]:
+        """The pending and firing alerts (`/api/v1/alerts`): labels, annotations, state, activeAt."""
+        r = self.client.get("/api/v1/alerts")
+        r.raise_for_status()
+        return r.json()["data"]["alerts"]
+
+    def rule_groups(self) -> list[dict]:
+        """The rule groups Prometheus has loaded (`/api/v1/rules`): name, file, rules (each with
+        name, query, labels, annotations, type)."""
+        r = self.client.get("/api/v1/rules")
+        r.raise_for_status()
+        return r.json()["data"]["groups"]
+
     def alert_rules(self) -> list[str]:
         """The names of the alerting rules Prometheus has loaded."""
         r = self.client.get("/api/v1/rules", params={"type": "alert"})

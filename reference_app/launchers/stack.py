@@ -244,6 +244,67 @@ def start_mlserver(settings: Settings) -> ManagedProcess:
     )
 
 
+# Lab 10's canary (`fraudlab up --canary`): the challenger and the shadow are MLServers of their own,
+# on the champion's ports plus these offsets (REST, gRPC and metrics alike), behind the router.
+VARIANT_PORT_OFFSETS = {"challenger": 100, "shadow": 200}
+VARIANT_ALIASES = {"challenger": "challenger", "shadow": "challenger"}
+"""The alias each variant serves: the shadow mirrors the challenger on every request (its
+answers only reach the router's metrics) while the canary shows it to a share of clients."""
+
+
+def variant_settings(settings: Settings, variant: str) -> Settings:
+    """`settings` for the MLServer of `variant` ("challenger" or "shadow"): the registry alias it
+    serves and its ports (`VARIANT_PORT_OFFSETS`)."""
+    offset = VARIANT_PORT_OFFSETS[variant]
+    return settings.model_copy(
+        update={
+            "model_uri": f"models:/{settings.model_name}@{VARIANT_ALIASES[variant]}",
+            "http_port": settings.http_port + offset,
+            "grpc_port": settings.grpc_port + offset,
+            "metrics_port": settings.metrics_port + offset,
+        }
+    )
+
+
+def start_variant(settings: Settings, variant: str) -> ManagedProcess:
+    """`fraudlab serve` for a canary variant, with a config folder and a log of its own."""
+    vs = variant_settings(settings, variant)
+    fraudlab = shutil.which("fraudlab", path=str(Path(sys.executable).parent)) or "fraudlab"
+    url = f"http://{vs.serve_host}:{vs.http_port}"
+    return ManagedProcess(
+        f"MLServer ({variant})",
+        [fraudlab, "serve", "--config-dir", str(Path(vs.state_dir) / f"mlserver-{variant}")],
+        Path(vs.state_dir) / "logs" / f"mlserver-{variant}.log",
+        f"{url}/v2/models/{vs.model_name}/ready",
+        url,
+        vs.as_env() | client_env(vs),
+    )
+
+
+def router_settings(settings: Settings) -> Settings:
+    """`settings` of the local router: the champion, the challenger and the shadow of the stack."""
+    host = settings.serve_host
+    return settings.model_copy(
+        update={
+            "router_champion_url": f"http://{host}:{settings.http_port}",
+            "router_challenger_url": f"http://{host}:{variant_settings(settings, 'challenger').http_port}",
+            "router_shadow_url": f"http://{host}:{variant_settings(settings, 'shadow').http_port}",
+        }
+    )
+
+
+def start_router(settings: Settings) -> ManagedProcess:
+    """`fraudlab route serve` on `router_port`, ready once both variants with traffic are."""
+    rs = router_settings(settings)
+    return _fraudlab(
+        rs,
+        "Router",
+        ["route", "serve"],
+        f"/v2/models/{rs.model_name}/ready",
+        rs.router_port,
+    )
+
+
 def stack_file(settings: Settings) -> Path:
     """Where `fraudlab up` records the processes and URLs of the local stack."""
     return Path(settings.state_dir) / "stack.json"
@@ -327,12 +388,24 @@ def start_ct_controller(settings: Settings) -> ManagedProcess:
     )
 
 
-def stack_up(settings: Settings, monitoring: bool = False, auth: bool = False) -> dict:
+def stack_up(
+    settings: Settings,
+    monitoring: bool = False,
+    auth: bool = False,
+    canary: bool = False,
+    features: bool = False,
+) -> dict:
     """Start MLflow and MLServer (serving `model_uri`) in the background and record them.
 
     With `monitoring`, also the drift exporter, Prometheus, Alertmanager and the
-    continuous-training controller (ports from the `*_port` settings). With `auth`, MLflow runs
-    its basic-auth app (as in kind mode) and every server started here passes the credential.
+    continuous-training controller (ports from the `*_port` settings). With `canary` (lab 10), also
+    the challenger and the shadow (MLServers serving the alias challenger, `VARIANT_PORT_OFFSETS`)
+    and the router on `router_port` in front of them, its split file reset to `canary_traffic`.
+    With `auth`, MLflow runs its basic-auth app (as in kind mode) and every server started here
+    passes the credential.
+    With `features` (lab 04), also the Feast feature store: sources exported from the features
+    dataset, applied, materialized, and the feature server on `feature_server_port`
+    (`launchers.feast`).
     Every server listens on 127.0.0.1 only. MLServer's model repository API (which the
     controller uses to reload a new champion) answers only a token made here, per state folder.
 
@@ -364,11 +437,22 @@ def stack_up(settings: Settings, monitoring: bool = False, auth: bool = False) -
             settings.alertmanager_port,
             settings.ct_port,
         ]
+    if canary:
+        for variant in VARIANT_PORT_OFFSETS:
+            vs = variant_settings(settings, variant)
+            ports += [vs.http_port, vs.grpc_port, vs.metrics_port]
+        ports.append(settings.router_port)
+    if features:
+        ports.append(settings.feature_server_port)
     for port in ports:
         if port_open("127.0.0.1", port):
             raise ServerError(
                 f"port {port} on 127.0.0.1 is already in use: stop what listens there or set FRAUD_*_PORT"
             )
+    if monitoring:  # lab 12's burn_rate_threshold (FRAUD_LAB_CODE) renders the SLO rules: fail
+        from ..monitoring.slo import slo_rule_group  # before starting anything, naming its file
+
+        slo_rule_group()
     from .mlserver import admin_token
 
     admin_token(settings, create=True)
@@ -393,6 +477,22 @@ def stack_up(settings: Settings, monitoring: bool = False, auth: bool = False) -
         if problem:
             raise ServerError(problem)
         started.append(("mlserver", start_mlserver(settings).start()))
+        if canary:
+            from ..serving.router import config_from_settings, write_split
+
+            for variant in VARIANT_PORT_OFFSETS:
+                problem = serving_problem(variant_settings(settings, variant))
+                if problem:
+                    raise ServerError(f"the {variant}: {problem}")
+            for variant in VARIANT_PORT_OFFSETS:
+                started.append((f"mlserver-{variant}", start_variant(settings, variant).start()))
+            write_split(config_from_settings(settings).split_file, settings.canary_traffic)
+            started.append(("router", start_router(settings).start()))
+        if features:
+            from . import feast
+
+            feast.prepare(settings)
+            started.append(("feast", feast.start_feature_server(settings).start()))
         if monitoring:
             started.append(("monitor", start_monitor(settings).start()))
             started.append(("ct-controller", start_ct_controller(settings).start()))

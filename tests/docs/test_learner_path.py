@@ -314,12 +314,21 @@ def _rule_alerts() -> dict[str, str]:
 
 
 def test_chapter_12_describes_exactly_the_alerts_of_the_rule_file():
-    """Every alert of the PrometheusRule, by its name and expression; no alert that is not there."""
+    """Every alert of the PrometheusRule, by its name and expression, and the SLO alerts of lab 12
+    (rendered by `fraudlab slo-rules`; the chapter includes the module); no alert that is not there."""
+    from reference_app.monitoring import slo
+
     text = (CHAPTERS_DIR / "12-alerting-and-incidents.md").read_text()
     flat = " ".join(text.split())
     alerts = _rule_alerts()
+    slo_alerts = {
+        r["alert"] for r in slo.slo_rule_group(slo.burn_rate_threshold)["rules"] if "alert" in r
+    }
     named = set(re.findall(r"\b(?:Fraud[A-Z]\w+|MLflow[A-Z]\w+)\b", text))
-    assert named == set(alerts), f"named but not in the rules: {named - set(alerts)}"
+    assert named == set(alerts) | slo_alerts, (
+        f"named but not in the rules: {named - set(alerts) - slo_alerts}"
+    )
+    assert '--8<-- "reference_app/monitoring/slo.py:slos"' in text
     for name, expr in alerts.items():
         assert f"`{expr}`" in flat, f"{name}: the chapter must quote its expression {expr}"
     assert "burn-rate" in text and "lab 12" in text

@@ -117,7 +117,7 @@ def fraudlab_ok(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="session")
 def reference_stack(tmp_path_factory):
     """The end state of the local labs at reduced scale, made the learner's way: the pipeline, a
-    champion trained and promoted in MLflow, `fraudlab up` (MLflow + MLServer in the background,
+    champion trained, tested and promoted in MLflow, `fraudlab up` (MLflow + MLServer in the background,
     state/stack.json), and a replay report.
 
     Yields the environment for validator runs (FRAUD_DATA_DIR, the relaxed gate).
@@ -190,6 +190,103 @@ def monitoring_stack(reference_stack, tmp_path_factory):
     try:
         fraudlab_ok(env, "replay", "--day", REPLAY_DAY)
         yield {"FRAUD_DATA_DIR": str(data_dir)}
+    finally:
+        run_fraudlab(env, "down")
+
+
+@pytest.fixture(scope="session")
+def features_stack(reference_stack, tmp_path_factory):
+    """Lab 04's end state: a copy of the reference state with `fraudlab up --features` on free
+    ports (MLflow, MLServer, and the Feast feature store: exported, applied, materialized, the
+    feature server from .venv-feast).
+
+    Yields the environment for validator runs.
+    """
+    source = Path(reference_stack["FRAUD_DATA_DIR"])
+    data_dir = tmp_path_factory.mktemp("labs-features") / "data"
+    shutil.copytree(
+        source, data_dir, ignore=shutil.ignore_patterns("logs", "stack.json", "mlserver*")
+    )
+    ports = {name: free_port() for name in ("MLFLOW", "HTTP", "GRPC", "METRICS", "FEATURE_SERVER")}
+    env = {
+        **SCALE_ENV,
+        "FRAUD_DATA_DIR": str(data_dir),
+        **{f"FRAUD_{name}_PORT": str(port) for name, port in ports.items()},
+        "FRAUD_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports['MLFLOW']}",
+        "FRAUD_INFERENCE_URL": f"http://127.0.0.1:{ports['HTTP']}",
+        "FRAUD_FEATURE_SERVER_URL": f"http://127.0.0.1:{ports['FEATURE_SERVER']}",
+    }
+    fraudlab_ok(env, "up", "--features")
+    try:
+        yield {"FRAUD_DATA_DIR": str(data_dir)}
+    finally:
+        run_fraudlab(env, "down")
+
+
+@pytest.fixture(scope="session")
+def canary_stack(reference_stack, tmp_path_factory):
+    """Lab 10's end state: a copy of the reference state with a second version of the model
+    carrying the alias challenger, `fraudlab up --canary` on free ports (the champion's MLServer,
+    the challenger's and the shadow's on its ports + 100 and + 200, the router), a replay through
+    the router and the promotion drill (`fraudlab route drill`).
+
+    Yields the environment for validator runs.
+    """
+    source = Path(reference_stack["FRAUD_DATA_DIR"])
+    data_dir = tmp_path_factory.mktemp("labs-canary") / "data"
+    shutil.copytree(
+        source, data_dir, ignore=shutil.ignore_patterns("logs", "stack.json", "mlserver*")
+    )
+    ports = {name: free_port() for name in ("MLFLOW", "HTTP", "GRPC", "METRICS", "ROUTER")}
+    env = {
+        **SCALE_ENV,
+        "FRAUD_DATA_DIR": str(data_dir),
+        **{f"FRAUD_{name}_PORT": str(port) for name, port in ports.items()},
+        "FRAUD_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports['MLFLOW']}",
+    }
+    with start_mlflow(Settings(data_dir=str(data_dir), mlflow_port=ports["MLFLOW"])):
+        fraudlab_ok(env, "train", "--model", "logistic_regression", "--no-promote")
+        alias = (
+            "from reference_app import tracking; "
+            f"c = tracking.configure('http://127.0.0.1:{ports['MLFLOW']}'); "
+            "c.set_registered_model_alias('fraud-detector', 'challenger', "
+            "tracking.latest_version('fraud-detector'))"
+        )
+        subprocess.run([sys.executable, "-c", alias], check=True, env={**os.environ, **env})
+    fraudlab_ok(env, "up", "--canary")
+    try:
+        router = f"http://127.0.0.1:{ports['ROUTER']}"
+        fraudlab_ok(env, "replay", "--day", REPLAY_DAY, "--url", router)
+        fraudlab_ok(env, "route", "drill")
+        yield {"FRAUD_DATA_DIR": str(data_dir)}
+    finally:
+        run_fraudlab(env, "down")
+
+
+@pytest.fixture(scope="session")
+def drill_stack(reference_stack, tmp_path_factory):
+    """Lab 07's end state: a copy of the reference state with `fraudlab up` on free ports and the
+    drill run against it (`fraudlab train --broken`: a broken candidate the model tests block).
+    A copy: the session's reference stack keeps its champion as its only version.
+
+    Yields the environment for validator runs.
+    """
+    source = Path(reference_stack["FRAUD_DATA_DIR"])
+    data_dir = tmp_path_factory.mktemp("labs-drill") / "data"
+    shutil.copytree(
+        source, data_dir, ignore=shutil.ignore_patterns("logs", "stack.json", "mlserver*")
+    )
+    ports = {name: free_port() for name in ("MLFLOW", "HTTP", "GRPC", "METRICS")}
+    env = {
+        **SCALE_ENV,
+        "FRAUD_DATA_DIR": str(data_dir),
+        **{f"FRAUD_{name}_PORT": str(port) for name, port in ports.items()},
+        "FRAUD_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports['MLFLOW']}",
+    }
+    fraudlab_ok(env, "up")
+    try:
+        fraudlab_ok(env, "train", "--model", "logistic_regression", "--broken")
+        yield {**reference_stack, "FRAUD_DATA_DIR": str(data_dir)}
     finally:
         run_fraudlab(env, "down")
 

@@ -114,6 +114,9 @@ class FakeCluster:
     def seldondeployment(self, name, namespace="fraud-lab"):
         return self._get("SeldonDeployment", name, namespace)
 
+    def prometheusrule(self, name, namespace="fraud-lab"):
+        return self._get("PrometheusRule", name, namespace)
+
     def podmonitor(self, name, namespace="fraud-lab"):
         return self._get("PodMonitor", name, namespace)
 
@@ -175,6 +178,13 @@ SPEC_CHECKS = {
             "found:    missing resources.requests.cpu, resources.requests.memory, resources.limits.memory",
         ),
     ],
+    4: [
+        (
+            "test_feature_store_job_spec",
+            (),
+            'found:    container materialize runs no `feast … materialize "$START" "$END"`; FEAST_REPO_REDIS=(unset)',
+        ),
+    ],
     3: [
         ("test_pipeline_template_exists", (), None),
         ("test_pipeline_dag_orders_the_steps", (), "found:    features depends on nothing"),
@@ -200,6 +210,14 @@ SPEC_CHECKS = {
             "found:    MLFLOW_TRACKING_USERNAME (not set), MLFLOW_TRACKING_PASSWORD (not set)",
         ),
     ],
+    7: [
+        ("test_pipeline_tests_before_promote", (), None),
+        (
+            "test_drill_tests_before_promoting",
+            (),
+            "found:    no task model-tests; no task promote; train-broken args ['train', '--model', 'logistic_regression', '--no-promote']",
+        ),
+    ],
     9: [
         (
             "test_seldondeployment_spec",
@@ -221,6 +239,25 @@ SPEC_CHECKS = {
             "found:    listens on 127.0.0.1 (the default), unreachable for Prometheus; no container port named metrics",
         ),
         ("test_dashboard_configmap", (), None),
+    ],
+    10: [
+        (
+            "test_canary_seldondeployment_spec",
+            (),
+            "found:    challenger serves models:/fraud-detector@champion; shadow serves models:/fraud-detector@champion; champion traffic 50; challenger traffic 50; predictor shadow without shadow: true",
+        ),
+        (
+            "test_router_deployment_spec",
+            (),
+            "found:    FRAUD_ROUTER_SHADOW_URL=None; ConfigMap traffic-split mounted 0 times (subPath: never updated)",
+        ),
+    ],
+    12: [
+        (
+            "test_slo_rules_job_spec",
+            (),
+            "found:    serviceAccountName None; args ['slo-rules']",
+        ),
     ],
     13: [
         (
@@ -421,7 +458,7 @@ def test_reference_parts_exist_and_starters_replace_exactly_the_learners_parts(o
     assert dashboard["metadata"]["namespace"] == "monitoring"
 
 
-@pytest.mark.parametrize("lab", [2, 3, 5, 6, 9, 11, 13])
+@pytest.mark.parametrize("lab", [2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13])
 def test_starters_are_the_reference_objects_with_gaps(overlays, workspace, lab):
     """Same kind, name, namespace, labels and image as the reference; TODO(lab-NN) gaps."""
     text = "".join(p.read_text() for p in (LAB_DIRS[lab] / "starter").glob("*.yaml"))
@@ -603,7 +640,7 @@ def test_labs_follow_the_chapters():
     chapters = {p.stem for p in (ROOT / "chapters").glob("[0-9][0-9]-*.md")}
     for lab in LAB_DIRS.values():
         assert lab.name in chapters, f"labs/{lab.name} has no chapters/{lab.name}.md"
-    assert sorted(LAB_DIRS) == [0, 2, 3, 5, 6, 9, 11, 13]
+    assert sorted(LAB_DIRS) == [0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]
     assert "monitoring work" not in (LABS / "README.md").read_text()
 
 
@@ -726,14 +763,20 @@ def test_lab11_cluster_hint_reruns_the_in_cluster_replay(labkit):
     assert "replay-cluster" not in module.replay_fix("cluster")
 
 
-# Each lab with a Python exercise: its check that the workload runs the learner's module.
+# Each lab with a Python exercise: its check that the workload runs the learner's module. (Lab 08's
+# runs in the image build on the learner's machine: tests/labs/test_lab08_image.py checks that
+# the registry's image records which labels.py labelled it.)
 RUNS_YOUR_CODE = {
     2: "test_simulate_job_runs_your_function",
     3: "test_validate_step_runs_your_rule",
+    4: "test_feature_store_job_runs_your_model_inputs",
     5: "test_your_promotion_rule_is_on_the_cluster",
     6: "test_train_step_runs_your_gate",
+    7: "test_your_slice_test_is_on_the_cluster",
     9: "test_model_server_runs_your_request_check",
+    10: "test_router_runs_your_split",
     11: "test_drift_monitor_runs_your_psi",
+    12: "test_slo_rules_job_runs_your_burnrate",
     13: "test_retrain_step_runs_your_window",
 }
 
@@ -777,9 +820,10 @@ def test_the_recorded_lab_code_source_is_the_apps(labkit, tmp_path, monkeypatch)
     """The checks compare the registry's tags (promotion_rule, quality_gate) with the file the
     cluster mounts: labkit computes them as the app records them (labcode.Exercise.source)."""
     from reference_app import labcode
+    from reference_app.training.model_tests import MODEL_TESTS_EXERCISE
     from reference_app.training.promotion import GATE_EXERCISE, PROMOTION_EXERCISE
 
-    for exercise, lab in ((PROMOTION_EXERCISE, 5), (GATE_EXERCISE, 6)):
+    for exercise, lab in ((PROMOTION_EXERCISE, 5), (GATE_EXERCISE, 6), (MODEL_TESTS_EXERCISE, 7)):
         text = (LAB_DIRS[lab] / "solution" / exercise.filename).read_text()
         (tmp_path / exercise.filename).write_text(text)
         monkeypatch.setenv(labcode.ENV, str(tmp_path))
@@ -791,12 +835,37 @@ def test_the_recorded_lab_code_source_is_the_apps(labkit, tmp_path, monkeypatch)
 
 def test_the_pipeline_runs_the_promotion_rule_of_lab_05_when_applied(overlays, labkit):
     """The reference promote step mounts ConfigMap lab-code-05, optional: the learner's rule
-    decides once lab 05's kustomization created it, the reference's before."""
-    for template, step in (("fraud-pipeline", "promote"),):
+    decides once lab 05's kustomization created it, the reference's before. Likewise the
+    model-tests step and lab 07's ConfigMap lab-code-07 (the learner's slice test)."""
+    for template, step, configmap in (
+        ("fraud-pipeline", "promote", "lab-code-05"),
+        ("fraud-pipeline", "model-tests", "lab-code-07"),
+    ):
         obj = find(overlays["kind"], "WorkflowTemplate", template, "fraud-lab")
         pod = labkit.template_pod_spec(obj, step)
         name, container = labkit.lab_code_volume(pod)
-        assert name == "lab-code-05", template
+        assert name == configmap, (template, step)
         (volume,) = [v for v in pod["volumes"] if v["name"] == "lab-code"]
         assert volume["configMap"]["optional"] is True
         assert labkit.env_value(container, "FRAUD_LAB_CODE") == labkit.LAB_CODE_MOUNT
+
+
+def test_lab04_names_match_the_feature_store_manifests_and_the_app(overlays):
+    """Lab 04's checks read the app's check names, the Job and Deployments the overlay has, and
+    the Redis address the feature repository's kind configuration is given."""
+    from reference_app.serving.online import CHECKS
+
+    module = load_lab_module(4)
+    assert module.CHECKS == list(CHECKS)
+    objects = overlays["kind"]
+    job = find(objects, "Job", module.JOB)
+    for name in (module.SERVER, module.REDIS):
+        find(objects, "Deployment", name)
+    pod = job["spec"]["template"]["spec"]
+    names = [c["name"] for c in pod["initContainers"] + pod["containers"]]
+    assert module.MATERIALIZE_CONTAINER in names and module.CHECK_CONTAINER in names
+    materialize = module.find(pod, module.MATERIALIZE_CONTAINER)
+    env = {e["name"]: e["value"] for e in materialize["env"]}
+    assert env["FEAST_REPO_REDIS"] == module.REDIS_ADDRESS
+    service = find(objects, "Service", module.REDIS)
+    assert f"{module.REDIS}:{service['spec']['ports'][0]['port']}" == module.REDIS_ADDRESS

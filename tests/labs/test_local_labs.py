@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +20,11 @@ pytestmark = pytest.mark.slow
 LOCAL_LABS = sorted(LAB_DIRS)
 # Lab 13's end state needs a drift alert and a retraining cycle: the monitoring loop's test checks
 # it (tests/integration/test_monitoring_loop.py), on the stack it drifts anyway.
-STACK_LABS = [lab for lab in LOCAL_LABS if lab != 13]
+# Lab 08's end state is an image and a CI run, not the stack: tests/labs/test_lab08_image.py
+# checks it with real podman images.
+# Lab 12's end state is a fault (the model stopped, FraudModelDown firing):
+# test_lab12_passes_once_the_fault_fires injects it on the monitoring stack.
+STACK_LABS = [lab for lab in LOCAL_LABS if lab not in (8, 12, 13)]
 # The solved Python exercise, for runs that test other checks (the starter fails its own).
 SOLVED = {
     lab: {"LAB_EXERCISE_DIR": str(folder / "solution")}
@@ -53,8 +58,11 @@ def assert_learner_output(
 
 @pytest.mark.parametrize("lab", STACK_LABS)
 def test_reference_state_passes_every_local_check(request, reference_stack, lab):
-    # Lab 11 needs the monitoring processes (make up-monitoring); the others the plain stack.
-    env = request.getfixturevalue("monitoring_stack") if lab == 11 else reference_stack
+    # Lab 11 needs the monitoring processes (make up-monitoring), lab 10 the canary (make
+    # up-canary), lab 04 the feature store (fraudlab up --features), lab 07 its drill's broken
+    # candidate; the others the plain stack.
+    stacks = {11: "monitoring_stack", 10: "canary_stack", 4: "features_stack", 7: "drill_stack"}
+    env = request.getfixturevalue(stacks[lab]) if lab in stacks else reference_stack
     env = lab_env(env)
     if (LAB_DIRS[lab] / "solution").is_dir():  # the reference state includes the solved exercise
         env["LAB_EXERCISE_DIR"] = str(LAB_DIRS[lab] / "solution")
@@ -279,6 +287,25 @@ def test_lab06_fails_below_the_quality_gate(reference_stack):
     assert out["summary"] == ("9", "10", "1 failed, 8 not for target local")
 
 
+def test_lab07_fails_without_the_drill(reference_stack):
+    """On the reference state without the drill, the champion's tests pass and the
+    broken-candidate check fails, naming the command that runs the drill."""
+    env = lab_env({**reference_stack, **SOLVED[7]})
+    result = run_lab(7, "--target", "local", env=env)
+    out = assert_learner_output(result, 7)
+    assert result.returncode == 1
+    assert check(out, "The model tests ran for the champion's run")["symbol"] == "✓"
+    assert check(out, "The champion's run holds the model tests' report")["symbol"] == "✓"
+    blocked = check(out, "The newest broken candidate")
+    assert blocked["symbol"] == "✗" and blocked["hint"] == [
+        "expected: a run tagged drill=broken-candidate",
+        "found:    no drill run",
+        "debug:    FRAUD_LAB_CODE=labs/07-testing-ml-systems/starter .venv/bin/fraudlab train "
+        "--model logistic_regression --broken",
+    ]
+    assert out["summary"] == ("9", "10", "1 failed, 6 not for target local")
+
+
 def test_lab09_fails_without_a_replay_and_above_the_slo(data_copy, reference_stack):
     shutil.rmtree(data_copy / "reports")
     env = lab_env(
@@ -342,6 +369,77 @@ def test_lab09_fails_when_the_model_server_is_down(data_copy):
         "15",
         "1 failed, 8 skipped because an earlier check failed, 6 not for target local",
     )
+
+
+def test_lab10_fails_without_the_canary(reference_stack):
+    """The plain stack (no router): the first router check fails naming make up-canary, the
+    checks that need the router are skipped, the exercise is checked anyway."""
+    env = lab_env({**reference_stack, "LAB_EXERCISE_DIR": str(LAB_DIRS[10] / "solution")})
+    result = run_lab(10, "--target", "local", env=env)
+    out = assert_learner_output(result, 10)
+    assert result.returncode == 1, result.stdout
+    ready = check(out, "The traffic router answers ready")
+    assert ready["symbol"] == "✗" and any("up --canary" in line for line in ready["hint"]), (
+        result.stdout
+    )
+    share = check(out, "Over 1,000 requests the challenger's measured share")
+    assert share["symbol"] == "–", result.stdout
+    assert check(out, "Your choose_variant: at 10 %")["symbol"] == "✓", result.stdout
+
+
+def test_lab04_fails_without_the_feature_store(reference_stack):
+    """The plain stack (no feature server): its check fails naming `fraudlab up --features`, the
+    checks that need it are skipped, the exercise is checked anyway."""
+    env = lab_env({**reference_stack, "LAB_EXERCISE_DIR": str(LAB_DIRS[4] / "solution")})
+    result = run_lab(4, "--target", "local", env=env)
+    out = assert_learner_output(result, 4)
+    assert result.returncode == 1, result.stdout
+    server = check(out, "The local Feast feature server")
+    assert server["symbol"] == "✗", result.stdout
+    assert server["hint"][1].endswith(
+        "lists no feast (make up starts none; fraudlab up --features does)"
+    )
+    assert "fraudlab up --features" in server["hint"][2]
+    parity = check(out, "The feature store: online features equal the offline point-in-time")
+    assert parity["symbol"] == "–", result.stdout
+    assert check(out, "Your model_inputs: the 15 inputs come")["symbol"] == "✓", result.stdout
+
+
+def test_lab12_passes_once_the_fault_fires(monitoring_stack, monkeypatch):
+    """Before the fault, the fault's checks fail with the command that injects it (the SLO rules
+    are loaded already); after the lab's own fault (SIGSTOP, FraudModelDown in Alertmanager),
+    every local check passes. The model is resumed afterwards (SIGCONT), for the other tests."""
+    import os
+    import signal
+
+    from .conftest import load_lab_module
+
+    env = lab_env({**monitoring_stack, **SOLVED[12]})
+    before = run_lab(12, "--target", "local", env=env)
+    out = assert_learner_output(before, 12)
+    assert before.returncode == 1, before.stdout
+    assert check(out, "Prometheus has loaded the SLO burn-rate alerts")["symbol"] == "✓"
+    fault = check(out, "The injected fault fires its alert")
+    assert fault["symbol"] == "✗" and any("kill -STOP" in line for line in fault["hint"]), (
+        before.stdout
+    )
+    assert check(out, "Alertmanager has received FraudModelDown")["symbol"] == "–"
+    load_lab_module(0)  # labs/ on sys.path
+    import reference
+
+    monkeypatch.setenv("FRAUD_DATA_DIR", monitoring_stack["FRAUD_DATA_DIR"])
+    stack = json.loads(
+        (Path(monitoring_stack["FRAUD_DATA_DIR"]) / "state" / "stack.json").read_text()
+    )
+    try:
+        assert reference.stop_the_model() == 0
+        after = run_lab(12, "--target", "local", env=env)
+        out = assert_learner_output(after, 12)
+        assert after.returncode == 0, after.stdout
+        passed, total, details = out["summary"]
+        assert int(passed) == int(total) and details == "4 not for target local", after.stdout
+    finally:
+        os.kill(stack["mlserver"]["pid"], signal.SIGCONT)
 
 
 def test_lab11_fails_without_prometheus(reference_stack):

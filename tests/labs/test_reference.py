@@ -24,9 +24,26 @@ LOCAL_PLANS = {
     0: FRESH,
     2: [f"{FRAUDLAB} simulate"],
     3: [f"{FRAUDLAB} pipeline"],
+    4: [FRESH[0], "make --no-print-directory feast", FRESH[1], f"{FRAUDLAB} up --features"],
     5: FRESH,
     6: FRESH,
+    7: [
+        *FRESH,
+        "env FRAUD_LAB_CODE=labs/07-testing-ml-systems/starter "
+        f"{FRAUDLAB} train --model logistic_regression --broken",
+    ],
+    8: [
+        "make --no-print-directory actionlint",
+        "make --no-print-directory test-fast PYTEST_ARGS=--junitxml=test-artifacts/test-fast.xml",
+        "env FRAUD_LAB_CODE=labs/08-packaging-and-ci/starter bash scripts/podman-image.sh",
+    ],
     9: FRESH,
+    10: [
+        *FRESH[:2],
+        f"{FRAUDLAB} up --canary",
+        f"{FRAUDLAB} replay --url http://127.0.0.1:8085",
+        f"{FRAUDLAB} route drill",
+    ],
     13: [
         FRESH[0],
         "env FRAUD_DRIFT_START=2018-08-01 FRAUD_DRIFT_EXTRA_TERMINALS=10 FRAUD_DRIFT_AMOUNT_FACTOR=1.6 "
@@ -79,6 +96,21 @@ def test_lab11_local_solution_makes_data_only_without_a_replay(tmp_path):
     assert replayed.stdout.splitlines() == [FRESH[0], *monitoring]
 
 
+def test_lab12_local_solution_renders_the_learners_rules_then_stops_the_model(tmp_path):
+    """The monitoring stack with the starter's burnrate.py (the solution copied there first), the
+    demo's data only without a replay, then the fault until FraudModelDown reaches Alertmanager."""
+    args = ("12", "--target", "local", "--dry-run", "--fraudlab", FRAUDLAB)
+    env = lab_env({"FRAUD_DATA_DIR": str(tmp_path)})
+    up = f"env FRAUD_LAB_CODE=labs/12-alerting-and-incidents/starter {FRAUDLAB} up --monitoring"
+    fault = "stop-the-model-until-FraudModelDown-fires"
+    fresh = solution(*args, env=env)
+    assert fresh.returncode == 0, fresh.stderr
+    assert fresh.stdout.splitlines() == [*FRESH[:2], up, fault]
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "replay-2018-08-08.json").write_text("{}")
+    assert solution(*args, env=env).stdout.splitlines() == [FRESH[0], up, fault]
+
+
 def test_local_plan_defaults(reference):
     """Without --day, fraudlab's own default day; without --fraudlab, this repository's .venv."""
     assert reference.local_plan(11, "fl", None, replayed=True)[-1] == (["fl", "replay"], False)
@@ -88,11 +120,11 @@ def test_local_plan_defaults(reference):
 
 @pytest.mark.parametrize("target", ["local", "cluster"])
 def test_a_lab_without_a_solution_is_refused_with_the_labs(target):
-    result = solution("4", "--target", target)
+    result = solution("1", "--target", target)
     assert result.returncode == 2
     assert result.stderr.strip() in (
-        "error: lab 04 has no local solution; labs: 0, 2, 3, 5, 6, 9, 11, 13",
-        "error: no cluster solution for lab 04; labs: 0, 2, 3, 5, 6, 9, 11, 13",
+        "error: lab 01 has no local solution; labs: 0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13",
+        "error: no cluster solution for lab 01; labs: 0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13",
     ), result.stderr
     assert result.stdout == ""
 

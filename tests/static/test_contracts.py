@@ -19,6 +19,9 @@ FOREIGN_ENV = {
     "MLFLOW_S3_ENDPOINT_URL": "MLflow server (boto3)", "MLFLOW_FLASK_SERVER_SECRET_KEY": "MLflow auth app",
     "AWS_ACCESS_KEY_ID": "boto3 / SeaweedFS", "AWS_SECRET_ACCESS_KEY": "boto3 / SeaweedFS",
     "POSTGRES_USER": "postgres image", "POSTGRES_PASSWORD": "postgres image", "POSTGRES_DB": "postgres image", "PGDATA": "postgres image",
+    "FEAST_REPO_STATE": "the Feast feature repository (reference_app/feature_repo)", "FEAST_REPO_SOURCE": "the Feast feature repository",
+    "FEAST_REPO_REDIS": "the Feast feature repository", "FEAST_REPO_YAML": "the Feast feature repository (offline.py)",
+    "HOME": "Feast's image (its cache, on /tmp: a read-only root filesystem)",
 }  # fmt: skip
 
 
@@ -226,6 +229,7 @@ def test_probe_paths_are_routes_the_app_serves(kind_objects):
     from mlflow.server.security_utils import HEALTH_ENDPOINTS
 
     from reference_app.orchestration.continuous_training import create_app
+    from reference_app.serving.router import LIVE_PATH, READY_PATH
 
     served = {
         "serve": mlserver_routes(),
@@ -233,6 +237,8 @@ def test_probe_paths_are_routes_the_app_serves(kind_objects):
         "ct-controller": [route.path_regex for route in create_app(Settings()).routes],
         # prometheus_client's exporter (the integration tests scrape this path for real).
         "monitor": [re.compile("^/metrics$")],
+        # The traffic router (lab 10) answers these itself; any other /v2 GET goes to a variant.
+        "route": [READY_PATH, LIVE_PATH],
     }
     problems, checked = [], 0
     for where, _, _, c in app_containers(kind_objects):
@@ -481,7 +487,8 @@ def test_run_pipeline_refuses_a_malformed_parameter():
 
 def test_api_server_egress_is_limited_to_the_api_servers_addresses(kind_objects):
     """No NetworkPolicy opens 443/6443 to anywhere: egress on those ports names ipBlocks, and only
-    the ct-controller and Argo's workflow pods (whose executor reports to the API) get it."""
+    the ct-controller, Argo's workflow pods (whose executor reports to the API) and the slo-rules
+    Job (it applies the PrometheusRule fraud-lab-slo, lab 12) get it."""
     opened = []
     for policy in (o for o in kind_objects if o["kind"] == "NetworkPolicy"):
         for rule in policy["spec"].get("egress", []):
@@ -491,4 +498,48 @@ def test_api_server_egress_is_limited_to_the_api_servers_addresses(kind_objects)
                     f"{ref(policy)}: {rule}"
                 )
                 opened.append(policy["metadata"]["name"])
-    assert sorted(set(opened)) == ["kubernetes-api-ct-controller", "kubernetes-api-workflow-pods"]
+    assert sorted(set(opened)) == [
+        "kubernetes-api-ct-controller",
+        "kubernetes-api-slo-rules",
+        "kubernetes-api-workflow-pods",
+    ]
+
+
+def test_every_mlflow_client_may_reach_mlflow(kind_objects):
+    """A pod that sets FRAUD_MLFLOW_TRACKING_URI is selected by NetworkPolicy mlflow-clients
+    (egress to MLflow under the namespace's default deny), e.g. lab 07's model-tests and
+    train-broken steps: a step left out would fail on the cluster only, with a timeout."""
+    (policy,) = [
+        o
+        for o in kind_objects
+        if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "mlflow-clients"
+    ]
+    clients = [
+        (where, labels)
+        for obj in kind_objects
+        if obj["metadata"].get("namespace") == "fraud-lab"
+        for where, labels, pod in pod_templates(obj)
+        if any(
+            e.get("name") == "FRAUD_MLFLOW_TRACKING_URI"
+            for c in containers(pod)
+            for e in c.get("env") or []
+        )
+    ]
+    assert {
+        "WorkflowTemplate/fraud-lab/fraud-pipeline template model-tests",
+        "WorkflowTemplate/fraud-lab/broken-candidate template train-broken",
+        "WorkflowTemplate/fraud-lab/train-model template train",
+    } <= {w for w, _ in clients}, clients
+    outside = [w for w, labels in clients if not selects(policy["spec"]["podSelector"], labels)]
+    assert outside == [], outside
+    # The check can fail: without the lab 07 names, their steps are outside the policy.
+    narrowed = {
+        "matchExpressions": [
+            {**e, "values": [v for v in e["values"] if v not in ("model-tests", "train-broken")]}
+            for e in policy["spec"]["podSelector"]["matchExpressions"]
+        ]
+    }
+    assert sorted(w for w, labels in clients if not selects(narrowed, labels)) == [
+        "WorkflowTemplate/fraud-lab/broken-candidate template train-broken",
+        "WorkflowTemplate/fraud-lab/fraud-pipeline template model-tests",
+    ]

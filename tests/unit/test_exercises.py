@@ -147,7 +147,121 @@ WRONG = {
         },
         "def input_problem(names, expected):\n    return {}\n",
     ),
+    10: (
+        "split.py",
+        {
+            "Python's hash()": "('challenger' if hash(key) % 10_000 < challenger_traffic * 100 else 'champion') if 0 <= challenger_traffic <= 100 else int('x')",
+            "random, not sticky": "('challenger' if random.random() * 100 < challenger_traffic else 'champion') if 0 <= challenger_traffic <= 100 else int('x')",
+            "the variants swapped": "('champion' if bucket(key) < challenger_traffic * 100 else 'challenger') if 0 <= challenger_traffic <= 100 else int('x')",
+            "the share read as a fraction": "('challenger' if bucket(key) < challenger_traffic * 10_000 else 'champion') if 0 <= challenger_traffic <= 100 else int('x')",
+            "MD5, not SHA-256": "('challenger' if int.from_bytes(hashlib.md5(key.encode()).digest()[:8], 'big') % 10_000 < challenger_traffic * 100 else 'champion') if 0 <= challenger_traffic <= 100 else int('x')",
+            "the top buckets, not the bottom": "('challenger' if bucket(key) >= 10_000 - challenger_traffic * 100 else 'champion') if 0 <= challenger_traffic <= 100 else int('x')",
+            "no check of the share": "'challenger' if bucket(key) < challenger_traffic * 100 else 'champion'",
+        },
+        "import hashlib\nimport random\n\n\ndef bucket(key):\n    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], 'big') % 10_000\n\n\ndef choose_variant(key, challenger_traffic):\n    return {}\n",
+    ),
 }
+# Lab 07: slice_failures, one mistake each (SLICE: the sentence of slice n with labels y, scores s).
+SLICE = "f'{n}: AUC ROC {roc_auc_score(y, s):.4f} < {min_auc} ({len(y):,} transactions, {int(np.sum(y)):,} frauds)'"
+JUDGED = "min_frauds <= np.sum(y) <= len(y) - min_frauds"
+WRONG[7] = (
+    "model_checks.py",
+    {
+        "≤ instead of <": f"[{SLICE} for n, (y, s) in slices.items() if {JUDGED} and roc_auc_score(y, s) <= min_auc]",
+        "small slices judged": f"[{SLICE} for n, (y, s) in slices.items() if roc_auc_score(y, s) < min_auc]",
+        "frauds counted, not legitimate ones": f"[{SLICE} for n, (y, s) in slices.items() if np.sum(y) >= min_frauds and roc_auc_score(y, s) < min_auc]",
+        "only the first failure": f"[{SLICE} for n, (y, s) in slices.items() if {JUDGED} and roc_auc_score(y, s) < min_auc][:1]",
+        "slices sorted by name": f"[{SLICE} for n, (y, s) in sorted(slices.items()) if {JUDGED} and roc_auc_score(y, s) < min_auc]",
+    },
+    "import numpy as np\nfrom sklearn.metrics import roc_auc_score\n\n\ndef slice_failures(slices, min_auc, min_frauds):\n    return {}\n",
+)
+# Lab 08: image_labels with one mistake each in an otherwise right body.
+LABELS_BODY = (
+    "    def pin(package):\n"
+    "        for line in lock.splitlines():\n"
+    "            name, sep, version = line.split('#')[0].split(';')[0].partition('==')\n"
+    "            if sep and re.sub(r'[-_.]+', '-', name.strip()).lower() == package:\n"
+    "                return version.strip()\n"
+    "        raise ValueError(f'no pin of {package}')\n"
+    "    runtimes = ('mlserver', 'onnxruntime', 'scikit-learn')\n"
+    "    return {'org.opencontainers.image.revision': commit,\n"
+    "            **{'io.fraud-lab.runtime.' + p: pin(p) for p in runtimes}}\n"
+)
+WRONG[8] = (
+    "labels.py",
+    {
+        "the commit without -dirty": LABELS_BODY.replace(
+            "revision': commit", "revision': commit.removesuffix('-dirty')"
+        ),
+        "the first line that starts with the name": LABELS_BODY.replace(
+            "re.sub(r'[-_.]+', '-', name.strip()).lower() == package",
+            "name.strip().lower().startswith(package)",
+        ),
+        "names compared as written": LABELS_BODY.replace(
+            "re.sub(r'[-_.]+', '-', name.strip()).lower()", "name.strip()"
+        ),
+        "unknown for a missing pin": LABELS_BODY.replace(
+            "raise ValueError(f'no pin of {package}')", "return 'unknown'"
+        ),
+        "the torch variant for the runtime": LABELS_BODY.replace(
+            "'mlserver', 'onnxruntime', 'scikit-learn'", "'mlserver', 'onnxruntime', 'torch'"
+        ),
+    },
+    "import re\n\n\ndef image_labels(commit, lock):\n{}",
+)
+# Lab 12: burn_rate_threshold, one mistake each.
+WRONG[12] = (
+    "burnrate.py",
+    {
+        "the Workbook's 30 days": "budget_share * 30 * 24 / window_hours * (1 - slo_target)",
+        "the burn rate, not the error ratio": "budget_share * period_days * 24 / window_hours",
+        "the target as the budget": "budget_share * period_days * 24 / window_hours * slo_target",
+        "days over hours": "budget_share * period_days / window_hours * (1 - slo_target)",
+        "the page's 14.4 for every window": "14.4 * (1 - slo_target)",
+    },
+    "def burn_rate_threshold(slo_target, period_days, window_hours, budget_share):\n    return {}\n",
+)
+# Lab 04: model_inputs with one mistake each in an otherwise right body.
+INPUTS_BODY = (
+    "    when = pd.Timestamp(transaction['TX_DATETIME'])\n"
+    "    computed = {'TX_AMOUNT': float(transaction['TX_AMOUNT']),\n"
+    "                'TX_DURING_WEEKEND': float(when.weekday() >= 5),\n"
+    "                'TX_DURING_NIGHT': float(when.hour <= 6)}\n"
+    "    inputs = []\n"
+    "    for name in FEATURE_NAMES:\n"
+    "        if name in computed:\n"
+    "            inputs.append(computed[name])\n"
+    "            continue\n"
+    "        value = online.get(name)\n"
+    "        if value is None or math.isnan(value):\n"
+    "            key = 'CUSTOMER_ID' if name.startswith('CUSTOMER_ID') else 'TERMINAL_ID'\n"
+    "            raise MissingFeatureError(f'{key}={transaction[key]}', name, 'missing')\n"
+    "        inputs.append(float(value))\n"
+    "    return inputs\n"
+)
+WRONG[4] = (
+    "online_inputs.py",
+    {
+        "weekend from Friday": INPUTS_BODY.replace("weekday() >= 5", "weekday() >= 4"),
+        "night before 06:00 only": INPUTS_BODY.replace("hour <= 6", "hour < 6"),
+        "a 0 for a missing feature": INPUTS_BODY.replace(
+            "value = online.get(name)", "value = online.get(name) or 0.0"
+        ),
+        "NaN passed through": INPUTS_BODY.replace(" or math.isnan(value)", ""),
+        "window features sorted by name": INPUTS_BODY.replace(
+            "for name in FEATURE_NAMES:",
+            "for name in [*FEATURE_NAMES[:3], *sorted(FEATURE_NAMES[3:])]:",
+        ),
+        "the wrong entity named": INPUTS_BODY.replace(
+            "'CUSTOMER_ID' if name.startswith('CUSTOMER_ID') else 'TERMINAL_ID'", "'CUSTOMER_ID'"
+        ),
+        "the day of month, not of the week": INPUTS_BODY.replace("when.weekday()", "when.day"),
+    },
+    "import math\n\nimport pandas as pd\n\n"
+    "from reference_app.features.online import MissingFeatureError\n"
+    "from reference_app.features.transform import FEATURE_NAMES\n\n\n"
+    "def model_inputs(transaction, online):\n{}",
+)
 WRONG_CASES = [(lab, name) for lab, (_, cases, _) in WRONG.items() for name in cases]
 
 
@@ -198,6 +312,33 @@ def test_promotion_runs_the_learners_gate(tmp_path, monkeypatch):
     assert decide_promotion(good, None, gate).alias == "champion"
 
 
+def test_the_model_tests_run_the_learners_slice_test(tmp_path, monkeypatch):
+    from reference_app.exercises.lab07 import _risk_scorer, _week
+    from reference_app.training import model_tests
+
+    week = _week()
+    (tmp_path / "model_checks.py").write_text(
+        "def slice_failures(slices, min_auc, min_frauds):\n    return [f'{len(slices)} slices: too dark']\n"
+    )
+    monkeypatch.setenv(labcode.ENV, str(tmp_path))
+    results = model_tests.run_model_tests(_risk_scorer, week)
+    (sliced,) = [r for r in results if r.kind == "slice"]
+    assert (sliced.passed, sliced.detail) == (False, "2 slices: too dark")
+    tags = model_tests.run_tags(results)
+    assert (
+        tags["model_tests_passed"] == "false"
+        and "2 slices: too dark" in tags["model_test_failures"]
+    )
+    assert tags["model_tests"].startswith("lab-07/model_checks.py sha256:")
+    monkeypatch.setenv(labcode.ENV, str(lab_dir(7) / "starter"))
+    with pytest.raises(labcode.LabCodeError, match=r"lab 07: .* is not written yet"):
+        model_tests.run_model_tests(_risk_scorer, week)
+    monkeypatch.delenv(labcode.ENV)
+    (sliced,) = [r for r in model_tests.run_model_tests(_risk_scorer, week) if r.kind == "slice"]
+    assert not sliced.passed and sliced.detail.startswith("night: AUC ROC 0.")
+    assert model_tests.run_tags([sliced])["model_tests"] == "reference"
+
+
 def test_the_model_server_loads_only_a_written_request_check(tmp_path, monkeypatch):
     from reference_app.serving import runtime
 
@@ -212,6 +353,68 @@ def test_the_model_server_loads_only_a_written_request_check(tmp_path, monkeypat
         runtime.checked_input_problem()
     monkeypatch.delenv(labcode.ENV)
     assert runtime.checked_input_problem() is runtime.input_problem
+
+
+def test_the_router_runs_the_learners_split(tmp_path, monkeypatch):
+    from starlette.testclient import TestClient
+
+    from reference_app.serving.router import VARIANT_HEADER, RouterConfig, create_app
+
+    config = RouterConfig("http://127.0.0.1:9", "http://127.0.0.1:9", None, tmp_path / "none")
+    monkeypatch.setenv(labcode.ENV, str(lab_dir(10) / "starter"))
+    with pytest.raises(labcode.LabCodeError, match=r"lab 10: .* is not written yet"):
+        create_app(config)
+    (tmp_path / "split.py").write_text(
+        "def choose_variant(key, challenger_traffic):\n"
+        "    return 'challenger' if challenger_traffic >= 100 or key == 'card-7' else 'champion'\n"
+    )
+    monkeypatch.setenv(labcode.ENV, str(tmp_path))
+    with TestClient(create_app(config)) as client:
+        chosen = {
+            key: client.post("/v2/models/m/infer", json={}, headers={"x-routing-key": key}).headers[
+                VARIANT_HEADER
+            ]
+            for key in ("card-7", "card-8")
+        }
+    assert chosen == {"card-7": "challenger", "card-8": "champion"}
+    (tmp_path / "split.py").write_text(
+        "def choose_variant(key, challenger_traffic):\n    return 'champion'\n"
+    )
+    labcode._load.cache_clear()
+    with pytest.raises(ValueError, match="at challenger traffic 100"):
+        create_app(config)
+
+
+def test_the_local_prometheus_loads_the_learners_burn_rate_thresholds(tmp_path, monkeypatch):
+    """`fraudlab up --monitoring` writes rules.yml with the SLO group rendered by the learner's
+    burn_rate_threshold (FRAUD_LAB_CODE); an unwritten one stops it with the lab's message."""
+    import yaml
+
+    from reference_app.launchers.prometheus import write_prometheus_config
+
+    settings = Settings(_env_file=None, data_dir=str(tmp_path / "data"))
+    monkeypatch.setenv(labcode.ENV, str(lab_dir(12) / "starter"))
+    with pytest.raises(labcode.LabCodeError, match=r"lab 12: .* is not written yet"):
+        write_prometheus_config(settings, tmp_path / "a")
+    # `fraudlab up --monitoring` says so before it starts any server.
+    from reference_app.launchers.stack import free_port, stack_file, stack_up
+
+    ports = ("mlflow", "http", "grpc", "metrics", "monitor", "prometheus", "alertmanager", "ct")
+    free = settings.model_copy(update={f"{name}_port": free_port() for name in ports})
+    with pytest.raises(labcode.LabCodeError, match=r"lab 12: .* is not written yet"):
+        stack_up(free, monitoring=True)
+    assert not stack_file(free).exists() and not (tmp_path / "data" / "state" / "logs").exists()
+    (tmp_path / "burnrate.py").write_text(
+        "def burn_rate_threshold(slo_target, period_days, window_hours, budget_share):\n"
+        "    return 0.5\n"
+    )
+    monkeypatch.setenv(labcode.ENV, str(tmp_path))
+    write_prometheus_config(settings, tmp_path / "b")
+    groups = yaml.safe_load((tmp_path / "b" / "rules.yml").read_text())["groups"]
+    (slo_group,) = [g for g in groups if g["name"] == "fraud-lab.slo"]
+    exprs = [r["expr"] for r in slo_group["rules"] if "alert" in r]
+    assert len(exprs) == 4 and all("> 0.5 and" in e for e in exprs), exprs
+    assert {"fraud-lab.service", "fraud-lab.model"} <= {g["name"] for g in groups}
 
 
 def test_the_simulator_runs_the_learners_terminals(tmp_path, monkeypatch):
@@ -289,3 +492,120 @@ def test_an_error_in_the_learners_code_names_its_line(tmp_path, monkeypatch):
     message = str(err.value)
     assert message.startswith("lab 11: psi_from_shares in ") and "psi.py raised KeyError" in message
     assert "at line 3" in message and "fraudlab exercise check 11 --code" in message
+
+
+def image_labels_cli(tmp_path, code: Path | None, *args: str):
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != labcode.ENV}
+    if code is not None:
+        env[labcode.ENV] = str(code)
+    return subprocess.run(
+        [sys.executable, "-m", "reference_app", "image-labels", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_image_build_labels_with_the_learners_function(tmp_path):
+    """`fraudlab image-labels` (what the builds pass as --label) runs the learner's image_labels
+    and records which file did; an unwritten or ill-formed one stops the build with a message."""
+    import hashlib
+
+    (tmp_path / "labels.py").write_text(
+        "def image_labels(commit, lock):\n    return {'org.opencontainers.image.revision': 'mine'}\n"
+    )
+    out = image_labels_cli(tmp_path, tmp_path, "--commit", "abc")
+    assert out.returncode == 0, out.stdout + out.stderr
+    sha = hashlib.sha256((tmp_path / "labels.py").read_bytes()).hexdigest()[:12]
+    assert out.stdout.splitlines() == [  # sorted; the lab-code label as labcode records sources
+        f"io.fraud-lab.lab-code=lab-08/labels.py sha256:{sha}",
+        "org.opencontainers.image.revision=mine",
+    ]
+    reference = image_labels_cli(tmp_path, None, "--commit", "abc")
+    assert reference.stdout.splitlines() == [
+        "io.fraud-lab.lab-code=reference",
+        "io.fraud-lab.runtime.mlserver=1.7.1",
+        "io.fraud-lab.runtime.onnxruntime=1.32.0",
+        "io.fraud-lab.runtime.scikit-learn=1.9.1",
+        "org.opencontainers.image.revision=abc",
+    ]
+    starter = image_labels_cli(tmp_path, lab_dir(8) / "starter", "--commit", "abc")
+    assert starter.returncode == 2 and "TODO(lab-08)" in starter.stdout
+    assert "Traceback" not in starter.stdout + starter.stderr
+    (tmp_path / "labels.py").write_text(
+        "def image_labels(commit, lock):\n    return {'Revision': commit + '\\n'}\n"
+    )
+    bad = image_labels_cli(tmp_path, tmp_path, "--commit", "abc")
+    assert bad.returncode == 2 and "image_labels returned the key 'Revision'" in bad.stdout
+    missing = image_labels_cli(tmp_path, None, "--commit", "abc", "--lock", str(tmp_path / "no"))
+    assert missing.returncode == 2 and f"no lock file {tmp_path / 'no'}" in missing.stdout
+
+
+def test_the_pinned_runtime_versions_are_the_lock_files():
+    """The reference reads the versions the image installs: requirements.lock's pins, which
+    pyproject.toml's pins of the serving runtime agree with."""
+    import tomllib
+
+    from reference_app import packaging
+
+    labels = packaging.image_labels("x", (ROOT / "requirements.lock").read_text())
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    for package in packaging.RUNTIME_PACKAGES:
+        assert f"{package}=={labels[packaging.RUNTIME_LABEL_PREFIX + package]}" in declared
+    with pytest.raises(ValueError, match="pins no onnxruntime"):
+        packaging.image_labels("x", "mlserver==1.7.1\nscikit-learn==1.9.1\n")
+
+
+def test_the_starters_label_names_are_the_apps():
+    from reference_app import packaging
+
+    for folder in ("starter", "solution"):
+        module = labcode.load(str(lab_dir(8) / folder / "labels.py"), "image_labels", 8).__globals__
+        assert module["REVISION_LABEL"] == packaging.REVISION_LABEL
+        assert module["RUNTIME_LABEL_PREFIX"] == packaging.RUNTIME_LABEL_PREFIX
+        assert module["RUNTIME_PACKAGES"] == packaging.RUNTIME_PACKAGES
+
+
+def test_the_build_scripts_pass_each_label_as_a_flag(tmp_path):
+    """scripts/versions.sh app_label_args: one `--label KEY=VALUE` pair per
+    line of fraudlab image-labels, the learner's function when FRAUD_LAB_CODE names it."""
+    import subprocess
+
+    script = 'source scripts/versions.sh && app_label_args && printf "%s\\n" "${LABEL_ARGS[@]}"'
+    env = {k: v for k, v in os.environ.items() if k != labcode.ENV}
+    out = subprocess.run(
+        ["bash", "-c", script],
+        cwd=ROOT,
+        env={**env, labcode.ENV: str(lab_dir(8) / "solution")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0::2] == ["--label"] * 5
+    assert lines[1].startswith("io.fraud-lab.lab-code=lab-08/labels.py sha256:")
+    commit = subprocess.run(
+        ["bash", "-c", "source scripts/versions.sh && app_commit"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout.strip()
+    assert lines[-1] == f"org.opencontainers.image.revision={commit}"
+    failed = subprocess.run(
+        ["bash", "-c", script],
+        cwd=ROOT,
+        env={**env, labcode.ENV: str(lab_dir(8) / "starter")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert failed.returncode == 1 and failed.stdout == ""
+    assert failed.stderr.startswith("✗ fraudlab image-labels: error: lab 08: image_labels in ")
+    assert "TODO(lab-08)" in failed.stderr
