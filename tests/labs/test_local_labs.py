@@ -81,9 +81,9 @@ def test_reference_state_passes_every_local_check(request, reference_stack, lab)
 
 
 def test_lab00_fails_without_a_running_stack(tmp_path):
-    result = run_lab(
-        0, "--target", "local", env=lab_env({"FRAUD_DATA_DIR": str(tmp_path / "data")})
-    )
+    solved = str(LAB_DIRS[0] / "solution")  # the doctor's rule passes: only the stack is missing
+    env = lab_env({"FRAUD_DATA_DIR": str(tmp_path / "data"), "LAB_EXERCISE_DIR": solved})
+    result = run_lab(0, "--target", "local", env=env)
     out = assert_learner_output(result, 0)
     assert result.returncode == 1
     failed = check(out, "The local stack is running")
@@ -101,8 +101,8 @@ def test_lab00_fails_without_a_running_stack(tmp_path):
         )
     assert check(out, "The `fraudlab` command is installed")["symbol"] == "✓"
     assert out["summary"] == (
-        "1",
-        "4",
+        "10",
+        "13",
         "1 failed, 2 skipped because an earlier check failed, 10 not for target local",
     )
 
