@@ -255,6 +255,27 @@ def test_long_running_service_answers_its_probe(make_pod, overlay, netns, kind, 
         stop(started)
 
 
+def test_traffic_router_starts_with_its_mounted_split(make_pod, overlay, netns):
+    """Lab 10's traffic router starts from the manifest's settings, reads the split from the
+    ConfigMap traffic-split mounted as a folder (not subPath: updates must arrive) and answers its
+    liveness probe. Its upstreams (the canary's Seldon predictors) exist only on a cluster."""
+    pod = pod_of(overlay, "Deployment", "traffic-router")
+    (container,) = pod["containers"]
+    started = make_pod(pod).start(container)
+    try:
+        port = {p["name"]: p["containerPort"] for p in container["ports"]}["http"]
+        live = container["livenessProbe"]["httpGet"]["path"]
+        netns.wait_http(
+            f"http://127.0.0.1:{port}{live}", 120, what="traffic-router", logs=lambda: logs(started)
+        )
+        status, text = netns.http("GET", f"http://127.0.0.1:{port}/router/split")
+        split = json.loads(text)
+        assert status == 200 and split["split"] == {"champion": 90, "challenger": 10}, text
+        assert split["source"].startswith("/etc/traffic-split/") and split["error"] is None, text
+    finally:
+        stop(started)
+
+
 def test_retrain_step_runs_a_cycle(make_pod, overlay):
     """The retrain template trains on the newest labelled window, decides through the gate and
     reloads serving. NOTE: in a cluster the reload is a patch of the SeldonDeployment through the
