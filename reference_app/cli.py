@@ -877,6 +877,7 @@ def route_drill(
 ) -> None:
     """Promote the challenger under load and roll back, counting failed requests; writes
     <reports>/promotion-drill.json (lab 10's check reads it)."""
+    import shutil
     import subprocess
 
     from .serving.drill import DrillError, promotion_drill
@@ -892,16 +893,22 @@ def route_drill(
             return
         split = parse_split(json.dumps({CHAMPION: 100 - share, CHALLENGER: share}))
         patch = json.dumps({"data": {"split.json": json.dumps(split)}})
+        # kubectl on PATH, else the one make installs next to fraudlab (.venv/bin/kubectl).
+        kubectl = shutil.which("kubectl") or shutil.which(
+            "kubectl", path=str(Path(sys.executable).parent)
+        )
+        if kubectl is None:
+            raise DrillError("no kubectl on PATH or in .venv/bin: install the course's kubectl")
         subprocess.run(
-            ["kubectl", "--context", "kind-fraud-lab", "-n", "fraud-lab", "patch", "configmap",
+            [kubectl, "--context", "kind-fraud-lab", "-n", "fraud-lab", "patch", "configmap",
              configmap, "--type", "merge", "-p", patch],
-            check=True,
+            check=True, timeout=60,
         )  # fmt: skip
 
     try:
         r = promotion_drill(base, s.model_name, change, to=to, out_dir=Path(s.reports_dir))
-    except (DrillError, subprocess.CalledProcessError) as err:
-        _fail(str(err))
+    except (DrillError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
+        _fail(" ".join([str(err), *getattr(err, "__notes__", [])]))  # a rollback's note too
     r["target"] = "local" if configmap is None else "cluster"
     (Path(s.reports_dir) / "promotion-drill.json").write_text(json.dumps(r, indent=2))
     p = r["phases"]

@@ -6,7 +6,9 @@ the new split, keeps sending, rolls back to the split it found, and writes a rep
 (`<reports>/promotion-drill.json`) that lab 10's check reads: requests, failed requests, and the
 challenger's share in each phase. Locally the split changes by writing the router's file
 (`router.write_split`); on the cluster by patching the ConfigMap `traffic-split`, which the
-kubelet copies into the router's volume (within its sync period, about a minute).
+kubelet copies into the router's volume (within its sync period, about a minute). A drill that
+fails after it changed the split (a split not applied in time, a phase without enough requests,
+an interrupted drill) sets the split it found again before it ends, and its error says so.
 
 Example:
     >>> report = promotion_drill("http://127.0.0.1:8085", "fraud-detector",
@@ -67,6 +69,26 @@ def router_split(url: str) -> dict:
         raise DrillError(f"no router answers at {url}/router/split: {err}") from None
 
 
+def _roll_back(change: Callable[[float], None], current: float, original: float) -> str | None:
+    """Set the challenger's share back to `original` when the drill left it at `current`.
+
+    Returns:
+        None when there was nothing to undo, else a sentence saying what was done (or that the
+        rollback failed too, with the command that does it by hand). Never raises.
+    """
+    if current == original:
+        return None
+    try:
+        change(original)
+    except Exception as err:
+        return (
+            f"rolling the split back to challenger {original:g} % failed too ({type(err).__name__}:"
+            f" {err}): set it with `fraudlab route set --challenger {original:g}` (or patch the "
+            f"ConfigMap traffic-split)"
+        )
+    return f"the split was rolled back to challenger {original:g} %"
+
+
 def promotion_drill(
     url: str,
     model_name: str,
@@ -91,7 +113,11 @@ def promotion_drill(
         its `requests`, `challenger_share` (percent) and `split` (the router's).
 
     Raises:
-        DrillError: the router does not answer at the start, or a split is not applied in time.
+        DrillError: the router does not answer at the start, a split is not applied in time, or
+            a phase gets fewer than `MIN_REQUESTS_PER_PHASE` requests within `apply_timeout_s`.
+            When the split had been changed, `change(original share)` runs first and the
+            message says whether that rollback worked (any other exception gets the same
+            rollback and a note).
     """
     before = router_split(url)["split"]
     original = before[CHALLENGER]
@@ -137,9 +163,12 @@ def promotion_drill(
                 raise DrillError(f"phase {name}: fewer than {MIN_REQUESTS_PER_PHASE} requests")
             time.sleep(0.05)
 
+    changed = {"share": original}  # the last share given to `change`
+
     def switch(share: float, name: str) -> dict:
         with lock:
             phase["name"], phase["generation"] = "switching", phase["generation"] + 1
+        changed["share"] = share  # before the call: a change that fails half-way is undone too
         change(share)
         deadline = time.monotonic() + apply_timeout_s
         while router_split(url)["split"][CHALLENGER] != share:
@@ -163,6 +192,13 @@ def promotion_drill(
             wait_phase("promoted")
             splits["rolled_back"] = switch(original, "rolled_back")
             wait_phase("rolled_back")
+        except BaseException as err:
+            note = _roll_back(change, changed["share"], original)
+            if note and isinstance(err, DrillError):
+                raise DrillError(f"{err}; {note}") from err
+            if note:
+                err.add_note(note)
+            raise
         finally:
             stop.set()
             for f in futures:

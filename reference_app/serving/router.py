@@ -9,10 +9,17 @@ on the cluster as Deployment `traffic-router`. For every `POST /v2/models/<name>
    function with FRAUD_LAB_CODE: lab 10's exercise), and the request goes to that variant only;
 3. the client gets that variant's answer, status and body as they are (a 4xx with its message
    too), with `X-Fraudlab-Variant` naming the variant;
-4. with a shadow, a copy of the request goes to it afterwards, in a task of its own: the client's
-   answer never waits for it, never sees its answer, and a shadow that fails or hangs changes
-   nothing but the shadow's counters. Its scores are compared with the answered ones (flags at
-   `flag_threshold`) on /metrics.
+4. with a shadow, a copy of the request goes to it afterwards, in a task of its own, through an
+   HTTP client of its own (`SHADOW_MAX_CONNECTIONS` connections, `shadow_timeout_s`): the
+   client's answer never waits for it, never sees its answer, and a shadow that fails, hangs or
+   answers nonsense changes nothing but the shadow's counters (a hung shadow holds only the
+   shadow's connections, never the variants'). Its scores are compared with the answered ones
+   (flags at `flag_threshold`) on /metrics.
+
+A split function that raises or answers something else than "champion" or "challenger" for a
+request (the learner's, lab 10) does not fail the client: the request goes to the champion, the
+reason is logged once and `fraud_router_split_errors_total` counts it. At startup `create_app`
+tries it at 0 % and 100 % and refuses to start (`LabCodeError`) when it answers wrongly.
 
 The split lives in a JSON file (`{"champion": 90, "challenger": 10}`; on the cluster the
 ConfigMap `traffic-split` mounted as a volume) that the router stats on every request and re-reads
@@ -29,8 +36,9 @@ nothing splits. Production would use a mesh or the Gateway API (HTTPRoute `backe
 and a `RequestMirror` filter, e.g. Envoy Gateway); chapter 10 compares them.
 
 Bad input gets a 4xx with a message, never a 500 or a stall: a body over `max_body_bytes` gets
-413 from its Content-Length (or as soon as a chunked body passes it), a body that is not JSON
-400, any other path 404, the model repository API 403 (never forwarded).
+413 from its Content-Length (or as soon as a chunked body passes it), a Content-Length that is
+not a number 400, a body that is not JSON 400, any other path 404, the model repository API 403
+(never forwarded).
 
 Example:
     >>> app = create_app(RouterConfig(champion="http://127.0.0.1:8080",
@@ -61,6 +69,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..labcode import LabCodeError
 from .split import CHALLENGER, CHAMPION, SPLIT_EXERCISE, VARIANTS, choose_variant
 
 log = logging.getLogger("fraudlab.router")
@@ -76,6 +85,22 @@ tracking imports mlflow, which the router does not need)."""
 MAX_SHADOW_IN_FLIGHT = 256
 """Shadow copies waiting for an answer at most; beyond, a copy is dropped and counted, so a slow
 shadow cannot pile up memory in the router."""
+SHADOW_MAX_CONNECTIONS = 32
+"""Connections to the shadow at most, in the shadow's own HTTP client (fewer than
+`MAX_SHADOW_IN_FLIGHT`: the other copies wait for one of them, within `shadow_timeout_s`). The
+variants' client has its own `VARIANT_MAX_CONNECTIONS`, which a hung shadow cannot take."""
+VARIANT_MAX_CONNECTIONS = 200
+"""Connections to champion and challenger together at most (the clients' requests)."""
+SHADOW_TIMEOUT_S = 2.0
+"""Default seconds a shadow copy may take, waiting for a connection included (httpx's pool
+timeout is part of its `Timeout`); then it is counted as a shadow error."""
+SHADOW_DRAIN_S = 10.0
+"""Seconds the router waits for shadow copies in flight when it shuts down; the rest are cancelled
+and counted as dropped. Well within Kubernetes' default terminationGracePeriodSeconds of 30 s."""
+READY_TIMEOUT_S = 2.0
+"""Seconds each variant's readiness check may take: the checks run concurrently, so the router
+answers its readiness probe within about this, well inside the Deployment's readinessProbe
+`timeoutSeconds: 5`."""
 INFER_PATH = re.compile(r"^/v2/models/[^/]+(/versions/[^/]+)?/infer$")
 READY_PATH = re.compile(r"^/v2(/models/[^/]+(/versions/[^/]+)?)?/(health/)?ready$")
 """Readiness paths the router answers itself: ready when every variant with traffic is."""
@@ -192,6 +217,8 @@ class RouterConfig:
         max_body_bytes: largest request body accepted (larger → 413).
         timeout_s: seconds to wait for a variant's answer.
         flag_threshold: a score at or above it flags a transaction (the shadow comparison).
+        shadow_timeout_s: seconds a shadow copy may take (waiting for one of the shadow's
+            `SHADOW_MAX_CONNECTIONS` connections included).
     """
 
     champion: str
@@ -202,6 +229,7 @@ class RouterConfig:
     max_body_bytes: int = 1_000_000
     timeout_s: float = 30.0
     flag_threshold: float = 0.5
+    shadow_timeout_s: float = SHADOW_TIMEOUT_S
 
 
 def config_from_settings(settings) -> RouterConfig:
@@ -243,7 +271,8 @@ class RouterMetrics:
         self.shadow_requests = Counter(
             "fraud_router_shadow_requests",
             "Copies of inference requests for the shadow, by outcome: answered (any HTTP status), "
-            "error (no answer), dropped (too many in flight).",
+            "error (no answer, or a 200 that is not a V2 response), dropped (too many in flight, "
+            "or still in flight at shutdown).",
             ["outcome"],
             registry=r,
         )
@@ -269,8 +298,17 @@ class RouterMetrics:
             ["outcome"],
             registry=r,
         )
+        self.split_errors = Counter(
+            "fraud_router_split_errors",
+            "Requests whose split function raised or answered something else than champion or "
+            "challenger, by reason (raised, answer): each went to the champion.",
+            ["reason"],
+            registry=r,
+        )
         for variant in (*VARIANTS, SHADOW):
             self.upstream_errors.labels(variant)
+        for reason in ("raised", "answer"):
+            self.split_errors.labels(reason)
         for outcome in ("answered", "error", "dropped"):
             self.shadow_requests.labels(outcome)
 
@@ -318,16 +356,19 @@ def create_app(
             has lab 10's split.py, else `split.choose_variant`. It is tried once here.
 
     Raises:
-        LabCodeError: the learner's function is not written yet or raises.
-        ValueError: the split function answers something else than "champion" or "challenger".
+        LabCodeError: the learner's function is not written yet, raises, or sends the startup
+            check's request to the wrong variant at challenger traffic 0 % or 100 % (the message
+            names the file). `fraudlab route serve` prints it and exits 2.
     """
     choose = choose or SPLIT_EXERCISE.implementation(choose_variant)
+    where = SPLIT_EXERCISE.path() or "the split function"
     for traffic, want in ((0, CHAMPION), (100, CHALLENGER)):
         found = choose("startup-check", traffic)
         if found != want:
-            raise ValueError(
-                f"the split function sends a request to {found!r} at challenger traffic {traffic}: "
-                f"expected {want!r}"
+            raise LabCodeError(
+                f"lab {SPLIT_EXERCISE.lab:02d}: choose_variant in {where} sends a request to "
+                f"{found!r} at challenger traffic {traffic} %: expected {want!r}; check it with: "
+                f"fraudlab exercise check {SPLIT_EXERCISE.lab}"
             )
     metrics = RouterMetrics()
     upstreams = {CHAMPION: config.champion.rstrip("/"), CHALLENGER: config.challenger.rstrip("/")}
@@ -348,21 +389,59 @@ def create_app(
     )
     for variant, share in split_file.split.items():
         metrics.traffic.labels(variant).set(share)
-    state: dict = {"client": None, "shadow_tasks": set()}
+    state: dict = {"client": None, "shadow_client": None, "shadow_tasks": set(), "logged": set()}
 
     def client() -> httpx.AsyncClient:
+        """The variants' client (created in the running event loop, closed in `lifespan`)."""
         if state["client"] is None:
             state["client"] = httpx.AsyncClient(
                 timeout=config.timeout_s,
-                limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+                limits=httpx.Limits(
+                    max_connections=VARIANT_MAX_CONNECTIONS, max_keepalive_connections=50
+                ),
             )
         return state["client"]
 
+    def shadow_client() -> httpx.AsyncClient:
+        """The shadow's own client: its pool and timeout are the shadow's alone."""
+        if state["shadow_client"] is None:
+            state["shadow_client"] = httpx.AsyncClient(
+                timeout=config.shadow_timeout_s,
+                limits=httpx.Limits(
+                    max_connections=SHADOW_MAX_CONNECTIONS,
+                    max_keepalive_connections=SHADOW_MAX_CONNECTIONS,
+                ),
+            )
+        return state["shadow_client"]
+
+    def log_once(reason: str, message: str, *args) -> None:
+        if reason not in state["logged"]:
+            state["logged"].add(reason)
+            log.error(message + " (logged once; fraud_router_split_errors_total counts)", *args)
+
+    def pick(key: str, challenger_traffic: float) -> str:
+        """The split function's variant, or the champion when it raises or answers nonsense."""
+        try:
+            variant = choose(key, challenger_traffic)
+        except Exception as err:  # the learner's code (LabCodeError) or any other bug
+            metrics.split_errors.labels("raised").inc()
+            log_once("raised", "split function raised, request sent to the champion: %s", err)
+            return CHAMPION
+        if variant not in upstreams:
+            metrics.split_errors.labels("answer").inc()
+            log_once(
+                "answer",
+                "split function answered %r (not champion/challenger), request sent to the champion",
+                variant,
+            )
+            return CHAMPION
+        return variant
+
     async def read_body(request: Request) -> bytes:
         declared = request.headers.get("content-length")
-        if declared is not None and (
-            not declared.isdigit() or int(declared) > config.max_body_bytes
-        ):
+        if declared is not None and not declared.isdigit():
+            raise _BadLength(declared)
+        if declared is not None and int(declared) > config.max_body_bytes:
             raise _TooLarge(declared)
         chunks, size = [], 0
         async for chunk in request.stream():
@@ -375,20 +454,25 @@ def create_app(
     # --8<-- [start:mirror]
     async def shadow_copy(path: str, body: bytes, headers: dict, answer: bytes | None) -> None:
         try:
-            response = await client().post(f"{shadow_url}{path}", content=body, headers=headers)
+            response = await shadow_client().post(
+                f"{shadow_url}{path}", content=body, headers=headers
+            )
         except httpx.HTTPError as err:
             metrics.shadow_requests.labels("error").inc()
             metrics.upstream_errors.labels(SHADOW).inc()
             log.warning("shadow did not answer: %s: %s", type(err).__name__, err)
             return
-        metrics.shadow_requests.labels("answered").inc()
         if answer is None or response.status_code != 200:
+            metrics.shadow_requests.labels("answered").inc()
             return
-        try:
+        try:  # the shadow's 200 may be anything (a JSON list, strings as scores): never raise
             mine = flags(response.json(), config.flag_threshold)
             theirs = flags(json.loads(answer), config.flag_threshold)
-        except ValueError:
+        except Exception as err:
+            metrics.shadow_requests.labels("error").inc()
+            log.warning("shadow answer not comparable: %s: %s", type(err).__name__, err)
             return
+        metrics.shadow_requests.labels("answered").inc()
         if mine is not None and theirs is not None and len(mine) == len(theirs):
             metrics.shadow_compared.inc(len(mine))
             metrics.shadow_disagreements.inc(sum(a != b for a, b in zip(mine, theirs, strict=True)))
@@ -413,6 +497,8 @@ def create_app(
                 413,
                 f"request body of {err} bytes is over the limit of {config.max_body_bytes:,} bytes",
             )
+        except _BadLength as err:
+            return _error(400, f"Content-Length {str(err)[:40]!r} is not a number of bytes")
         except ClientDisconnect:
             return _error(400, "the client closed the connection before the body ended")
         if request.headers.get("content-encoding"):
@@ -428,7 +514,7 @@ def create_app(
                 )
         # --8<-- [start:route]
         key = routing_key(request, parsed)
-        variant = choose(key, split_file.current()[CHALLENGER])
+        variant = pick(key, split_file.current()[CHALLENGER])
         headers = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers}
         reply = {VARIANT_HEADER: variant, KEY_HEADER: key}
         try:
@@ -453,18 +539,22 @@ def create_app(
         # --8<-- [end:route]
 
     async def ready(request: Request) -> Response:
-        """Ready when every variant with a share of the traffic answers ready (the shadow does
-        not count: it never answers a client)."""
+        """Ready (200) when every variant with a share of the traffic (share > 0 in the split in
+        force) answers the same readiness path with 200; else 503 naming each one that does not.
+        A variant without traffic (the challenger at 0 %, the champion after a promotion) and
+        the shadow (it never answers a client) do not count. The checks run concurrently, each
+        within `READY_TIMEOUT_S`."""
         path = request.url.path
         needed = [v for v, share in split_file.current().items() if share > 0]
-        problems = []
-        for variant in needed:
+
+        async def check(variant: str) -> str | None:
             try:
-                answer = await client().get(f"{upstreams[variant]}{path}", timeout=5)
-                if answer.status_code != 200:
-                    problems.append(f"{variant}: HTTP {answer.status_code}")
+                answer = await client().get(f"{upstreams[variant]}{path}", timeout=READY_TIMEOUT_S)
             except httpx.HTTPError as err:
-                problems.append(f"{variant}: {type(err).__name__}")
+                return f"{variant}: {type(err).__name__}"
+            return None if answer.status_code == 200 else f"{variant}: HTTP {answer.status_code}"
+
+        problems = [p for p in await asyncio.gather(*map(check, needed)) if p]
         if problems:
             return _error(503, "not ready: " + "; ".join(problems))
         return Response(status_code=200)
@@ -521,10 +611,17 @@ def create_app(
     async def lifespan(app: Starlette):
         yield
         tasks = list(state["shadow_tasks"])
-        if tasks:  # let the shadow copies in flight finish (bounded by the client's timeout)
-            await asyncio.wait(tasks, timeout=config.timeout_s)
-        if state["client"] is not None:
-            await state["client"].aclose()
+        if tasks:  # the copies in flight get SHADOW_DRAIN_S to finish; the rest are cancelled
+            _, pending = await asyncio.wait(tasks, timeout=min(SHADOW_DRAIN_S, config.timeout_s))
+            for task in pending:
+                task.cancel()
+            if pending:
+                metrics.shadow_requests.labels("dropped").inc(len(pending))
+                log.warning("%d shadow copies still in flight at shutdown: cancelled", len(pending))
+                await asyncio.wait(pending)
+        for name in ("client", "shadow_client"):
+            if state[name] is not None:
+                await state[name].aclose()
 
     app = Starlette(
         routes=[
@@ -543,3 +640,7 @@ def create_app(
 
 class _TooLarge(Exception):
     """A body over the limit (its declared or read size in the message)."""
+
+
+class _BadLength(Exception):
+    """A Content-Length header that is not a number (the header's value in the message)."""

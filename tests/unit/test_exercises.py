@@ -381,7 +381,7 @@ def test_the_router_runs_the_learners_split(tmp_path, monkeypatch):
         "def choose_variant(key, challenger_traffic):\n    return 'champion'\n"
     )
     labcode._load.cache_clear()
-    with pytest.raises(ValueError, match="at challenger traffic 100"):
+    with pytest.raises(labcode.LabCodeError, match="at challenger traffic 100"):
         create_app(config)
 
 

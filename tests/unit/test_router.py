@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,10 +27,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from reference_app.labcode import LabCodeError
 from reference_app.launchers.stack import free_port
+from reference_app.serving import router as router_module
 from reference_app.serving.router import (
     KEY_HEADER,
+    MAX_SHADOW_IN_FLIGHT,
+    SHADOW_MAX_CONNECTIONS,
     VARIANT_HEADER,
+    VARIANT_MAX_CONNECTIONS,
     RouterConfig,
     SplitError,
     create_app,
@@ -47,12 +55,16 @@ class V2Server:
     """A small V2 inference server on a free 127.0.0.1 port, in a thread (uvicorn).
 
     `mode`: "ok" answers every infer with its score per row (400 when there are no inputs);
-    "fail" answers 500; "hang" answers only once `release` is set.
+    "fail" answers 500; "hang" answers only once `release` is set; "list" answers 200 with a
+    JSON list (not a V2 response). Readiness: `ready_seen` is set when a readiness request
+    arrives; with `ready_gate` set to an Event, the answer waits for it (at most WAIT_S).
     """
 
     def __init__(self, name: str, mode: str = "ok"):
         self.name, self.mode = name, mode
         self.release = threading.Event()
+        self.ready_seen = threading.Event()
+        self.ready_gate: threading.Event | None = None
         self.received: list[dict] = []
         self.lock = threading.Lock()
         self.port = free_port()
@@ -66,6 +78,8 @@ class V2Server:
                 return JSONResponse({"error": f"{self.name} is broken"}, status_code=500)
             while self.mode == "hang" and not self.release.is_set():
                 await asyncio.sleep(0.01)
+            if self.mode == "list":
+                return JSONResponse([])
             inputs = body.get("inputs") or []
             if not inputs:
                 return JSONResponse({"error": "no inputs: 15 expected"}, status_code=400)
@@ -87,6 +101,12 @@ class V2Server:
             )
 
         async def ready(request: Request) -> Response:
+            self.ready_seen.set()
+            deadline = time.monotonic() + WAIT_S
+            while self.ready_gate is not None and not self.ready_gate.is_set():
+                if time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.01)
             return Response(status_code=200)
 
         app = Starlette(
@@ -120,10 +140,10 @@ class V2Server:
 class Router(V2Server):
     """The router app in uvicorn on a free port."""
 
-    def __init__(self, config: RouterConfig):
+    def __init__(self, config: RouterConfig, choose=None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.app = create_app(config)
+        self.app = create_app(config, choose)
         self.name = "router"
         self.server = uvicorn.Server(
             uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="error")
@@ -169,7 +189,7 @@ def variants():
 
 
 def router_for(
-    variants, tmp_path: Path, challenger: float = 10.0, shadow: str | None = ""
+    variants, tmp_path: Path, challenger: float = 10.0, shadow: str | None = "", choose=None
 ) -> Router:
     split_file = tmp_path / "split.json"
     write_split(split_file, challenger)
@@ -181,7 +201,9 @@ def router_for(
             split_file=split_file,
             max_body_bytes=10_000,
             timeout_s=5.0,
-        )
+            shadow_timeout_s=WAIT_S,  # copies held by a hanging shadow wait for the test's release
+        ),
+        choose,
     )
 
 
@@ -521,3 +543,198 @@ def test_the_drill_reports_failed_requests(variants, tmp_path):
                 router.url, "m", lambda share: write_split(split_file, share), to=50
             )
     assert report["failed"] >= 400 * 0.5 * 0.8 and "HTTP 500" in report["failures"][0]
+
+
+def test_a_hung_shadow_holds_only_its_own_connections(variants, tmp_path):
+    """More concurrent requests than the shadow's pool (and than the variants' pool) while the
+    shadow holds every copy: every client request is answered 200 by its variant; no more than
+    SHADOW_MAX_CONNECTIONS copies reach the shadow at a time; released, it answers every copy."""
+    n = VARIANT_MAX_CONNECTIONS + 40  # a pool shared with the shadow would be full at 200
+    assert SHADOW_MAX_CONNECTIONS < n < MAX_SHADOW_IN_FLIGHT
+    with V2Server("shadow", mode="hang") as slow:
+        try:
+            with router_for(variants, tmp_path, shadow=slow.url) as router:
+                with (
+                    httpx.Client(timeout=WAIT_S, limits=httpx.Limits(max_connections=16)) as client,
+                    ThreadPoolExecutor(16) as pool,
+                ):
+                    answers = list(
+                        pool.map(
+                            lambda i: client.post(infer_url(router), json=v2_body(i)), range(n)
+                        )
+                    )
+                assert [a.status_code for a in answers] == [200] * n
+                assert all(a.json()["parameters"]["server"] != "shadow" for a in answers)
+                assert metric(router, 'fraud_router_requests_total{code="200"') == n
+                wait_for(lambda: slow.count() == SHADOW_MAX_CONNECTIONS, "the shadow's pool full")
+                split = httpx.get(f"{router.url}/router/split", timeout=5).json()
+                assert split["shadow_in_flight"] == n
+                assert slow.count() == SHADOW_MAX_CONNECTIONS
+                slow.release.set()
+                wait_for(
+                    lambda: (
+                        metric(router, 'fraud_router_shadow_requests_total{outcome="answered"}')
+                        == n
+                    ),
+                    "every copy answered once released",
+                )
+        finally:
+            slow.release.set()
+
+
+def test_a_shadow_answering_a_json_list_counts_as_a_shadow_error(variants, tmp_path):
+    """A shadow whose 200 is `[]`, not a V2 response: the clients get their answers, and each
+    copy is counted as a shadow error (no exception left in a task), none compared."""
+    with V2Server("shadow", mode="list") as odd:
+        with router_for(variants, tmp_path, shadow=odd.url) as router:
+            answers = [httpx.post(infer_url(router), json=v2_body(i), timeout=10) for i in range(5)]
+            assert [a.status_code for a in answers] == [200] * 5
+            wait_for(
+                lambda: metric(router, "fraud_router_shadow_requests_total") == 5,
+                "the shadow's outcomes",
+            )
+            assert metric(router, 'fraud_router_shadow_requests_total{outcome="error"}') == 5
+            assert metric(router, 'fraud_router_shadow_requests_total{outcome="answered"}') == 0
+            assert metric(router, "fraud_router_shadow_compared_transactions_total") == 0
+
+
+def test_a_failing_split_function_sends_the_request_to_the_champion(variants, tmp_path, caplog):
+    """A split function that raises (the learner's: LabCodeError) or answers "canary" for some
+    keys: those requests are answered by the champion, counted by reason, and each reason is
+    logged once; the other keys follow the split (100 %: the challenger)."""
+
+    def choose(key: str, traffic: float) -> str:
+        if key.startswith("raise-"):
+            raise LabCodeError("lab 10: choose_variant in split.py raised KeyError: 'x'")
+        if key.startswith("odd-"):
+            return "canary"
+        return choose_variant(key, traffic)
+
+    with (
+        caplog.at_level(logging.ERROR, logger="fraudlab.router"),
+        router_for(variants, tmp_path, challenger=100, shadow=None, choose=choose) as router,
+    ):
+        with httpx.Client(timeout=10) as client:
+            failing = [
+                client.post(infer_url(router), json=v2_body(i), headers={KEY_HEADER: f"{k}-{i}"})
+                for k in ("raise", "odd")
+                for i in range(3)
+            ]
+            good = client.post(infer_url(router), json=v2_body(9), headers={KEY_HEADER: "card-1"})
+        assert [a.status_code for a in failing] == [200] * 6
+        assert {a.headers[VARIANT_HEADER] for a in failing} == {CHAMPION}
+        assert {a.json()["parameters"]["server"] for a in failing} == {CHAMPION}
+        assert good.status_code == 200 and good.headers[VARIANT_HEADER] == CHALLENGER
+        assert metric(router, 'fraud_router_split_errors_total{reason="raised"}') == 3
+        assert metric(router, 'fraud_router_split_errors_total{reason="answer"}') == 3
+    logged = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "fraudlab.router" and "split function" in r.getMessage()
+    ]
+    assert len(logged) == 2, logged
+    assert "raised" in logged[0] and "KeyError" in logged[0] and "'canary'" in logged[1]
+
+
+def test_fraudlab_route_serve_refuses_a_split_function_that_answers_wrongly(tmp_path):
+    """A learner's choose_variant that always answers "champion": `fraudlab route serve` exits 2
+    with a message naming the file and the expected answer, no traceback."""
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "split.py").write_text(
+        "def choose_variant(key, challenger_traffic):\n    return 'champion'\n"
+    )
+    env = {
+        **os.environ,
+        "FRAUD_DATA_DIR": str(tmp_path / "data"),
+        "FRAUD_ROUTER_PORT": str(free_port()),
+        "FRAUD_LAB_CODE": str(code),
+    }
+    fraudlab = str(Path(sys.executable).parent / "fraudlab")
+    out = subprocess.run(
+        [fraudlab, "route", "serve"], env=env, capture_output=True, text=True, timeout=60
+    )
+    text = out.stdout + out.stderr
+    assert out.returncode == 2, text
+    assert "Traceback" not in text
+    assert str(code / "split.py") in text and "expected 'challenger'" in text
+
+
+def test_readiness_checks_the_variants_concurrently_each_within_its_timeout(tmp_path):
+    """Each variant answers its readiness check only once the other's has arrived: checked one
+    after the other, the first would time out; concurrently both answer, 200, within the
+    readinessProbe's timeoutSeconds (5). A challenger that never answers: 503 naming it, still
+    within those 5 s (each check has READY_TIMEOUT_S)."""
+    never = threading.Event()
+    with V2Server(CHAMPION) as champion, V2Server(CHALLENGER) as challenger:
+        champion.ready_gate, challenger.ready_gate = challenger.ready_seen, champion.ready_seen
+        config = RouterConfig(champion.url, challenger.url, None, tmp_path / "none.json")
+        try:
+            with Router(config) as router:  # no split file: 90/10, both variants count
+                ready = f"{router.url}/v2/models/fraud-detector/ready"
+                first = httpx.get(ready, timeout=5)
+                challenger.ready_gate = never
+                second = httpx.get(ready, timeout=5)
+        finally:
+            never.set()
+    assert first.status_code == 200, first.text
+    assert second.status_code == 503
+    assert second.json()["error"] == "not ready: challenger: ReadTimeout"
+
+
+def test_a_content_length_that_is_not_a_number_gets_400(tmp_path):
+    """uvicorn's HTTP parser already answers 400 itself; the router answers 400 with a message
+    behind any server that passes the header on (here: the ASGI app called directly)."""
+    app = create_app(
+        RouterConfig("http://127.0.0.1:9", "http://127.0.0.1:9", None, tmp_path / "s.json")
+    )
+
+    async def post() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://router") as client:
+            return await client.post(
+                "/v2/models/m/infer", content=b"{}", headers={"content-length": "abc"}
+            )
+
+    r = asyncio.run(post())
+    assert r.status_code == 400 and "'abc' is not a number" in r.json()["error"], r.text
+
+
+def test_shutdown_waits_for_shadow_copies_at_most_the_drain_time(variants, tmp_path, monkeypatch):
+    """A shadow that never answers: at shutdown the router waits SHADOW_DRAIN_S (here 0.2 s) for
+    the copy in flight, then cancels it and counts it dropped; the router stops."""
+    monkeypatch.setattr(router_module, "SHADOW_DRAIN_S", 0.2)
+    with V2Server("shadow", mode="hang") as slow:
+        try:
+            router = router_for(variants, tmp_path, shadow=slow.url)
+            with router:
+                assert httpx.post(infer_url(router), json=v2_body(1), timeout=10).status_code == 200
+                wait_for(lambda: slow.count() == 1, "the copy at the hanging shadow")
+            assert not router.thread.is_alive(), "the router did not stop"
+            assert not slow.release.is_set()
+            registry = router.app.state.metrics.registry
+            sample = registry.get_sample_value
+            assert sample("fraud_router_shadow_requests_total", {"outcome": "dropped"}) == 1
+            assert sample("fraud_router_shadow_requests_total", {"outcome": "answered"}) == 0
+            assert not router.app.state.shadow_tasks
+        finally:
+            slow.release.set()
+
+
+def test_a_drill_that_fails_after_the_switch_rolls_the_split_back(variants, tmp_path):
+    """The drill changes a split the router never applies (as a ConfigMap the kubelet has not
+    synced in time): it fails, sets the split it found (10 %) again, and says so."""
+    from reference_app.serving.drill import DrillError, promotion_drill
+
+    elsewhere = tmp_path / "elsewhere" / "split.json"
+    calls: list[float] = []
+
+    def change(share: float) -> None:
+        calls.append(share)
+        write_split(elsewhere, share)
+
+    with router_for(variants, tmp_path, shadow=None) as router:
+        with pytest.raises(DrillError, match="rolled back to challenger 10 %"):
+            promotion_drill(router.url, "m", change, apply_timeout_s=15)
+    assert calls == [100.0, 10.0]
+    assert parse_split(elsewhere.read_text()) == {CHAMPION: 90.0, CHALLENGER: 10.0}
