@@ -234,14 +234,23 @@ class Settings(BaseSettings):
     FastAPI/Starlette pins conflict with MLServer's, so it never shares the app's venv."""
     feature_server_port: int = 6566
     """Port of the local Feast feature server (`feast serve`; 6566 is Feast's default)."""
-    feature_server_url: str = "http://127.0.0.1:6566"
-    """Base URL of the Feast feature server the online serving path asks (`/get-online-features`)."""
+    feature_server_url: str = ""
+    """Base URL of the Feast feature server the online serving path asks (`/get-online-features`);
+    empty: the local one, on `feature_server_port` (read it through `feature_server_base_url`)."""
 
     # --- the labs' exercises ----------------------------------------------------------------
     lab_code: str = ""
     """Folders (`:`-separated) with the learner's exercise modules (`labs/NN-*/starter`; on the
     cluster the ConfigMap mounted at /lab-code): each exercise's function stands in for the
     reference's (`labcode`); empty: the reference runs."""
+
+    @property
+    def feature_server_base_url(self) -> str:
+        """The feature server's base URL, no trailing slash: `feature_server_url` when set (kind
+        mode: the Service), else the local server `fraudlab up --features` starts,
+        http://127.0.0.1:`feature_server_port`."""
+        url = self.feature_server_url or f"http://127.0.0.1:{self.feature_server_port}"
+        return url.rstrip("/")
 
     @property
     def raw_dir(self) -> str:

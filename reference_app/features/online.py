@@ -39,11 +39,22 @@ VIEWS = {
     "terminal_risk": ("TERMINAL_ID", TERMINAL_FEATURES),
 }
 """Feast feature view → (its entity's join key, its features): reference_app/feature_repo."""
-TTL_DAYS = {
-    "customer_windows": max(WINDOWS_DAYS),
-    "terminal_risk": FEATURE_DELAY_DAYS + max(WINDOWS_DAYS),
-}
-"""How old a row may be and still be served: beyond it, the window it describes has emptied."""
+
+
+def ttl_days(delay_days: int = FEATURE_DELAY_DAYS) -> dict[str, int]:
+    """{view: how old a row may be, in days, and still be served}: beyond it, the window it
+    describes has emptied. The terminal windows end `delay_days` before the transaction (the
+    label delay the features dataset was built with: `Settings.delta_delay`), so their ttl is
+    longer by it (reference_app/feature_repo/features.py reads the same delay from
+    FEAST_REPO_DELAY_DAYS, which `launchers.feast.feast_env` sets from `delta_delay`)."""
+    return {
+        "customer_windows": max(WINDOWS_DAYS),
+        "terminal_risk": delay_days + max(WINDOWS_DAYS),
+    }
+
+
+TTL_DAYS = ttl_days()
+"""`ttl_days` at the default delay (`FEATURE_DELAY_DAYS`)."""
 RAW_FIELDS = ("TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT")
 """What a client sends to score a transaction (no feature: the serving path builds them)."""
 # --8<-- [end:names]
@@ -66,7 +77,7 @@ class MissingFeatureError(LookupError):
         self.entity, self.feature, self.status = entity, feature, status
         super().__init__(
             f"no online value of {feature} for {entity} (feature store status: {status}): the "
-            "feature pipeline has not materialized this entity (`fraudlab feature-store up`), "
+            "feature pipeline has not materialized this entity (`fraudlab up --features`), "
             "or the id is unknown"
         )
 
@@ -195,7 +206,9 @@ def check_raw(transaction: object) -> dict:
     """`transaction` if it is a raw transaction; else ValueError naming what is wrong.
 
     Raises:
-        ValueError: not an object, a field of `RAW_FIELDS` missing, or a value of the wrong type.
+        ValueError: not an object, a field of `RAW_FIELDS` missing, or a value of the wrong type
+            (`TX_DATETIME`: a string pandas reads as a time; None, "", "NaT" and non-strings
+            are refused).
     """
     if not isinstance(transaction, dict):
         raise ValueError(f"a transaction is a JSON object with {list(RAW_FIELDS)}")
@@ -210,12 +223,17 @@ def check_raw(transaction: object) -> dict:
     amount = transaction["TX_AMOUNT"]
     if isinstance(amount, bool) or not isinstance(amount, int | float) or not math.isfinite(amount):
         raise ValueError(f"TX_AMOUNT must be a finite number, got {amount!r}")
+    when = transaction["TX_DATETIME"]
+    # pd.Timestamp(None), pd.Timestamp("") and pd.Timestamp("NaT") return NaT without raising,
+    # and NaT's weekday/hour would pass as an ordinary time: refuse anything but a real time.
     try:
-        pd.Timestamp(transaction["TX_DATETIME"])
-    except (ValueError, TypeError) as err:
+        stamp = pd.Timestamp(when) if isinstance(when, str) else None
+    except (ValueError, TypeError, OverflowError):
+        stamp = None
+    if stamp is None or pd.isna(stamp):
         raise ValueError(
-            f"TX_DATETIME must be an ISO 8601 time, got {transaction['TX_DATETIME']!r}"
-        ) from err
+            f"TX_DATETIME must be an ISO 8601 time string (e.g. '2018-05-15T10:00:00'), got {when!r}"
+        )
     return transaction
 
 

@@ -2,7 +2,7 @@
 
 Feast 0.67 needs Starlette ≥ 1.0 while MLServer 1.7 caps FastAPI below 0.116 (Starlette < 0.47),
 so Feast cannot share the app's venv: it runs as its own commands and its own server, as it does
-in production. `fraudlab feature-store up` runs, in order:
+in production. `fraudlab up --features` runs, in order (`prepare`, then `start_feature_server`):
 
 1. `export`: the features dataset → the point-in-time entity tables (`features.online`), the
    offline sources, under `<state_dir>/feast/source`;
@@ -53,13 +53,15 @@ def source_dir(settings: Settings) -> Path:
 
 
 def feast_env(settings: Settings) -> dict[str, str]:
-    """The environment the feature repository reads (feature_store.yaml expands `${VAR}`)."""
-    from ..config import FEATURE_DELAY_DAYS
+    """The environment the feature repository reads (feature_store.yaml expands `${VAR}`).
 
+    FEAST_REPO_DELAY_DAYS is `settings.delta_delay`: the label delay the features dataset's
+    terminal windows were built with (orchestration/pipeline.py passes it to
+    `build_features(delay_days=...)`), so the terminal view's ttl matches the data it serves."""
     return {
         "FEAST_REPO_STATE": str(feast_dir(settings)),
         "FEAST_REPO_SOURCE": str(source_dir(settings)),
-        "FEAST_REPO_DELAY_DAYS": str(FEATURE_DELAY_DAYS),
+        "FEAST_REPO_DELAY_DAYS": str(settings.delta_delay),
         "FEAST_REPO_YAML": str(LOCAL_YAML),
     }
 
@@ -86,20 +88,39 @@ def feast_command(settings: Settings, *args: str) -> list[str]:
     return [str(feast_bin(settings)), "-c", str(REPO), "-f", str(LOCAL_YAML), *args]
 
 
+def _run(
+    command: list[str], env: dict[str, str], what: str, timeout_s: float | None = None
+) -> subprocess.CompletedProcess:
+    """Run `command` with `env` added to the environment, output captured.
+
+    Raises:
+        FeatureStoreError: it ran longer than `timeout_s` (default `COMMAND_TIMEOUT_S`; killed:
+            `subprocess.run`), naming `what`, the command line and the timeout.
+    """
+    timeout_s = COMMAND_TIMEOUT_S if timeout_s is None else timeout_s
+    try:
+        return subprocess.run(
+            command,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+    except subprocess.TimeoutExpired as err:
+        raise FeatureStoreError(
+            f"{what} did not finish within {timeout_s:g} s and was stopped: {' '.join(command)}"
+        ) from err
+
+
 def run_feast(settings: Settings, *args: str) -> str:
     """Run a `feast` command; its output.
 
     Raises:
-        FeatureStoreError: it failed (the message holds the end of its output).
+        FeatureStoreError: it failed (the message holds the end of its output), or it ran longer
+            than `COMMAND_TIMEOUT_S` (names the command and the timeout).
     """
     feast_dir(settings).mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        feast_command(settings, *args),
-        env={**os.environ, **feast_env(settings)},
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT_S,
-    )
+    result = _run(feast_command(settings, *args), feast_env(settings), f"feast {' '.join(args)}")
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
         raise FeatureStoreError(f"feast {' '.join(args)} failed ({result.returncode}):\n{tail}")
@@ -142,12 +163,10 @@ def historical_features(settings: Settings, rows: pd.DataFrame) -> pd.DataFrame:
         frame = rows.copy()
         frame["event_timestamp"] = [as_utc(t) for t in frame["event_timestamp"]]
         frame.to_parquet(given, index=False)
-        result = subprocess.run(
+        result = _run(
             [str(python), str(REPO / "offline.py"), str(given), str(out)],
-            env={**os.environ, **feast_env(settings)},
-            capture_output=True,
-            text=True,
-            timeout=COMMAND_TIMEOUT_S,
+            feast_env(settings),
+            "historical features (feature_repo/offline.py)",
         )
         if result.returncode != 0:
             tail = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
@@ -201,14 +220,15 @@ def export(settings: Settings, as_of: dt.datetime | pd.Timestamp | None = None) 
     import shutil
 
     from ..data import store
-    from ..features.online import TTL_DAYS, export_sources
+    from ..features.online import export_sources, ttl_days
     from ..serving.online import write_materialized
 
     features = store.read_dataset(settings.features_dir)
     sources = export_sources(features, source_dir(settings))
     end = as_utc(as_of if as_of is not None else features["TX_DATETIME"].max())
     start = max(
-        end - pd.Timedelta(days=max(TTL_DAYS.values())), as_utc(features["TX_DATETIME"].min())
+        end - pd.Timedelta(days=max(ttl_days(settings.delta_delay).values())),
+        as_utc(features["TX_DATETIME"].min()),
     )
     repo = feast_dir(settings) / "repo"
     shutil.copytree(REPO, repo, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))

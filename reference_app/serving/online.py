@@ -64,10 +64,11 @@ def lookup(settings: Settings, customer_ids: list[int], terminal_ids: list[int])
     Raises:
         MissingFeatureError: a feature has no value (status other than PRESENT) for an entity;
             the first one, in `FEATURE_NAMES` order.
-        OnlineServingError: the feature server is unreachable or answers an error.
+        OnlineServingError: the feature server is unreachable, answers an error, or answers a
+            body that is not Feast's shape (names the server and the missing part).
     """
     features = [f"{view}:{name}" for view, (_, names) in VIEWS.items() for name in names]
-    url = f"{settings.feature_server_url.rstrip('/')}/get-online-features"
+    url = f"{settings.feature_server_base_url}/get-online-features"
     body = {
         "features": features,
         "entities": {"CUSTOMER_ID": list(customer_ids), "TERMINAL_ID": list(terminal_ids)},
@@ -81,7 +82,7 @@ def lookup(settings: Settings, customer_ids: list[int], terminal_ids: list[int])
         ) from err
     if answer.status_code != 200:
         raise OnlineServingError(f"POST {url} → {answer.status_code}: {answer.text[:300]}")
-    data = answer.json()
+    data = _feature_answer(url, answer, len(customer_ids))
     statuses = dict(zip(data["metadata"]["feature_names"], data["results"], strict=True))
     rows = []
     for i, (customer, terminal) in enumerate(zip(customer_ids, terminal_ids, strict=True)):
@@ -96,11 +97,56 @@ def lookup(settings: Settings, customer_ids: list[int], terminal_ids: list[int])
     return rows
 
 
+def _json(url: str, answer: httpx.Response) -> object:
+    """The JSON body of a server's 200 answer; OnlineServingError naming the server if it is not
+    JSON."""
+    try:
+        return answer.json()
+    except ValueError as err:
+        raise OnlineServingError(
+            f"POST {url} answered 200 with a body that is not JSON: {answer.text[:200]!r}"
+        ) from err
+
+
+def _feature_answer(url: str, answer: httpx.Response, n_rows: int) -> dict:
+    """A `/get-online-features` answer checked for the shape `online_values` reads:
+    {"metadata": {"feature_names": [names]}, "results": [{"values": [n_rows values],
+    "statuses": [n_rows]?} per name]} (feast/feature_server.py, `convert_response_to_dict`).
+
+    Raises:
+        OnlineServingError: the body is not JSON or lacks a part of that shape (named).
+    """
+    data = _json(url, answer)
+    expected = (
+        'expected {"metadata": {"feature_names": [...]}, "results": [{"values": [...]}, ...]}'
+    )
+    names = data.get("metadata", {}).get("feature_names") if isinstance(data, dict) else None
+    if not isinstance(names, list):
+        raise OnlineServingError(f"{url} answered without metadata.feature_names: {expected}")
+    results = data.get("results")
+    if not isinstance(results, list) or len(results) != len(names):
+        raise OnlineServingError(
+            f"{url} answered {len(names)} feature names but "
+            f"{len(results) if isinstance(results, list) else 'no list of'} results: {expected}"
+        )
+    for name, result in zip(names, results, strict=True):
+        values = result.get("values") if isinstance(result, dict) else None
+        statuses = result.get("statuses") if isinstance(result, dict) else None
+        if not isinstance(values, list) or len(values) != n_rows:
+            raise OnlineServingError(
+                f"{url} answered no list of {n_rows} values for {name}: {expected}"
+            )
+        if statuses is not None and (not isinstance(statuses, list) or len(statuses) != n_rows):
+            raise OnlineServingError(f"{url} answered no list of {n_rows} statuses for {name}")
+    return data
+
+
 def infer(settings: Settings, inputs: np.ndarray) -> np.ndarray:
     """Score (n, 15) inputs in `FEATURE_NAMES` order with the served model (V2 protocol).
 
     Raises:
-        OnlineServingError: the model server is unreachable or refuses the request.
+        OnlineServingError: the model server is unreachable, refuses the request, or answers a
+            body without one `fraud_probability` output of n numbers (names the server).
     """
     url = f"{settings.inference_url.rstrip('/')}/v2/models/{settings.model_name}/infer"
     body = {
@@ -117,8 +163,25 @@ def infer(settings: Settings, inputs: np.ndarray) -> np.ndarray:
         ) from err
     if answer.status_code != 200:
         raise OnlineServingError(f"POST {url} → {answer.status_code}: {answer.text[:300]}")
-    (output,) = [o for o in answer.json()["outputs"] if o["name"] == OUTPUT_NAME]
-    return np.asarray(output["data"], dtype=float)
+    data = _json(url, answer)
+    outputs = data.get("outputs") if isinstance(data, dict) else None
+    found = [o for o in outputs or [] if isinstance(o, dict) and o.get("name") == OUTPUT_NAME]
+    if not isinstance(outputs, list) or len(found) != 1:
+        raise OnlineServingError(
+            f"{url} answered no output named {OUTPUT_NAME!r} (V2 protocol: "
+            f'{{"outputs": [{{"name": "{OUTPUT_NAME}", "data": [...]}}]}}): {answer.text[:200]}'
+        )
+    try:
+        scores = np.asarray(found[0].get("data"), dtype=float).reshape(-1)
+    except (TypeError, ValueError) as err:
+        raise OnlineServingError(
+            f"{url} answered {OUTPUT_NAME} data that is not a list of numbers: {answer.text[:200]}"
+        ) from err
+    if len(scores) != len(inputs):
+        raise OnlineServingError(
+            f"{url} answered {len(scores)} {OUTPUT_NAME} values for {len(inputs)} transactions"
+        )
+    return scores
 
 
 def serving_inputs(transaction: dict, online: dict) -> list[float]:
@@ -222,7 +285,8 @@ def parity_sample(
     time, drawn with `seed` (the same sample for the same dataset and window).
 
     Raises:
-        OnlineServingError: nothing materialized yet.
+        OnlineServingError: nothing materialized yet, or no transaction of the features dataset
+            is the newest of its customer and terminal at the window's end (names the window).
     """
     window = materialized(settings)
     if window is None:
@@ -230,6 +294,13 @@ def parity_sample(
     as_of = pd.Timestamp(window["end"]).tz_convert("UTC").tz_localize(None)
     features = store.read_dataset(settings.features_dir)
     candidates = newest_rows(features, as_of)
+    if candidates.empty:
+        raise OnlineServingError(
+            f"no transaction to check in the materialized window {window['start']} – "
+            f"{window['end']}: none at or before its end is the newest of its customer and "
+            "terminal (the features dataset has changed since: run `fraudlab up --features` "
+            "again)"
+        )
     return features, candidates.sample(min(sample_size, len(candidates)), random_state=seed)
 
 
