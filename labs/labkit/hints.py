@@ -45,8 +45,11 @@ def describe_error(err: BaseException) -> str:
 def promote_command(target: str, model: str, version: str | None, mlflow_url: str = "") -> str:
     """The command that gives a registered version the alias `champion`: `fraudlab promote
     --version N` (champion if the version passes the quality gate and beats the current
-    champion, if any). On the cluster it runs on this machine against the cluster's MLflow with
-    the admin user, as in lab 05's step 4.
+    champion, if any). Locally, `fraudlab model-test --version N` runs first: a version without
+    passed model tests gets no alias (lab 07), and one trained with `--no-promote` has not been
+    tested. On the cluster the versions come from the pipeline, whose model-tests step tested
+    them; the command runs on this machine against the cluster's MLflow with the admin user, as
+    in lab 05's step 4.
 
     Args:
         target: `cluster` or `local`.
@@ -57,10 +60,12 @@ def promote_command(target: str, model: str, version: str | None, mlflow_url: st
 
     Example:
         >>> promote_command("local", "fraud-detector", "3")
-        '.venv/bin/fraudlab promote --version 3'
+        '.venv/bin/fraudlab model-test --version 3 && .venv/bin/fraudlab promote --version 3'
     """
     command = f".venv/bin/fraudlab promote --version {version or 'N'}"
-    if target == "cluster":
+    if target != "cluster":
+        command = f".venv/bin/fraudlab model-test --version {version or 'N'} && {command}"
+    else:
         command = (
             f"(set -a; . {MLFLOW_SECRETS_FILE.relative_to(REPO_ROOT)}; set +a; "
             'MLFLOW_TRACKING_USERNAME="$FRAUD_MLFLOW_ADMIN_USERNAME" '

@@ -417,6 +417,8 @@ def stack_up(
     Raises:
         ServerError: if a port is taken, a server does not become ready, or `auth` is asked
             without an MLflow admin password.
+        FeatureStoreError: with `features`, Feast is not installed (raised before any server
+            starts) or a Feast command failed.
     """
     if auth:
         if settings.mlflow_admin_password is None:
@@ -443,6 +445,9 @@ def stack_up(
             ports += [vs.http_port, vs.grpc_port, vs.metrics_port]
         ports.append(settings.router_port)
     if features:
+        from .feast import feast_bin
+
+        feast_bin(settings)  # FeatureStoreError (how to install Feast) before any server starts
         ports.append(settings.feature_server_port)
     for port in ports:
         if port_open("127.0.0.1", port):
@@ -519,8 +524,9 @@ def serving_problem(settings: Settings) -> str | None:
     that fixes it; None when the model it names exists.
 
     Example:
-        "no version of fraud-detector carries the alias champion (versions: 1, 2, 3): give one the
-        alias with `fraudlab promote --version N`, e.g. `fraudlab promote --version 3`"
+        "no version of fraud-detector carries the alias champion (versions: 1, 2, 3): test one and
+        decide its alias (a version without passed model tests gets none, lab 07): `fraudlab
+        model-test --version 3 && fraudlab promote --version 3`"
     """
     from .. import tracking
 
@@ -540,8 +546,9 @@ def serving_problem(settings: Settings) -> str | None:
     listed = ", ".join(versions)
     if alias and tracking.alias_version(name, alias) is None:
         return (
-            f"no version of {name} carries the alias {alias} (versions: {listed}): give one the "
-            f"alias with `fraudlab promote --version N`, e.g. `fraudlab promote --version {versions[-1]}`"
+            f"no version of {name} carries the alias {alias} (versions: {listed}): test one and "
+            f"decide its alias (a version without passed model tests gets none): `fraudlab "
+            f"model-test --version {versions[-1]} && fraudlab promote --version {versions[-1]}`"
         )
     if version and version not in versions:
         return f"{name} has no version {version} (versions: {listed}): set FRAUD_MODEL_URI to one of them"

@@ -150,12 +150,12 @@ def decide_promotion(
     )
     if model_test_failures:  # lab 07: refused before any rule, and served nowhere
         alias = BLOCKED
-    else:
+    else:  # the rule (lab 05) answers one of the two aliases: blocking is the model tests' call
         alias = PROMOTION_EXERCISE.implementation(choose_alias)(not failures, ap, champion_ap)
-    if alias not in (CHAMPION, CHALLENGER, BLOCKED):
-        raise LabCodeError(
-            f"lab 05: choose_alias returned {alias!r}; expected {CHAMPION!r} or {CHALLENGER!r}"
-        )
+        if alias not in (CHAMPION, CHALLENGER):
+            raise LabCodeError(
+                f"lab 05: choose_alias returned {alias!r}; expected {CHAMPION!r} or {CHALLENGER!r}"
+            )
     if refused:
         reason = "; ".join(refused)
     elif champion_ap is None:

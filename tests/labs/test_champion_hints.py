@@ -1,5 +1,5 @@
 """When no version carries the alias `champion`, labs 06 and 09 name the command that gives it
-back, `fraudlab promote --version N`, with N the latest registered version (read from MLflow)."""
+back, `fraudlab model-test --version N && fraudlab promote --version N` (locally), with N the latest registered version (read from MLflow)."""
 
 from __future__ import annotations
 
@@ -43,14 +43,15 @@ def test_lab06_names_the_promote_command(labkit):
     assert local == [
         "expected: models:/fraud-detector@champion",
         "found:    no champion (has the promote step run?)",
-        "debug:    .venv/bin/fraudlab promote --version 7",
+        "debug:    .venv/bin/fraudlab model-test --version 7 && .venv/bin/fraudlab promote --version 7",
     ]
     cluster = message(check, labkit.Endpoints(target="cluster"), NoChampion("7"), "fraud-detector")
     assert cluster[2].startswith("debug:    (set -a; . manifests/overlays/kind/secrets/mlflow.env;")
     assert cluster[2].endswith(" .venv/bin/fraudlab promote --version 7)")
     unknown = message(check, labkit.Endpoints(target="local"), NoChampion(None), "fraud-detector")
     assert unknown[2] == (
-        "debug:    .venv/bin/fraudlab promote --version N   (N = a version of fraud-detector from"
+        "debug:    .venv/bin/fraudlab model-test --version N && .venv/bin/fraudlab promote --version N"
+        "   (N = a version of fraud-detector from"
         " `fraudlab train`'s output or the MLflow UI (http://127.0.0.1:5000))"
     )
 
@@ -63,7 +64,7 @@ def test_lab09_names_the_promote_command_then_the_restart(labkit, monkeypatch):
     assert local == [
         "expected: model_version = the version with alias champion",
         "found:    served 7, champion none",
-        "debug:    .venv/bin/fraudlab promote --version 7",
+        "debug:    .venv/bin/fraudlab model-test --version 7 && .venv/bin/fraudlab promote --version 7",
         "          then: make down && make up   (the server loads the champion when it starts)",
     ]
     cluster = message(check, labkit.Endpoints(target="cluster"), NoChampion("7"), "fraud-detector")

@@ -325,10 +325,11 @@ def test_latest_version_reads_the_registry(labkit, http_server):
 def test_promote_command_names_the_command_that_restores_the_champion(labkit):
     assert (
         labkit.promote_command("local", "fraud-detector", "3")
-        == ".venv/bin/fraudlab promote --version 3"
+        == ".venv/bin/fraudlab model-test --version 3 && .venv/bin/fraudlab promote --version 3"
     )
     assert labkit.promote_command("local", "fraud-detector", None, "http://127.0.0.1:5000") == (
-        ".venv/bin/fraudlab promote --version N   (N = a version of fraud-detector from"
+        ".venv/bin/fraudlab model-test --version N && .venv/bin/fraudlab promote --version N"
+        "   (N = a version of fraud-detector from"
         " `fraudlab train`'s output or the MLflow UI (http://127.0.0.1:5000))"
     )
     cluster = labkit.promote_command("cluster", "fraud-detector", "3")

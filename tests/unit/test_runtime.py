@@ -297,7 +297,7 @@ def test_runtime_parameters_default_to_settings_and_refuse_unknown_keys():
         (f"models:/{MODEL}/2", None),
         (
             f"models:/{MODEL}@gold",
-            "`fraudlab promote --version N`, e.g. `fraudlab promote --version 2`",
+            "`fraudlab model-test --version 2 && fraudlab promote --version 2`",
         ),
         (f"models:/{MODEL}/9", f"{MODEL} has no version 9 (versions: 1, 2)"),
         ("models:/no-such-model@champion", "`fraudlab demo`"),
