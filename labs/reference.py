@@ -38,6 +38,8 @@ NAMESPACE = "fraud-lab"
 SCRIPTS = ROOT / "scripts"
 
 # Parts of the reference system: (kind, name) in namespace fraud-lab, or (kind, name, namespace).
+# No part holds a NetworkPolicy: `make deploy` applies them all at once (default-deny, allow-dns
+# and each allow); one applied alone would isolate its pods (an Egress policy blocks DNS too).
 PARTS: dict[str, list[tuple[str, str]]] = {
     "data-volume": [("ServiceAccount", "data-pipeline"), ("PersistentVolumeClaim", "fraud-data")],
     "simulate": [("Job", "simulate")],
@@ -53,10 +55,6 @@ PARTS: dict[str, list[tuple[str, str]]] = {
         ("Service", "feast-redis"),
         ("Deployment", "feature-server"),
         ("Service", "feature-server"),
-        ("NetworkPolicy", "feast-redis"),
-        ("NetworkPolicy", "feast-redis-clients"),
-        ("NetworkPolicy", "feature-server"),
-        ("NetworkPolicy", "feature-server-clients"),
     ],
     "features": [("Job", "feature-store")],
     "secrets": [
@@ -91,8 +89,6 @@ PARTS: dict[str, list[tuple[str, str]]] = {
         ("Service", "canary-challenger"),
         ("Service", "canary-shadow"),
         ("Service", "traffic-router"),
-        ("NetworkPolicy", "fraud-detector-canary"),
-        ("NetworkPolicy", "traffic-router"),
         ("PodDisruptionBudget", "fraud-detector-canary"),
         ("PodDisruptionBudget", "traffic-router"),
     ],

@@ -43,8 +43,21 @@ k apply -k "${NAMESPACES_DIR}"
 step "Secrets' env files (scripts/secrets.sh: kept if present)"
 "${SCRIPT_DIR}/secrets.sh"
 
-step "The fraud system (manifests/overlays/${OVERLAY_NAME})"
-k apply -k "${OVERLAY}"
+# Labs 04 and 10 add the feature store (Redis, Feast's server, a Job) and the canary (three model
+# pods and the router: ≈ 2.5 GiB of memory requests): make deploy leaves them out unless WITH
+# names them (make deploy WITH="features canary"); their labs apply them (labs/reference.py). The
+# overlay's objects carry fraud-lab.io/optional=<name> (their kustomizations); kubectl apply -l
+# applies only the objects its selector matches, and `notin` matches objects without the label.
+WITH="${WITH:-}"
+optional=()
+for name in features canary; do
+  if [[ " ${WITH} " != *" ${name} "* ]]; then optional+=("${name}"); fi
+done
+selector=()
+if ((${#optional[@]})); then selector=(-l "fraud-lab.io/optional notin ($(IFS=,; echo "${optional[*]}"))"); fi
+
+step "The fraud system (manifests/overlays/${OVERLAY_NAME}${WITH:+, with ${WITH}})"
+k apply -k "${OVERLAY}" "${selector[@]}"
 
 # The ct-controller's and workflow pods' NetworkPolicies allow the API server by address range
 # (manifests/base/security/networkpolicy.continuous-training.yaml): check this cluster's.
@@ -103,11 +116,13 @@ wait_for "seldondeployment/fraud-detector" "${WAIT_MODEL}" \
 # Lab 04's feature store: the Job feature-store exports the features dataset, which exists only
 # once the pipeline ran (the Job that the apply above started may have failed for want of it):
 # run it afresh (a Job's pod template cannot change, so delete it and apply the overlay again).
-step "The feature store: Job feature-store on the pipeline's features (manifests/base/features)"
-k -n "${NS}" delete job feature-store --ignore-not-found >/dev/null
-k apply -k "${OVERLAY}" >/dev/null
-wait_for "deployment/feature-server" "${WAIT_STORE}" rollout status deployment/feature-server
-wait_for "job/feature-store" "${WAIT_STORE}" wait --for=condition=complete job/feature-store
+if [[ " ${WITH} " == *" features "* ]]; then
+  step "The feature store: Job feature-store on the pipeline's features (manifests/base/features)"
+  k -n "${NS}" delete job feature-store --ignore-not-found >/dev/null
+  k apply -k "${OVERLAY}" "${selector[@]}" >/dev/null
+  wait_for "deployment/feature-server" "${WAIT_STORE}" rollout status deployment/feature-server
+  wait_for "job/feature-store" "${WAIT_STORE}" wait --for=condition=complete job/feature-store
+fi
 
 echo
 if [[ ${#NOT_READY[@]} -gt 0 ]]; then

@@ -418,6 +418,18 @@ def test_fraud_system_names_match_the_app(labkit):
     }
 
 
+def test_no_part_applies_a_network_policy(overlays):
+    """A lab's parts hold no NetworkPolicy: one applied without the rest (default-deny, allow-dns,
+    the other allows; `make deploy` applies them together) isolates its pods: an Egress policy
+    blocks DNS too, an Ingress one the probes' and clients' paths it does not list."""
+    load_lab_module(0)
+    import reference
+
+    for part in reference.PARTS:
+        kinds = {o["kind"] for o in reference.select(overlays["kind"], [part])}
+        assert "NetworkPolicy" not in kinds, part
+
+
 def test_reference_parts_exist_and_starters_replace_exactly_the_learners_parts(overlays, workspace):
     load_lab_module(0)
     import reference

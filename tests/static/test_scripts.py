@@ -462,8 +462,9 @@ exit 0
 """
 
 
-def run_deploy_with_stubs(tmp_path: Path, seldon_chart: str) -> list[str]:
-    """scripts/deploy.sh against stub kubectl and helm that log their calls; returns the log."""
+def run_deploy_with_stubs(tmp_path: Path, seldon_chart: str, with_: str = "") -> list[str]:
+    """scripts/deploy.sh against stub kubectl and helm that log their calls (WITH=`with_`);
+    returns the log."""
     stubs = tmp_path / "bin"
     stubs.mkdir(exist_ok=True)
     for name, body in (("kubectl", STUB_KUBECTL), ("helm", STUB_HELM)):
@@ -486,6 +487,7 @@ def run_deploy_with_stubs(tmp_path: Path, seldon_chart: str) -> list[str]:
             PATH=f"{stubs}:{os.environ['PATH']}",
             STUB_LOG=str(log),
             STUB_SELDON_CHART=seldon_chart,
+            WITH=with_,
         )
         out = subprocess.run(
             ["bash", "scripts/deploy.sh"],
@@ -500,6 +502,21 @@ def run_deploy_with_stubs(tmp_path: Path, seldon_chart: str) -> list[str]:
             shutil.rmtree(component.parent)
     assert out.returncode == 0, out.stdout + out.stderr
     return log.read_text().splitlines()
+
+
+def test_deploy_leaves_out_the_feature_store_and_the_canary_unless_asked(tmp_path):
+    """make deploy applies the overlay without the objects labelled fraud-lab.io/optional (labs
+    04 and 10 apply them); WITH names the ones to add, and the feature-store Job runs only then."""
+    pins = versions()
+    chart = f"seldon-core-operator-{pins['SELDON_CHART_VERSION']}"
+    default = [c for c in run_deploy_with_stubs(tmp_path, chart) if " apply -k " in c]
+    assert any("-l fraud-lab.io/optional notin (features,canary)" in c for c in default), default
+    assert not [c for c in run_deploy_with_stubs(tmp_path, chart) if "job/feature-store" in c]
+    both = run_deploy_with_stubs(tmp_path, chart, "features canary")
+    assert [c for c in both if "apply -k" in c and "overlays" in c and "optional" not in c]
+    assert [c for c in both if "wait --for=condition=complete job/feature-store" in c]
+    canary = [c for c in run_deploy_with_stubs(tmp_path, chart, "canary") if " apply -k " in c]
+    assert any("-l fraud-lab.io/optional notin (features)" in c for c in canary), canary
 
 
 def test_deploy_leaves_an_unchanged_seldon_release_alone(tmp_path):
