@@ -243,14 +243,7 @@ def exercise_files(k8s) -> dict[str, str]:
 @pytest.mark.cluster("reads a ConfigMap")
 def test_your_slice_test_is_on_the_cluster(k8s):
     """ConfigMap `lab-code-07` holds your model_checks.py (labelled fraud-lab.io/lab-code=07): the pipeline's model-tests step runs it."""
-    files, problem = labkit.configmap_lab_code(k8s, LAB_CODE_CONFIGMAP, 7)
-    if problem is None and LAB_CODE_FILE not in files:
-        problem = f"ConfigMap {LAB_CODE_CONFIGMAP} has no {LAB_CODE_FILE} (keys: {sorted(files)})"
-    assert problem is None, hint(
-        f"ConfigMap {LAB_CODE_CONFIGMAP} with {LAB_CODE_FILE}, labelled {labkit.LAB_CODE_LABEL}=07",
-        problem,
-        APPLY,
-    )
+    labkit.assert_configmap_holds(k8s, LAB_CODE_CONFIGMAP, 7, LAB_CODE_FILE, APPLY)
 
 
 @pytest.mark.cluster("reads a ConfigMap and MLflow")

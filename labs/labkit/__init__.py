@@ -62,6 +62,7 @@ from .exercises import (
     LAB_CODE_MOUNT,
     ExerciseUnavailable,
     assert_behaviour,
+    assert_configmap_holds,
     assert_runs_lab_code,
     configmap_lab_code,
     lab_code_problem,

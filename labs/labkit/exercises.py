@@ -149,6 +149,19 @@ def assert_runs_lab_code(
     )
 
 
+def assert_configmap_holds(
+    cluster, name: str, lab: int, filename: str, fix: str, namespace: str = NAMESPACE
+) -> None:
+    """The check that the fixed-name ConfigMap `name` (a step mounts it optionally: labs 05, 07)
+    holds the learner's `filename` and carries `LAB_CODE_LABEL`=NN, as a hint."""
+    files, problem = configmap_lab_code(cluster, name, lab, namespace)
+    if problem is None and filename not in files:
+        problem = f"ConfigMap {name} has no {filename} (keys: {sorted(files)})"
+    assert problem is None, hint(
+        f"ConfigMap {name} with {filename}, labelled {LAB_CODE_LABEL}={lab:02d}", problem, fix
+    )
+
+
 def assert_behaviour(results: dict[str, dict], behaviour: str) -> None:
     """The check of one behaviour of the learner's module: expected / found / its hint."""
     result = results.get(behaviour)
