@@ -150,6 +150,32 @@ def reference_stack(tmp_path_factory):
         run_fraudlab(env, "down")
 
 
+def stack_copy(
+    reference_stack: dict, tmp_path_factory, name: str, *more_ports: str
+) -> tuple[Path, dict[str, int], dict[str, str]]:
+    """A copy of the reference state (datasets, MLflow store, reports; not its logs, stack file or
+    MLServer configs) in a new data folder, for a stack of its own on free ports: MLflow,
+    MLServer's three and `more_ports` (each FRAUD_<NAME>_PORT).
+
+    Returns:
+        (the data folder, the ports by name, the environment for `fraudlab` there).
+    """
+    data_dir = tmp_path_factory.mktemp(f"labs-{name}") / "data"
+    shutil.copytree(
+        Path(reference_stack["FRAUD_DATA_DIR"]),
+        data_dir,
+        ignore=shutil.ignore_patterns("logs", "stack.json", "mlserver*"),
+    )
+    ports = {n: free_port() for n in ("MLFLOW", "HTTP", "GRPC", "METRICS", *more_ports)}
+    env = {
+        **SCALE_ENV,
+        "FRAUD_DATA_DIR": str(data_dir),
+        **{f"FRAUD_{n}_PORT": str(port) for n, port in ports.items()},
+        "FRAUD_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports['MLFLOW']}",
+    }
+    return data_dir, ports, env
+
+
 @pytest.fixture(scope="session")
 def monitoring_stack(reference_stack, tmp_path_factory):
     """Lab 11's end state: a copy of the reference state (datasets, MLflow store, replay report)
@@ -160,29 +186,16 @@ def monitoring_stack(reference_stack, tmp_path_factory):
 
     Yields the environment for validator runs.
     """
-    source = Path(reference_stack["FRAUD_DATA_DIR"])
-    data_dir = tmp_path_factory.mktemp("labs-monitoring") / "data"
-    shutil.copytree(
-        source, data_dir, ignore=shutil.ignore_patterns("logs", "stack.json", "mlserver")
+    data_dir, ports, env = stack_copy(
+        reference_stack,
+        tmp_path_factory,
+        "monitoring",
+        "MONITOR",
+        "PROMETHEUS",
+        "ALERTMANAGER",
+        "CT",
     )
-    ports = {
-        name: free_port()
-        for name in (
-            "MLFLOW",
-            "HTTP",
-            "GRPC",
-            "METRICS",
-            "MONITOR",
-            "PROMETHEUS",
-            "ALERTMANAGER",
-            "CT",
-        )
-    }
-    env = {
-        **SCALE_ENV,
-        "FRAUD_DATA_DIR": str(data_dir),
-        **{f"FRAUD_{name}_PORT": str(port) for name, port in ports.items()},
-        "FRAUD_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports['MLFLOW']}",
+    env |= {
         "FRAUD_INFERENCE_URL": f"http://127.0.0.1:{ports['HTTP']}",
         "FRAUD_SCRAPE_INTERVAL_S": "1",
     }
@@ -202,17 +215,10 @@ def features_stack(reference_stack, tmp_path_factory):
 
     Yields the environment for validator runs.
     """
-    source = Path(reference_stack["FRAUD_DATA_DIR"])
-    data_dir = tmp_path_factory.mktemp("labs-features") / "data"
-    shutil.copytree(
-        source, data_dir, ignore=shutil.ignore_patterns("logs", "stack.json", "mlserver*")
+    data_dir, ports, env = stack_copy(
+        reference_stack, tmp_path_factory, "features", "FEATURE_SERVER"
     )
-    ports = {name: free_port() for name in ("MLFLOW", "HTTP", "GRPC", "METRICS", "FEATURE_SERVER")}
-    env = {
-        **SCALE_ENV,
-        "FRAUD_DATA_DIR": str(data_dir),
-        **{f"FRAUD_{name}_PORT": str(port) for name, port in ports.items()},
-        "FRAUD_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports['MLFLOW']}",
+    env |= {
         "FRAUD_INFERENCE_URL": f"http://127.0.0.1:{ports['HTTP']}",
         "FRAUD_FEATURE_SERVER_URL": f"http://127.0.0.1:{ports['FEATURE_SERVER']}",
     }
@@ -232,18 +238,7 @@ def canary_stack(reference_stack, tmp_path_factory):
 
     Yields the environment for validator runs.
     """
-    source = Path(reference_stack["FRAUD_DATA_DIR"])
-    data_dir = tmp_path_factory.mktemp("labs-canary") / "data"
-    shutil.copytree(
-        source, data_dir, ignore=shutil.ignore_patterns("logs", "stack.json", "mlserver*")
-    )
-    ports = {name: free_port() for name in ("MLFLOW", "HTTP", "GRPC", "METRICS", "ROUTER")}
-    env = {
-        **SCALE_ENV,
-        "FRAUD_DATA_DIR": str(data_dir),
-        **{f"FRAUD_{name}_PORT": str(port) for name, port in ports.items()},
-        "FRAUD_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports['MLFLOW']}",
-    }
+    data_dir, ports, env = stack_copy(reference_stack, tmp_path_factory, "canary", "ROUTER")
     with start_mlflow(Settings(data_dir=str(data_dir), mlflow_port=ports["MLFLOW"])):
         fraudlab_ok(env, "train", "--model", "logistic_regression", "--no-promote")
         alias = (
@@ -271,18 +266,7 @@ def drill_stack(reference_stack, tmp_path_factory):
 
     Yields the environment for validator runs.
     """
-    source = Path(reference_stack["FRAUD_DATA_DIR"])
-    data_dir = tmp_path_factory.mktemp("labs-drill") / "data"
-    shutil.copytree(
-        source, data_dir, ignore=shutil.ignore_patterns("logs", "stack.json", "mlserver*")
-    )
-    ports = {name: free_port() for name in ("MLFLOW", "HTTP", "GRPC", "METRICS")}
-    env = {
-        **SCALE_ENV,
-        "FRAUD_DATA_DIR": str(data_dir),
-        **{f"FRAUD_{name}_PORT": str(port) for name, port in ports.items()},
-        "FRAUD_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports['MLFLOW']}",
-    }
+    data_dir, _, env = stack_copy(reference_stack, tmp_path_factory, "drill")
     fraudlab_ok(env, "up")
     try:
         fraudlab_ok(env, "train", "--model", "logistic_regression", "--broken")
