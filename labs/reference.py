@@ -96,6 +96,8 @@ PARTS: dict[str, list[tuple[str, str]]] = {
     "monitoring-access": [
         ("ServiceAccount", "drift-monitor"),
         ("PodMonitor", "fraud-detector"),
+        ("PodMonitor", "traffic-router"),
+        ("PodMonitor", "fraud-detector-canary"),
         ("PrometheusRule", "fraud-lab"),
         ("ConfigMap", "grafana-dashboard-fraud-lab", "monitoring"),
     ],  # fmt: skip
