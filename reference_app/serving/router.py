@@ -37,8 +37,8 @@ and a `RequestMirror` filter, e.g. Envoy Gateway); chapter 10 compares them.
 
 Bad input gets a 4xx with a message, never a 500 or a stall: a body over `max_body_bytes` gets
 413 from its Content-Length (or as soon as a chunked body passes it), a Content-Length that is
-not a number 400, a body that is not JSON 400, any other path 404, the model repository API 403
-(never forwarded).
+not a number 400, a body that is not JSON 400, a body slower than `body_timeout_s` 408, any other
+path 404, the model repository API 403 (never forwarded).
 
 Example:
     >>> app = create_app(RouterConfig(champion="http://127.0.0.1:8080",
@@ -219,6 +219,9 @@ class RouterConfig:
         flag_threshold: a score at or above it flags a transaction (the shadow comparison).
         shadow_timeout_s: seconds a shadow copy may take (waiting for one of the shadow's
             `SHADOW_MAX_CONNECTIONS` connections included).
+        body_timeout_s: seconds a client may take to send a request's body (slower → 408): a
+            slow upload must not hold a connection and its buffer for ever (uvicorn's own
+            `timeout_keep_alive` covers only idle connections between requests).
     """
 
     champion: str
@@ -230,6 +233,7 @@ class RouterConfig:
     timeout_s: float = 30.0
     flag_threshold: float = 0.5
     shadow_timeout_s: float = SHADOW_TIMEOUT_S
+    body_timeout_s: float = 10.0
 
 
 def config_from_settings(settings) -> RouterConfig:
@@ -444,11 +448,12 @@ def create_app(
         if declared is not None and int(declared) > config.max_body_bytes:
             raise _TooLarge(declared)
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > config.max_body_bytes:
-                raise _TooLarge(str(size))
-            chunks.append(chunk)
+        async with asyncio.timeout(config.body_timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > config.max_body_bytes:
+                    raise _TooLarge(str(size))
+                chunks.append(chunk)
         return b"".join(chunks)
 
     # --8<-- [start:mirror]
@@ -501,6 +506,10 @@ def create_app(
             return _error(400, f"Content-Length {str(err)[:40]!r} is not a number of bytes")
         except ClientDisconnect:
             return _error(400, "the client closed the connection before the body ended")
+        except TimeoutError:
+            return _error(
+                408, f"the request body did not arrive within {config.body_timeout_s:g} s"
+            )
         if request.headers.get("content-encoding"):
             parsed = {}  # compressed: the variant decompresses it (within its own limits)
         else:

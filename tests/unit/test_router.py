@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -738,3 +739,32 @@ def test_a_drill_that_fails_after_the_switch_rolls_the_split_back(variants, tmp_
             promotion_drill(router.url, "m", change, apply_timeout_s=15)
     assert calls == [100.0, 10.0]
     assert parse_split(elsewhere.read_text()) == {CHAMPION: 90.0, CHALLENGER: 10.0}
+
+
+def test_a_slow_upload_gets_408_and_other_requests_are_answered_meanwhile(variants, tmp_path):
+    """A client that declares 100 bytes and sends 2 gets 408 after `body_timeout_s`; a request
+    sent while that upload hangs is answered normally (the slow client stalls no one)."""
+    config = RouterConfig(
+        variants[CHAMPION].url,
+        variants[CHALLENGER].url,
+        None,
+        tmp_path / "split.json",
+        body_timeout_s=0.5,
+    )
+    with Router(config) as router, socket.create_connection(("127.0.0.1", router.port)) as slow:
+        slow.sendall(
+            b"POST /v2/models/fraud-detector/infer HTTP/1.1\r\nHost: router\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{}"
+        )
+        meanwhile = httpx.post(infer_url(router), json=v2_body(1), timeout=5)
+        assert meanwhile.status_code == 200, meanwhile.text
+        slow.settimeout(10)
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = slow.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.split()[1] == b"408", answer
+    assert b"did not arrive within 0.5 s" in rest, answer
