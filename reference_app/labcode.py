@@ -53,11 +53,15 @@ class Exercise:
         lab: the lab's number (messages, the lab's folder).
         module: the module's file name without `.py` (e.g. "psi").
         function: the function it defines (e.g. "psi_from_shares").
+        raises: exceptions that are part of the function's contract (lab 04's
+            MissingFeatureError): they reach the caller as they are, where any other exception
+            becomes a `LabCodeError` naming the learner's file and line.
     """
 
     lab: int
     module: str
     function: str
+    raises: tuple[type[Exception], ...] = ()
 
     @property
     def filename(self) -> str:
@@ -136,6 +140,8 @@ def _guarded(exercise: Exercise, function: Callable) -> Callable:
                 f"{exercise.lab:02d}) gaps, or unset {ENV} to run the reference"
             ) from None
         except LabCodeError:
+            raise
+        except exercise.raises:
             raise
         except Exception as err:
             lines = [

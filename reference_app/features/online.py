@@ -186,8 +186,11 @@ def model_inputs(transaction: dict, online: dict) -> list[float]:
 
 # --8<-- [end:model-inputs]
 
-INPUTS_EXERCISE = Exercise(lab=4, module="online_inputs", function="model_inputs")
-"""Lab 04's exercise: the learner's `model_inputs` builds the inputs the serving path scores."""
+INPUTS_EXERCISE = Exercise(
+    lab=4, module="online_inputs", function="model_inputs", raises=(MissingFeatureError,)
+)
+"""Lab 04's exercise: the learner's `model_inputs` builds the inputs the serving path scores; its
+MissingFeatureError (a missing entity, named) is part of the contract and reaches the caller."""
 
 
 def raw_transaction(row: pd.Series | dict) -> dict:

@@ -94,6 +94,26 @@ def test_a_module_without_the_function_is_refused(tmp_path, monkeypatch):
         drift.psi(np.arange(100.0), np.arange(100.0))
 
 
+def test_an_exception_of_the_contract_reaches_the_caller_as_it_is(monkeypatch):
+    """Lab 04's solved model_inputs raises MissingFeatureError for a missing entity: the serving
+    path gets it as it is (its callers turn it into a clear 4xx), not as "your code raised"."""
+    from reference_app.features.online import MissingFeatureError
+    from reference_app.serving.online import serving_inputs
+
+    monkeypatch.setenv(labcode.ENV, str(lab_dir(4) / "solution"))
+    transaction = {
+        "TRANSACTION_ID": 1,
+        "TX_DATETIME": "2018-08-08T10:00:00",
+        "CUSTOMER_ID": 7,
+        "TERMINAL_ID": 3,
+        "TX_AMOUNT": 12.5,
+    }
+    with pytest.raises(MissingFeatureError) as err:
+        serving_inputs(transaction, {})
+    assert not isinstance(err.value, labcode.LabCodeError)
+    assert err.value.entity == "CUSTOMER_ID=7", err.value
+
+
 def test_lab_code_is_the_settings_field():
     assert labcode.ENV == "FRAUD_" + "lab_code".upper()
     assert Settings.model_fields["lab_code"].default == ""
