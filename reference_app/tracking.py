@@ -243,13 +243,17 @@ def latest_version(model_name: str) -> str | None:
 
 
 def undecided_versions(model_name: str) -> list[str]:
-    """Versions of `model_name` that no promotion has decided on yet (no `promotion_decision` tag),
-    in ascending order: what the pipeline's promote step decides after the parallel train steps."""
+    """Versions of `model_name` that no promotion has decided on yet, in ascending order: what the
+    pipeline's promote step decides after the parallel train steps. Undecided: no
+    `promotion_decision` tag, or blocked only because its model tests had not run yet
+    (`model_tests_ran` false: `promote --version N` before `model-test`), which a later decision
+    may change once they have."""
     versions = MlflowClient().search_model_versions(f"name = '{model_name}'")
     return [
         str(v.version)
         for v in sorted(versions, key=lambda v: int(v.version))
         if "promotion_decision" not in (v.tags or {})
+        or (v.tags or {}).get("model_tests_ran") == "false"
     ]
 
 
@@ -296,7 +300,8 @@ def promote(
         champion_scores = load_model(f"models:/{model_name}/{champion}").predict_proba(test)
         champion_ap = evaluate_scores(test, champion_scores)["average_precision"]
     # Lab 07: the model tests' verdict, which the model-tests step left on the version's run.
-    tested = verdict_failures(version_run_tags(model_name, version_), version_)
+    run_tags = version_run_tags(model_name, version_)
+    tested = verdict_failures(run_tags, version_)
     decision = decide_promotion(metrics, champion_ap, gate, tested)
     if champion == version_:
         decision = Decision(CHAMPION, decision.passed_gate, "already the champion")
@@ -309,12 +314,21 @@ def promote(
         "promotion_reason": decision.reason,
         "passed_gate": str(decision.passed_gate).lower(),
         "passed_model_tests": str(not tested).lower(),
+        "model_tests_ran": str("model_tests_passed" in run_tags).lower(),
         "compared_with_champion": champion or "none",
         "promotion_rule": PROMOTION_EXERCISE.source(),  # the learner's in lab 05, or "reference"
     }.items():
         client.set_model_version_tag(model_name, version_, key, value)
     # --8<-- [end:promote]
     return decision
+
+
+def version_tags(model_name: str, version_: str) -> dict[str, str]:
+    """The tags of a model version (promotion_decision, passed_gate, …); {} when it does not exist."""
+    try:
+        return dict(MlflowClient().get_model_version(model_name, version_).tags)
+    except MlflowException:
+        return {}
 
 
 def version_run_tags(model_name: str, version_: str) -> dict[str, str]:
@@ -336,6 +350,41 @@ def log_model_tests(run_id: str, report: dict, tags: dict[str, str]) -> None:
 def set_run_tags(run_id: str, tags: dict[str, str]) -> None:
     """Set (or overwrite) tags on a finished run, in one request."""
     MlflowClient().log_batch(run_id, tags=[RunTag(key, str(value)) for key, value in tags.items()])
+
+
+def version_run(model_name: str, version_: str) -> dict:
+    """The run that produced a model version: `run_id`, `run_name`, `params`, `metrics`, `tags`
+    (lab 18's model card reads it).
+
+    Raises:
+        MlflowException: the version does not exist; ValueError: it names no run.
+    """
+    client = MlflowClient()
+    run_id = client.get_model_version(model_name, version_).run_id
+    if not run_id:
+        raise ValueError(f"{model_name} version {version_} names no run")
+    run = client.get_run(run_id)
+    return {
+        "run_id": run_id,
+        "run_name": run.info.run_name,
+        "params": dict(run.data.params),
+        "metrics": dict(run.data.metrics),
+        "tags": dict(run.data.tags),
+    }
+
+
+def log_run_documents(run_id: str, documents: dict[str, dict | str], tags: dict[str, str]) -> None:
+    """Attach documents to a finished run as artifacts (a dict as JSON, a str as text) and set
+    `tags`: lab 18's segment report and model card on the champion's run. `MlflowClient.log_dict`
+    and `log_text` write through the tracking server's artifact proxy (mlflow 3.x,
+    mlflow/tracking/client.py)."""
+    client = MlflowClient()
+    for path, document in documents.items():
+        if isinstance(document, dict):
+            client.log_dict(run_id, document, path)
+        else:
+            client.log_text(run_id, document, path)
+    set_run_tags(run_id, tags)
 
 
 def find_finished_run(experiment: str, tags: dict[str, str]) -> dict | None:
