@@ -33,6 +33,7 @@ cluster.
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 
@@ -41,7 +42,7 @@ from mlserver.types import InferenceRequest
 from mlserver.utils import extract_headers, insert_headers
 from pydantic import ValidationError
 
-from .gate import Refused, _answer, _read, not_a_request
+from .gate import Refused, _answer, _read, logger, not_a_request
 
 INFER_PATH = re.compile(r"^/v2/models/(?P<name>[^/]+)(/versions/(?P<version>[^/]+))?/infer$")
 
@@ -79,12 +80,16 @@ class InferRoute:
         try:
             payload = InferenceRequest.model_validate_json(body)
         except ValidationError as invalid:
-            return await _answer(send, 422, not_a_request(invalid.errors()))
+            message = not_a_request(invalid.errors())
+            logger.info("refused POST %r: 422 %s", scope["path"][:200], message)
+            return await _answer(send, 422, message)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         insert_headers(payload, headers)
         try:
             response = await self.data_plane.infer(payload, found["name"], found["version"])
-        except MLServerError as err:
+        except MLServerError as err:  # MLServer's REST handler would not log it either: one line
+            level = logging.INFO if err.status_code < 500 else logging.ERROR
+            logger.log(level, "refused POST %r: %d %s", scope["path"][:200], err.status_code, err)
             return await _answer(send, err.status_code, str(err))
         extra = extract_headers(response) or {}
         content = response.model_dump_json(exclude_unset=True, exclude_none=True).encode()

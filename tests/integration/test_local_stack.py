@@ -279,6 +279,8 @@ def test_bad_request_gets_4xx_with_message(mlserver, stack_settings, case):
     assert message in response.text, response.text
     assert "Traceback" not in response.text
     _then_a_good_request_succeeds(mlserver, stack_settings, offset)
+    # The refusal is in the server's log too (the gate's line, or the runtime's).
+    assert message in _log_since(mlserver, offset), _log_since(mlserver, offset)[-3000:]
 
 
 def _chunks(total: int, size: int = 65_536):
