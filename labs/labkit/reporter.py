@@ -8,7 +8,8 @@ The learner sees one line per check:
         expected: …
         found:    …
         debug:    <the exact command to look closer>
-    – a check that was skipped (an earlier check failed, or it needs a cluster), with the reason
+    – a check that was skipped (an earlier check failed, it needs a cluster, or it checks an
+      optional part that is not deployed), with the reason
     5/6 checks passed
 
 and the exit status is 0 only when every check that applies to the target passed. No
@@ -19,6 +20,8 @@ passes, without running them (the lab READMEs' Verification).
 
 Markers: `cluster` (skipped with `--target local`, reason printed), `local` (skipped with
 `--target cluster`), `needs("test_name", …)` (skipped when a named earlier check did not pass).
+A check of an optional part the learner has not deployed calls `not_deployed(reason)`: it does not
+apply, like a check for the other target, and does not count as a failure.
 The options are defined in labs/conftest.py.
 """
 
@@ -40,12 +43,23 @@ PASS, FAIL, SKIP = "✓", "✗", "–"
 NEEDS_CLUSTER = "needs a cluster"
 LOCAL_ONLY = "local mode only"
 EARLIER_FAILED = "skipped because an earlier check failed"
-# Check name → its outcomes ("passed", "failed", "skipped:target", "skipped:earlier").
+OPTIONAL_NOT_DEPLOYED = "optional, not deployed"
+# Check name → its outcomes ("passed", "failed", "skipped:target", "skipped:optional",
+# "skipped:earlier").
 OUTCOMES = pytest.StashKey[dict]()
 # Fixture name → the check that found it broken (later checks are skipped).
 GATES = pytest.StashKey[dict]()
 # Check name → the sentence learners read (of its first failure, if any).
 DESCRIPTIONS: dict[str, str] = {}
+
+
+def not_deployed(reason: str) -> None:
+    """Skip a check of an optional part that is not deployed; it does not apply (exit status 0).
+
+    Raises:
+        pytest.skip.Exception: always, with "optional, not deployed: <reason>".
+    """
+    pytest.skip(f"{OPTIONAL_NOT_DEPLOYED}: {reason}")
 
 
 # --- markers and ordering -------------------------------------------------------------------------
@@ -138,26 +152,24 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             results = outcomes.get(name)
             if results is None:
                 raise pytest.UsageError(f"{item.nodeid}: needs({name!r}) names no earlier check")
-            if any(r not in ("passed", "skipped:target") for r in results):
+            if any(r not in ("passed", "skipped:target", "skipped:optional") for r in results):
                 pytest.skip(f"{EARLIER_FAILED}: {DESCRIPTIONS.get(name, name)}")
+            if "skipped:optional" in results:
+                not_deployed(f"it needs: {DESCRIPTIONS.get(name, name)}")
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     outcomes = item.config.stash[OUTCOMES].setdefault(base_name(item), [])
-    if not outcomes or all(o in ("passed", "skipped:target") for o in outcomes):
+    if not outcomes or all(o in ("passed", "skipped:target", "skipped:optional") for o in outcomes):
         DESCRIPTIONS[base_name(item)] = description(item)
     if report.when == "call" or (report.when == "setup" and not report.passed):
         if report.passed:
             outcomes.append("passed")
         elif report.skipped:
             reason = skip_reason(report)
-            outcomes.append(
-                "skipped:target"
-                if reason.startswith((NEEDS_CLUSTER, LOCAL_ONLY))
-                else "skipped:earlier"
-            )
+            outcomes.append(f"skipped:{skip_kind(reason)}")
         else:
             outcomes.append("failed")
     if report.failed and call.excinfo is not None and not item.config.getoption("--tracebacks"):
@@ -174,6 +186,15 @@ def learner_message(excinfo: pytest.ExceptionInfo) -> str:
     if isinstance(err, pytest.fail.Exception):
         return str(err.msg)
     return f"the check could not run: {describe_error(err)}"
+
+
+def skip_kind(reason: str) -> str:
+    """The kind of a skip: "target", "optional" (a part not deployed) or "earlier" (failed)."""
+    if reason.startswith((NEEDS_CLUSTER, LOCAL_ONLY)):
+        return "target"
+    if reason.startswith(OPTIONAL_NOT_DEPLOYED):
+        return "optional"
+    return "earlier"
 
 
 def skip_reason(report: pytest.TestReport) -> str:
@@ -267,7 +288,7 @@ class LabReporter(TerminalReporter):
     ) -> None:
         kind = ""
         if outcome == "skipped":
-            kind = "target" if reason.startswith((NEEDS_CLUSTER, LOCAL_ONLY)) else "earlier-failed"
+            kind = {"earlier": "earlier-failed"}.get(skip_kind(reason), skip_kind(reason))
         self.checks.append({
             "id": report.nodeid,
             "check": text,
@@ -280,11 +301,12 @@ class LabReporter(TerminalReporter):
         })  # fmt: skip
 
     def summary(self) -> dict:
-        applicable = [c for c in self.checks if c["skip"] != "target"]
+        applicable = [c for c in self.checks if c["skip"] not in ("target", "optional")]
         passed = sum(c["outcome"] == "passed" for c in applicable)
         failed = sum(c["outcome"] == "failed" for c in applicable)
         earlier = sum(c["skip"] == "earlier-failed" for c in applicable)
-        not_here = len(self.checks) - len(applicable)
+        not_here = sum(c["skip"] == "target" for c in self.checks)
+        optional = sum(c["skip"] == "optional" for c in self.checks)
         ok = passed > 0 and passed == len(applicable) and not self.load_errors
         return {
             "passed": passed,
@@ -292,6 +314,7 @@ class LabReporter(TerminalReporter):
             "failed": failed,
             "skipped_earlier_failed": earlier,
             "skipped_target": not_here,
+            "skipped_optional": optional,
             "ok": ok,
         }
 
@@ -310,6 +333,8 @@ class LabReporter(TerminalReporter):
             details.append(f"{s['skipped_earlier_failed']} skipped because an earlier check failed")
         if s["skipped_target"]:
             details.append(f"{s['skipped_target']} not for target {target}")
+        if s["skipped_optional"]:
+            details.append(f"{s['skipped_optional']} of an optional part that is not deployed")
         if self.load_errors:
             details.append("the checks could not all be loaded")
         line = summary_line(s["passed"], s["total"], details)

@@ -76,6 +76,26 @@ def test_two():
     """Two."""
 '''
 
+OPTIONAL_LAB = '''
+import pytest
+import labkit
+
+
+def test_exercise():
+    """The learner's code behaves as the reference."""
+
+
+def test_server():
+    """The optional server answers."""
+    labkit.not_deployed("no Deployment llm-server; to do the lab: kubectl apply -k starter")
+
+
+@pytest.mark.needs("test_server")
+def test_streams():
+    """A completion streams."""
+    raise AssertionError("must not run when the server is not deployed")
+'''
+
 
 @pytest.fixture
 def fake_labs(tmp_path) -> Path:
@@ -85,7 +105,11 @@ def fake_labs(tmp_path) -> Path:
     for name in ("conftest.py", "pytest.ini"):
         shutil.copy(LABS / name, labs / name)
     shutil.copytree(LABS / "labkit", labs / "labkit", ignore=shutil.ignore_patterns("__pycache__"))
-    for folder, source in (("98-format", FORMAT_LAB), ("97-all-pass", ALL_PASS_LAB)):
+    for folder, source in (
+        ("98-format", FORMAT_LAB),
+        ("97-all-pass", ALL_PASS_LAB),
+        ("96-optional", OPTIONAL_LAB),
+    ):
         (labs / folder).mkdir()
         (labs / folder / "test_lab.py").write_text(textwrap.dedent(source))
     return labs
@@ -167,6 +191,26 @@ def test_exit_zero_only_when_every_applicable_check_passes(fake_labs):
     ]
     cluster = run_fake(fake_labs, "97-all-pass", "--target", "cluster")
     assert cluster.returncode == 0 and "2/2 checks passed" in cluster.stdout
+
+
+def test_an_optional_part_not_deployed_does_not_fail_the_lab(fake_labs, tmp_path):
+    summary = tmp_path / "optional.json"
+    result = run_fake(fake_labs, "96-optional", "--target", "local", f"--lab-json={summary}")
+    assert result.returncode == 0, result.stdout
+    assert (
+        "– The optional server answers. (optional, not deployed: no Deployment llm-server; "
+        "to do the lab: kubectl apply -k starter)" in result.stdout
+    )
+    assert "– A completion streams. (optional, not deployed: it needs: The optional server" in (
+        result.stdout
+    )
+    assert result.stdout.splitlines()[-2:] == [
+        "1/1 checks passed (2 of an optional part that is not deployed)",
+        "Lab 96-optional done on target local.",
+    ]
+    data = json.loads(summary.read_text())
+    assert (data["ok"], data["skipped_optional"], data["skipped_earlier_failed"]) == (True, 2, 0)
+    assert {c["skip"] for c in data["checks"]} == {"", "optional"}
 
 
 def test_an_unloadable_lab_fails_in_one_line(fake_labs):
