@@ -49,10 +49,14 @@ DataDir = Annotated[str | None, typer.Option("--data-dir", help="Dataset root (F
 
 def _settings(**overrides) -> Settings:
     """Settings from the environment and `overrides`; with an MLflow admin password set, this
-    process's MLflow client signs in with it (unless MLFLOW_TRACKING_* already say who)."""
+    process's MLflow client signs in with it (unless MLFLOW_TRACKING_* already say who). From
+    here on no log record of the process carries a credential (lab 15: redaction.py)."""
+    from .redaction import install_redaction, secret_values
+
     s = Settings(**{k: v for k, v in overrides.items() if v is not None})
     for name, value in s.mlflow_client_env().items():
         os.environ.setdefault(name, value)
+    install_redaction(secret_values(s))
     return s
 
 
@@ -294,6 +298,69 @@ def promote(
         console.print(
             f"{s.model_name} version {v}: AUC {metrics['auc_roc']:.4f} AP {metrics['average_precision']:.4f} → {_outcome(decision)}: {decision.reason}"
         )
+
+
+@app.command()
+def tune(
+    model: Annotated[
+        list[str] | None,
+        typer.Option(help="lightgbm or mlp; repeat for both (default FRAUD_TUNE_MODELS)."),
+    ] = None,
+    trials: Annotated[
+        int | None, typer.Option(min=1, help="Trials per model (FRAUD_TUNE_TRIALS).")
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Trials at once (FRAUD_TUNE_CONCURRENCY).")
+    ] = None,
+    folds: Annotated[
+        int | None, typer.Option(min=1, help="Prequential validation folds (FRAUD_TUNE_FOLDS).")
+    ] = None,
+    time_budget: Annotated[
+        float | None,
+        typer.Option(min=1, help="Seconds per model's search (FRAUD_TUNE_TIME_BUDGET_S)."),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="Ray cluster to run the trials on (FRAUD_RAY_ADDRESS, else RAY_ADDRESS); "
+            "none: a local Ray on 127.0.0.1."
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow URL (FRAUD_MLFLOW_TRACKING_URI).")
+    ] = None,
+    promote: Annotated[
+        bool, typer.Option(help="Run the model tests and decide each tuned version's alias.")
+    ] = True,
+    force: Annotated[
+        bool, typer.Option(help="Tune even if an identical tuned run exists.")
+    ] = False,
+) -> None:
+    """Lab 14: search LightGBM's and the MLP's hyper-parameters with Ray Tune (ASHA early
+    stopping) on prequential validation folds before the training week, each trial a nested
+    MLflow run; then train the best configuration, test it on the test week, register it and put
+    it through the model tests and the gate."""
+    from .data.store import DatasetError
+    from .orchestration.tuning import parse_models, tune_register_promote
+
+    s = _settings(
+        data_dir=data_dir,
+        mlflow_tracking_uri=tracking_uri,
+        tune_trials=trials,
+        tune_concurrency=concurrency,
+        tune_folds=folds,
+        tune_time_budget_s=time_budget,
+    )
+    try:
+        models = parse_models(model or s.tune_models)
+        tune_register_promote(
+            s, models, ray_address=ray_address, promote=promote, force=force, progress=console.print
+        )
+    except (DatasetError, ValueError, RuntimeError, ConnectionError) as err:
+        if isinstance(err, LabCodeError):
+            raise  # status 2 with the lab's message (`_Fraudlab`)
+        _fail(str(err))
 
 
 @app.command("model-test")
@@ -696,10 +763,35 @@ def replay(
     console.print(
         f"replayed {r['transactions']:,} transactions in {r['requests']} requests to version {r['model_version']}: p50 {r['latency_ms_p50']:.1f} ms, p99 {r['latency_ms_p99']:.1f} ms; max |served − offline| = {r['max_abs_diff']:.2e}"
     )
+    if r.get("review"):  # lab 18
+        q = r["review"]
+        console.print(
+            f"review queue: {q['enqueued']} of {q['in_band']} uncertain transactions (band [{q['band'][0]}, {q['band'][1]}), capacity {q['capacity']}) queued by {q['rule']}"
+        )
     if not r["skew_ok"]:
         _fail(
             f"training/serving skew {r['max_abs_diff']:.2e} above {r['skew_tolerance']:.0e}; see {r['scores_path']}"
         )
+
+
+@app.command("model-inventory")
+def model_inventory(data_dir: DataDir = None) -> None:
+    """Record which registered model version serves where (the model-inventory CronJob, lab 15)."""
+    from .serving.inventory import InventoryError, write_inventory
+
+    s = _settings(data_dir=data_dir)
+    try:
+        out = write_inventory(s)
+    except (InventoryError, FileNotFoundError, KeyError) as err:
+        # FileNotFoundError/KeyError: no ServiceAccount files or API address (not inside a pod).
+        _fail(f"model inventory: {err}")
+    models = json.loads(out.read_text())["models"]
+    for row in models:
+        console.print(
+            f"{row['deployment']}/{row['predictor']}: {row['model_uri']} → version {row['version']} "
+            f"({row['promotion_decision']}, traffic {row['traffic']} %)"
+        )
+    console.print(f"inventory of {len(models)} served models: {out}")
 
 
 @app.command()
@@ -772,6 +864,57 @@ def demo(
         f"took {summary['seconds']:.0f} s"
     )
     if not (summary["quality_ok"] and r["skew_ok"]):
+        raise typer.Exit(1)
+
+
+@app.command("llm-probe")
+def llm_probe(
+    url: Annotated[
+        str | None,
+        typer.Option("--url", help="The OpenAI-compatible server's base URL (FRAUD_LLM_URL)."),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Model id to ask (default: the first served).")
+    ] = None,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=2, max=4096)] = 64,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+) -> None:
+    """Lab 17: one streamed chat completion, measured (TTFT, inter-token latency, tokens/s) with
+    stream_timings (the learner's with FRAUD_LAB_CODE); exit 1 over the laptop budget."""
+    from .serving.llm import TIMINGS_EXERCISE, LLMProbeError, budget_problems, probe, stream_timings
+
+    s = Settings()
+    try:
+        result = probe(
+            url or s.llm_url,
+            model=model,
+            max_tokens=max_tokens,
+            timings=TIMINGS_EXERCISE.implementation(stream_timings),
+        )
+    except LLMProbeError as err:
+        _fail(str(err), code=2)
+    result.problems = budget_problems(result.timings, s.llm_max_ttft_s, s.llm_min_tokens_per_s)
+    if as_json:
+        print(json.dumps(result.as_dict()))
+    else:
+        t = result.timings
+        itl = sorted(t["itl_s"])
+        median_itl = f"{itl[len(itl) // 2] * 1000:.0f} ms" if itl else "-"
+        rate = t["decode_tokens_per_s"]
+        console.print(
+            f"{result.url} · model {result.model} · {t['chunks']} chunks, "
+            f"{t['completion_tokens'] if t['completion_tokens'] is not None else '?'} tokens\n"
+            f"time to first token {t['ttft_s'] if t['ttft_s'] is None else round(t['ttft_s'], 3)} s"
+            f" (budget ≤ {s.llm_max_ttft_s:g} s) · median inter-token latency {median_itl} · "
+            f"decode {'-' if rate is None else f'{rate:.1f}'} tokens/s "
+            f"(budget ≥ {s.llm_min_tokens_per_s:g}) · total {result.total_s:.2f} s\n"
+            f"answer: {result.text.strip()[:300]}",
+            markup=False,
+            highlight=False,
+        )
+        for problem in result.problems:
+            console.print(f"over budget: {problem}", markup=False, highlight=False)
+    if result.problems:
         raise typer.Exit(1)
 
 
@@ -1068,6 +1211,152 @@ def feature_store_check(
         raise typer.Exit(1)
 
 
+# --- lab 18: responsible AI and human review -------------------------------------------------------
+def _document_champion(data_dir: str | None) -> dict:
+    """The champion's segment report and model card, logged to its run (or the CLI's error)."""
+    from .data.store import DatasetError
+    from .responsible.model_card import NoChampionError, document_champion
+
+    s = _settings(data_dir=data_dir)
+    try:
+        return document_champion(s)
+    except (NoChampionError, DatasetError, ValueError) as err:
+        _fail(str(err), 2)
+
+
+@app.command("segment-report")
+def segment_report_cmd(data_dir: DataDir = None) -> None:
+    """The champion's segment report (precision, recall, FPR, flag rate per segment; fairlearn) and model card, logged to its MLflow run."""
+    import pandas as pd
+
+    from .responsible.segments import report_table
+
+    out = _document_champion(data_dir)
+    table = Table(title=f"segments of champion version {out['version']} (test week)")
+    frame = report_table(out["report"])
+    for column in frame.columns:
+        table.add_column(str(column))
+    for row in frame.itertuples(index=False):
+        table.add_row(
+            *[
+                "" if v is None or v is pd.NA else f"{v:.3f}" if isinstance(v, float) else str(v)
+                for v in row
+            ]
+        )
+    console.print(table)
+    console.print(f"artifacts of run {out['run_id']}: {', '.join(out['artifacts'])}")
+
+
+@app.command("model-card")
+def model_card_cmd(data_dir: DataDir = None) -> None:
+    """Write the champion's model card (and segment report) to its MLflow run and print the card."""
+    out = _document_champion(data_dir)
+    print(out["card"])
+    console.print(f"artifacts of run {out['run_id']}: {', '.join(out['artifacts'])}")
+
+
+review_app = typer.Typer(
+    help="The human review queue (lab 18): list and label uncertain cases, or serve the review page.",
+    no_args_is_help=True,
+)
+app.add_typer(review_app, name="review")
+
+
+def _queue(data_dir: str | None):
+    from .responsible.review import ReviewQueue, queue_available
+
+    s = _settings(data_dir=data_dir)
+    if not queue_available(s):
+        _fail("no review queue database: start the local stack (make up) and replay a day first", 2)
+    return s, ReviewQueue.from_settings(s)
+
+
+@review_app.command("list")
+def review_list(
+    pending: Annotated[
+        bool, typer.Option("--pending/--all", help="Only cases nobody labelled.")
+    ] = True,
+    day: Annotated[str | None, typer.Option(help="Only this scored day, YYYY-MM-DD.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON (cases and summary).")
+    ] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """The queued cases, highest score first, and how many were reviewed."""
+    _, queue = _queue(data_dir)
+    found = queue.cases(day=day, pending=True if pending else None)
+    summary = queue.summary()
+    if as_json:
+        print(
+            json.dumps({"cases": found, "summary": summary, "batches": queue.batches()}, indent=2)
+        )
+        return
+    table = Table(title=f"review queue: {summary['reviewed']} of {summary['queued']} reviewed")
+    for column in ("day", "transaction", "customer", "amount", "score", "label", "analyst"):
+        table.add_column(column)
+    for c in found:
+        label = "" if c["label"] is None else ("fraud" if c["label"] == 1 else "genuine")
+        table.add_row(
+            c["day"],
+            str(c["transaction_id"]),
+            str(c["customer_id"]),
+            f"{c['amount']:.2f}",
+            f"{c['score']:.3f}",
+            label,
+            c["analyst"] or "",
+        )
+    console.print(table)
+
+
+@review_app.command("label")
+def review_label(
+    transaction_id: Annotated[int, typer.Argument(help="The queued transaction's id.")],
+    label: Annotated[str, typer.Argument(help="fraud or genuine.")],
+    analyst: Annotated[
+        str, typer.Option(help="Who decided (recorded with the label).")
+    ] = os.environ.get("USER", "analyst"),
+    data_dir: DataDir = None,
+) -> None:
+    """Store an analyst's label for a queued case."""
+    from .responsible.review import LABELS, ReviewError
+
+    codes = {name: code for code, name in LABELS.items()}
+    if label not in codes:
+        _fail(f"label: one of {', '.join(codes)}, not {label!r}", 2)
+    _, queue = _queue(data_dir)
+    try:
+        case = queue.label(transaction_id, codes[label], analyst)
+    except ReviewError as err:
+        _fail(str(err), 2)
+    console.print(
+        f"transaction {case['transaction_id']} (score {case['score']:.3f}, day {case['day']}): {label}, by {case['analyst']}"
+    )
+
+
+@review_app.command("serve")
+def review_serve(
+    host: Annotated[str, typer.Option(help="Bind address (0.0.0.0 in a container).")] = "127.0.0.1",
+    port: Annotated[
+        int | None, typer.Option(help="Port (FRAUD_REVIEW_PORT, default 8097).")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """The review page: analysts label the queued cases in a browser."""
+    import uvicorn
+
+    from .responsible.review import ReviewQueue
+    from .responsible.review_app import create_app
+
+    s = _settings(data_dir=data_dir, review_port=port)
+    console.print(f"review page on http://{host}:{s.review_port}/ (Ctrl-C to stop)")
+    uvicorn.run(
+        create_app(s, ReviewQueue.from_settings(s)),
+        host=host,
+        port=s.review_port,
+        log_level="warning",
+    )
+
+
 exercise_app = typer.Typer(
     help="The labs' Python exercises: check a learner's module behaviour by behaviour.",
     no_args_is_help=True,
@@ -1121,3 +1410,10 @@ def exercise_list(
         print(json.dumps(describe(lab)))
     except ValueError as err:
         _fail(str(err), code=2)
+
+
+# Lab 16: the load test and the right-sizing proposal (reference_app/scaling/commands.py).
+from .scaling.commands import load_test, rightsize_cmd  # noqa: E402
+
+app.command("load-test")(load_test)
+app.command("rightsize")(rightsize_cmd)

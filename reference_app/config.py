@@ -211,6 +211,17 @@ class Settings(BaseSettings):
     """Port of the continuous-training controller (`fraudlab ct-controller`), Alertmanager's webhook."""
     scrape_interval_s: float = Field(15.0, gt=0)
     """Local Prometheus scrape and rule evaluation interval, in seconds."""
+    # --- lab 16: load test and right-sizing (reference_app/scaling) ---------------------------
+    load_users: int = Field(20, gt=0)
+    """Locust users at the top of the load test's ramp (`fraudlab load-test`; it starts with 1)."""
+    load_user_rps: float = Field(5.0, gt=0)
+    """Requests per second each user sends at most (Locust `constant_throughput`)."""
+    load_ramp_s: float = Field(30.0, gt=0)
+    """Seconds the ramp from 1 to `load_users` users takes."""
+    load_duration_s: float = Field(60.0, gt=0)
+    """Seconds the whole load test runs (ramp included)."""
+    load_retries: int = Field(3, ge=0)
+    """Client retries of a request on a connection error or a 503 (urllib3 Retry, with back-off)."""
     psi_alert_threshold: float = 0.25
     """PSI above which a feature counts as drifted: the monitor, the report and the FraudFeatureDrift
     rule (manifests/base/monitoring/prometheusrule.fraud-lab.yaml; tests/monitoring checks it equal)."""
@@ -237,6 +248,71 @@ class Settings(BaseSettings):
     feature_server_url: str = ""
     """Base URL of the Feast feature server the online serving path asks (`/get-online-features`);
     empty: the local one, on `feature_server_port` (read it through `feature_server_base_url`)."""
+
+    # --- serving an LLM (lab 17, optional): fraudlab llm-probe ---------------------------------
+    llm_url: str = "http://127.0.0.1:8000"
+    """Base URL of the OpenAI-compatible LLM server `fraudlab llm-probe` measures (kind mode:
+    `kubectl port-forward service/llm-server 8000:8000`; vLLM's and the component's port)."""
+    llm_max_ttft_s: float = Field(5.0, gt=0)
+    """The laptop budget for time to first token of the probe's short prompt, in s: the first
+    words of an analyst's summary within 5 s on the CPU path (a GPU does it in well under 1 s)."""
+    llm_min_tokens_per_s: float = Field(5.0, gt=0)
+    """The laptop budget for decode throughput, in tokens/s: ≈ 5 tokens (≈ 3.75 English words)
+    a second keeps up with silent reading (≈ 238 words a minute: Brysbaert, 2019, J. Memory and
+    Language 109)."""
+
+    # --- lab 14: hyper-parameter tuning with Ray Tune (training/tune.py) ----------------------
+    tune_models: str = "lightgbm,mlp"
+    """Model types `fraudlab tune` searches, comma-separated (`training.models.TUNED_MODEL_TYPES`)."""
+    demo_tune_models: str = "lightgbm"
+    """Model types `fraudlab demo` tunes after the untuned three; empty: the demo tunes nothing."""
+    demo_tune_trials: int = Field(4, gt=0)
+    """Trials per model in `fraudlab demo` (its small budget; `fraudlab tune` uses `tune_trials`)."""
+    tune_trials: int = Field(8, gt=0)
+    """Trials (sampled configurations) per model type."""
+    tune_concurrency: int = Field(2, gt=0)
+    """Trials that run at once (one CPU each): at most the Ray cluster's CPUs."""
+    tune_folds: int = Field(4, gt=0)
+    """Prequential validation folds (Fraud Detection Handbook, ch. 5.2: 4)."""
+    tune_delta_assessment: int = Field(7, gt=0)
+    """Days between two folds, and each fold's validation period (the handbook's delta_assessment)."""
+    tune_time_budget_s: float = Field(900.0, gt=0)
+    """Seconds a model type's search may take; trials still running then are stopped."""
+    tune_asha_grace_period: int = Field(2, gt=0)
+    """ASHA: steps (LightGBM blocks, MLP epochs) every trial runs before it may be stopped."""
+    tune_asha_reduction_factor: int = Field(3, gt=1)
+    """ASHA: 1 in this many trials continues at each rung (Li et al., 2020)."""
+    tune_lightgbm_block_rounds: int = Field(25, gt=0)
+    """LightGBM boosting rounds between two reports (one ASHA step)."""
+    tune_lightgbm_max_rounds: int = Field(400, gt=0)
+    """LightGBM boosting rounds of a trial that is never stopped early."""
+    tune_mlp_max_epochs: int = Field(20, gt=0)
+    """MLP epochs of a trial that is never stopped early (one ASHA step per epoch)."""
+    tune_experiment: str = "fraud-tuning"
+    """MLflow experiment of the tuning runs and their trials (nested runs)."""
+    ray_address: str = ""
+    """Ray cluster to tune on (e.g. `ray://head:10001`, `auto`); empty: `RAY_ADDRESS` when set
+    (a KubeRay RayJob's driver has it), else a local Ray on 127.0.0.1."""
+    ray_num_cpus: int = Field(2, gt=0)
+    """CPUs of the local Ray started when there is no cluster to connect to."""
+
+    # --- responsible AI and human review (lab 18) -------------------------------------------------
+    review_band_low: float = Field(0.05, ge=0, le=1)
+    """Scores from this value (inclusive) up to `review_band_high` are uncertain: the replay sends
+    them to the human review queue (`responsible.review`)."""
+    review_band_high: float = Field(0.5, ge=0, le=1)
+    """Upper end (exclusive) of the uncertainty band; by default `flag_threshold`: flagged
+    transactions are alerts already, the band is what the model almost flagged."""
+    review_capacity: int = Field(25, ge=0)
+    """Cases analysts review a day: at most this many go to the queue per scored day, highest
+    score first (like the k of CP@k)."""
+    review_database_uri: str = ""
+    """The review queue's database; empty → the MLflow backend store (`mlflow_backend_store_uri`),
+    else the local MLflow's SQLite file under `state_dir`. Kind: the PostgreSQL of MLflow."""
+    review_schema: str = "review"
+    """PostgreSQL schema of the queue's tables (SQLite has none: tables `review_*`)."""
+    review_port: int = 8097
+    """Port of the review page (`fraudlab review serve`)."""
 
     # --- the labs' exercises ----------------------------------------------------------------
     lab_code: str = ""

@@ -26,7 +26,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.entities import RunTag
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
@@ -407,6 +407,8 @@ def find_finished_run(experiment: str, tags: dict[str, str]) -> dict | None:
     )
     # A drill's broken candidate (tag `drill`) is never reused for a real run, nor the reverse.
     runs = [r for r in runs if r.data.tags.get("drill") == tags.get("drill")]
+    # Nor is a tuned model's run (tag `tuning_key`, lab 14) for an untuned one, or the reverse.
+    runs = [r for r in runs if r.data.tags.get("tuning_key") == tags.get("tuning_key")]
     if not runs:
         return None
     run = runs[0]
@@ -452,3 +454,96 @@ def log_continuous_training(
         mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
         mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
     return run.info.run_id
+
+
+# --- lab 14: tuning runs and their trials ----------------------------------------------------
+TUNING_TAG = "fraud_tuning"
+"""Tag of the tuning experiment's runs: `parent` on a tuning run, `trial` on each trial."""
+
+
+def start_tuning_run(experiment: str, run_name: str, tags: dict, params: dict) -> str:
+    """Create a running tuning run (the parent of its trials) in `experiment`; return its id."""
+    client = MlflowClient()
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    run = client.create_run(experiment_id, run_name=run_name, tags={TUNING_TAG: "parent", **tags})
+    client.log_batch(run.info.run_id, params=[Param(k, str(v)[:500]) for k, v in params.items()])
+    return run.info.run_id
+
+
+def finish_tuning_run(
+    run_id: str, metrics: dict[str, float], tags: dict[str, str], failed: bool = False
+) -> None:
+    """Record a tuning run's outcome (`metrics`, `tags`) and end it (FINISHED, or FAILED)."""
+    client = MlflowClient()
+    now = int(time.time() * 1000)
+    client.log_batch(
+        run_id,
+        metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+        tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()],
+    )
+    client.set_terminated(run_id, "FAILED" if failed else "FINISHED")
+
+
+def trial_logger(
+    tracking_uri: str, experiment: str, parent_run_id: str, tags: dict[str, str], max_steps: int
+):
+    """A Ray Tune callback that records every trial as an MLflow run nested under the tuning
+    run (tag `mlflow.parentRunId`): the trial's hyper-parameters as params, each report's fold
+    and mean metrics at its step (rounds or epochs), and whether ASHA stopped it early.
+
+    Ray Tune's own `MLflowLoggerCallback` (ray 2.60, `ray/air/integrations/mlflow.py`) creates
+    the runs on the driver, so the trials need no MLflow client; this subclass names the runs,
+    and sends each report as one batch request with only the trial's own metrics (the base class
+    sends every value Ray adds, one request each). A trial that ended before `max_steps` reports
+    without failing was stopped early, by ASHA or the time budget (tag `stopped_early`).
+    """
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    experiment_id = MlflowClient().get_run(parent_run_id).info.experiment_id
+
+    class TrialLogger(MLflowLoggerCallback):
+        def setup(self, *args, **kwargs):
+            # The base class's setup, with the parent's experiment by id: by name it would
+            # prefer MLFLOW_EXPERIMENT_ID, which `mlflow.set_experiment` leaves in the
+            # environment (ray/air/_internal/mlflow.py `setup_mlflow` reads the id first).
+            self.mlflow_util.setup_mlflow(
+                tracking_uri=self.tracking_uri,
+                registry_uri=self.registry_uri,
+                experiment_id=experiment_id,
+            )
+            self.tags = self.tags or {}
+            self._trial_runs: dict = {}
+            self._last_step: dict = {}
+
+        def log_trial_start(self, trial):
+            if trial not in self._trial_runs:
+                run = self.mlflow_util.start_run(
+                    run_name=f"trial-{tags.get('tuned_model_type', 'model')}-{trial.trial_id}",
+                    tags={**self.tags, "trial_id": trial.trial_id, "trial_name": str(trial)},
+                )
+                self._trial_runs[trial] = run.info.run_id
+            self.mlflow_util.log_params(run_id=self._trial_runs[trial], params_to_log=trial.config)
+
+        def log_trial_result(self, iteration, trial, result):
+            step = int(result.get("rounds") or result.get("epochs") or iteration)
+            now = int(time.time() * 1000)
+            metrics = [
+                Metric(k, float(v), now, step)
+                for k, v in result.items()
+                if k.startswith(("fold", "mean_")) and isinstance(v, (int, float))
+            ]
+            MlflowClient().log_batch(self._trial_runs[trial], metrics=metrics)
+            self._last_step[trial] = int(result.get("training_iteration", iteration))
+
+        def log_trial_end(self, trial, failed=False):
+            stopped = not failed and self._last_step.get(trial, 0) < max_steps
+            MlflowClient().set_tag(self._trial_runs[trial], "stopped_early", str(stopped).lower())
+            super().log_trial_end(trial, failed)
+
+    return TrialLogger(
+        tracking_uri,
+        registry_uri=tracking_uri,
+        experiment_name=experiment,
+        tags={TUNING_TAG: "trial", "mlflow.parentRunId": parent_run_id, **tags},
+    )

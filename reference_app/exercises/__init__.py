@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..labcode import ENV, Exercise, LabCodeError, load
 
-LABS = (0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13)
+LABS = (0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
 """Labs with a Python exercise (a module `labNN` here)."""
 
 

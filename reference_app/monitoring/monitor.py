@@ -20,6 +20,7 @@ from sklearn.metrics import average_precision_score
 from ..config import Settings
 from ..data import store
 from ..features import FEATURE_NAMES
+from ..responsible.review import review_summary
 from ..training.evaluation import card_precision_top_k
 from .drift import drift_table
 
@@ -73,7 +74,8 @@ def compute_monitoring(settings: Settings, reference: pd.DataFrame | None = None
         left out), and `performance`: the
         latest day whose labels are known (≤ as_of − delay) with `average_precision` and
         `card_precision_top_k`, or None when no served day is old enough; `performance_by_day`
-        has the same for every labelled served day, oldest first.
+        has the same for every labelled served day, oldest first; `review`: the review queue's
+        counts (`responsible.review.review_summary`, lab 18), None without a queue.
 
     Raises:
         NothingToMonitorError: if nothing was served yet.
@@ -122,4 +124,7 @@ def compute_monitoring(settings: Settings, reference: pd.DataFrame | None = None
         "performance": performance,
         "performance_by_day": by_day,
         "psi_alert_threshold": settings.psi_alert_threshold,
+        # Lab 18: the human review queue (queued, reviewed, confirmed fraud per day), the labels
+        # that come in before the delayed ones; None without a queue database.
+        "review": review_summary(settings),
     }

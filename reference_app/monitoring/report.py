@@ -26,6 +26,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve  # n
 from ..config import Settings  # noqa: E402
 from ..data import store  # noqa: E402
 from ..features import FEATURE_NAMES  # noqa: E402
+from ..responsible.review import review_summary  # noqa: E402
 from .drift import PSI_WARN, drift_table  # noqa: E402
 
 
@@ -102,7 +103,29 @@ def _monitoring_section(monitoring: dict | None) -> str:
     perf_text = (f"realised CP@100 {perf['card_precision_top_k']:.3f} and AP {perf['average_precision']:.3f} on {perf['day']}" if perf
                  else "no served day has labels yet: labels arrive 7 days late, so realised AP and CP@100 appear a week after serving")  # fmt: skip
     return (f"<h2>Monitoring</h2><p>As of {html.escape(monitoring['as_of'])}: max feature PSI {monitoring['max_psi']:.3f} "
-            f"(alert threshold {monitoring['psi_alert_threshold']}, calendar flags left out); {alert}.</p><p>Delayed-label performance: {perf_text}.</p>")  # fmt: skip
+            f"(alert threshold {monitoring['psi_alert_threshold']}, calendar flags left out); {alert}.</p><p>Delayed-label performance: {perf_text}.</p>"
+            f"{_review_text(monitoring.get('review'))}")  # fmt: skip
+
+
+def review_text(review: dict | None) -> str:
+    """Lab 18: how many queued cases analysts reviewed (the review queue's summary), as a sentence."""
+    if not review:
+        return "Human review: no review queue."
+    return (f"Human review: {review['reviewed']} of {review['queued']} queued cases reviewed, "
+            f"{review['confirmed_fraud']} confirmed as fraud, {review['pending']} pending.")  # fmt: skip
+
+
+def _review_text(review: dict | None) -> str:
+    return f"<p>{html.escape(review_text(review))}</p>"
+
+
+def _replay_review(enqueued: dict | None, queue: dict | None) -> str:
+    """Lab 18: what the replayed day sent to the review queue, and how many cases were reviewed."""
+    if not enqueued:
+        return _review_text(queue)
+    sent = (f"{enqueued['enqueued']} of {enqueued['in_band']} uncertain transactions (scores in "
+            f"[{enqueued['band'][0]}, {enqueued['band'][1]})) went to the review queue (capacity {enqueued['capacity']} a day).")  # fmt: skip
+    return f"<p>{html.escape(sent)}</p>{_review_text(queue)}"
 
 
 def write_report(
@@ -148,6 +171,7 @@ def write_report(
         "replay": {k: v for k, v in replay.items() if k != "latencies_ms"},
         "replay_metrics": replay_metrics,
         "drift": drift.reset_index().to_dict(orient="records"),
+        "review": review_summary(settings),  # lab 18: queued and reviewed cases
         "report_html": str(out_dir / "report.html"),
         "summary_json": str(out_dir / "summary.json"),
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -165,6 +189,7 @@ replayed day {html.escape(replay["day"])}: {replay["transactions"]} transactions
 <p>Served model AP {replay_metrics["average_precision"] if replay_metrics["average_precision"] is None else f"{replay_metrics['average_precision']:.4f}"};
 flagged rate {replay_metrics["flagged_rate"]:.4%}; training/serving skew max |diff| {replay["max_abs_diff"]:.2e}
 ({"within" if replay["skew_ok"] else "ABOVE"} tolerance {replay["skew_tolerance"]:.0e}).</p>
+{_replay_review(replay.get("review"), result["review"])}
 <div class="grid"><img alt="precision-recall curve" src="{_pr_curve(y, s)}"><img alt="score distribution" src="{_score_distribution(y, s)}"></div>
 <h2>Drift: training window → replayed day</h2>
 <div class="grid"><img alt="feature drift" src="{_drift_plot(drift, settings.psi_alert_threshold)}">{_table(drift[["psi", "ks_statistic", "ks_pvalue", "status"]])}</div>

@@ -31,6 +31,7 @@ from ..config import Settings
 from ..data import store
 from ..labcode import Exercise, LabCodeError
 from ..monitoring.monitor import served_days
+from ..responsible.review import reviewed_training_rows
 from ..training.promotion import CHAMPION
 from ..training.split import EvaluationProtocol
 from .lifecycle import train_register_promote
@@ -92,7 +93,7 @@ def retrain(settings: Settings, trigger: dict) -> dict:
 
     Returns:
         `version`, `decision` (champion/challenger), `reason`, `metrics`, `window`, `reloaded`,
-        `ct_run_id`.
+        `ct_run_id`, `reviewed_labels` (lab 18: reviewed cases that joined the training set).
 
     Raises:
         store.DatasetError: if the features dataset is missing.
@@ -107,6 +108,8 @@ def retrain(settings: Settings, trigger: dict) -> dict:
     # --8<-- [start:cycle]
     as_of = max(days) if days else features["TX_DATETIME"].max().date()
     window = recent_window(settings, as_of)
+    # Lab 18: analysts' labels of the days whose delayed labels are not in yet join the training set.
+    reviewed = reviewed_training_rows(settings, features, window["test_end"], as_of)
     out = train_register_promote(
         settings,
         settings.retrain_model,
@@ -117,7 +120,9 @@ def retrain(settings: Settings, trigger: dict) -> dict:
         tags={
             "continuous_training": "true",
             "trigger": str(trigger.get("alertname", trigger.get("source", "manual"))),
+            "reviewed_labels": str(len(reviewed)),
         },
+        feedback=reviewed,
     )
     decision = out.decision
     reloaded = reload_serving(settings) if decision.alias == CHAMPION else False
@@ -126,6 +131,10 @@ def retrain(settings: Settings, trigger: dict) -> dict:
         "model_type": settings.retrain_model,
         **{k: v.isoformat() for k, v in window.items()},
         "data_digest": manifest["digest"],
+        "reviewed_labels": len(reviewed),
+        "reviewed_transaction_ids": ",".join(map(str, sorted(reviewed["TRANSACTION_ID"].tolist())))[
+            :480
+        ],
     }
     run_id = tracking.log_continuous_training(trigger, params, out.metrics, decision, out.version)
     return {
@@ -136,6 +145,7 @@ def retrain(settings: Settings, trigger: dict) -> dict:
         "window": {k: v.isoformat() for k, v in window.items()},
         "reloaded": reloaded,
         "ct_run_id": run_id,
+        "reviewed_labels": len(reviewed),
     }
 
 

@@ -2,8 +2,9 @@
 
 # --8<-- [start:steps]
 Steps: MLflow server → simulate → validate → features → train logistic regression, random forest
-and MLP (each registered and promoted through the gate) → MLServer with the champion → replay a
-test day (skew and latency) → HTML/JSON report → stop the servers it started.
+and MLP (each registered and promoted through the gate) → tune LightGBM with Ray Tune on
+prequential folds (lab 14; registered and promoted the same way) → MLServer with the champion →
+replay a test day (skew and latency) → HTML/JSON report → stop the servers it started.
 # --8<-- [end:steps]
 
 What runs at once (2 cores are enough to gain from it): a worker process forked at the start
@@ -118,6 +119,29 @@ def _train_from_store(settings: Settings, model_type: str, protocol: EvaluationP
 
     frame = store.read_dataset(settings.features_dir)
     return train(frame, model_type, protocol, seed=settings.seed, device=settings.device)
+
+
+def _tuned_models(settings: Settings, frame, manifest: dict, step) -> dict[str, dict]:
+    """Lab 14: tune `demo_tune_models` (Ray Tune on prequential folds, `demo_tune_trials` trials
+    each, the other `tune_*` settings as `fraudlab tune`), register and promote each best
+    configuration like the untuned models; reused when nothing changed. Returns the summary
+    rows, keyed `<model> (tuned)`."""
+    from .tuning import parse_models, tune_register_promote
+
+    rows = {}
+    models = parse_models(settings.demo_tune_models)
+    if not models:
+        return rows
+    small = settings.model_copy(update={"tune_trials": settings.demo_tune_trials})
+    for out in tune_register_promote(small, models, frame=frame, manifest=manifest, progress=step):
+        m = out.training.metrics
+        rows[f"{out.model_type} (tuned)"] = {
+            **{k: m[k] for k in ("auc_roc", "average_precision", "card_precision_top_k",
+                                 "card_precision_top_k_perfect")},
+            "version": out.training.version,
+            "device": out.training.device,
+        }  # fmt: skip
+    return rows
 
 
 def _start_in_background(server: ManagedProcess, servers: ExitStack) -> Future:
@@ -277,6 +301,7 @@ def run_demo(settings: Settings, day: dt.date, console: Console | None = None) -
                 }
         finally:
             trainer.shutdown(cancel_futures=True)  # a failure leaves no training queued
+        models.update(_tuned_models(settings, frame, feats, step))
         champion = tracking.alias_version(settings.model_name, CHAMPION)
         if champion is None:
             raise NoChampionError(

@@ -21,6 +21,7 @@ from ..config import Settings
 from ..data import store
 from ..training import model_tests
 from ..training.evaluation import evaluate_scores
+from ..training.export import can_export
 from ..training.model_tests import BROKEN_CANDIDATE, BatchScaledModel, ModelTest, run_model_tests
 from ..training.models import select_device
 from ..training.promotion import CHAMPION, GATE_EXERCISE, Decision, QualityGate
@@ -66,6 +67,7 @@ def train_register_promote(
     force: bool = False,
     tags: dict[str, str] | None = None,
     broken: bool = False,
+    feedback: pd.DataFrame | None = None,
 ) -> TrainingOutcome:
     """Train one model, log it to MLflow, register a version and (optionally) decide its alias,
     after the model test suite (lab 07) has tested it.
@@ -85,6 +87,7 @@ def train_register_promote(
         broken: the lab 07 drill: register a deliberately broken candidate
             (`model_tests.BatchScaledModel` around the trained model, run tag
             `drill=broken-candidate`), which passes the quality gate and fails the model tests.
+        feedback: reviewed cases that join the training week (lab 18; `training.train.train`).
 
     Returns:
         A `TrainingOutcome`.
@@ -100,7 +103,7 @@ def train_register_promote(
         return found
     if frame is None:
         frame = store.read_dataset(s.features_dir)
-    result = train(frame, model, protocol, seed=s.seed, device=s.device)
+    result = train(frame, model, protocol, seed=s.seed, device=s.device, feedback=feedback)
     if broken:
         result = break_candidate(result, protocol)
         tags = {**(tags or {}), "drill": BROKEN_CANDIDATE}
@@ -219,8 +222,9 @@ def register_and_promote(
             **gate_verdict(s, result.metrics),
             **(tags or {}),
         },
-        # NOTE: ONNX has no operator for the drill's batch scaling: it serves natively.
-        compiled=not isinstance(result.model, BatchScaledModel),
+        # NOTE: ONNX has no operator for the drill's batch scaling: it serves natively (and so
+        # does a tuned LightGBM, lab 14: no converter installed).
+        compiled=not isinstance(result.model, BatchScaledModel) and can_export(result.model),
     )
     decision = None
     if promote:  # the model tests first (lab 07): the promotion reads their verdict

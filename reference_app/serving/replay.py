@@ -19,6 +19,7 @@ import pandas as pd
 from ..config import Settings
 from ..data import store
 from ..features import FEATURE_NAMES
+from ..responsible.review import ReviewQueue, queue_available
 from ..tracking import OUTPUT_NAME, configure, load_model
 from .compiled import CompiledModel, scorer_for
 
@@ -98,7 +99,8 @@ def replay_day(settings: Settings, day: dt.date, out_dir: Path | None = None) ->
         requests} from the router's X-Fraudlab-Variant header; empty without a router), latency percentiles in ms
         (`latency_ms_p50`, `_p95`, `_p99`), `transactions_per_s`, `max_abs_diff`, `skew_ok`,
         `frauds`, `scored_by` ("onnx" or "native"), `compiled_vs_native_max_abs_diff` (None
-        without a compiled model), and file paths.
+        without a compiled model), file paths, and `review` (lab 18: what went to the review
+        queue, `ReviewQueue.enqueue_day`; None without a queue database).
 
     Raises:
         ReplayError: if the day has no transaction or the server answers an error.
@@ -155,6 +157,11 @@ def replay_day(settings: Settings, day: dt.date, out_dir: Path | None = None) ->
     result["served_score"], result["offline_score"] = served, offline
     result["served_version"] = served_by.astype(str)
     result.to_parquet(scores_path, index=False)
+    # --8<-- [start:review]
+    review = None  # lab 18: the uncertain transactions go to the human review queue
+    if queue_available(settings):
+        review = ReviewQueue.from_settings(settings).enqueue_day(settings, day, result)
+    # --8<-- [end:review]
     lat = np.asarray(latencies)
     summary = {
         "day": day.isoformat(),
@@ -176,6 +183,7 @@ def replay_day(settings: Settings, day: dt.date, out_dir: Path | None = None) ->
         "scored_by": "onnx" if compiled else "native",
         "compiled_vs_native_max_abs_diff": None if native_diff is None else float(native_diff),
         "scores_path": str(scores_path),
+        "review": review,
     }
     (out_dir / f"replay-{day.isoformat()}.json").write_text(json.dumps(summary, indent=2))
     return summary

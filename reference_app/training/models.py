@@ -1,8 +1,10 @@
-"""The three model families of the course: logistic regression, random forest and a PyTorch MLP.
+"""The model families of the course: logistic regression, random forest and a PyTorch MLP, plus
+LightGBM's gradient-boosted trees, which only the tuning (lab 14) trains.
 
 Every model is an sklearn-style classifier over the 15 raw features (`fit(X, y)`,
 `predict_proba(X)`), with its scaling inside, so serving sends unscaled feature values.
-Hyper-parameters follow the Fraud Detection Handbook's baselines (ch. 3.5, ch. 7).
+Hyper-parameters follow the Fraud Detection Handbook's baselines (ch. 3.5, ch. 7); the tuning
+passes its own (`make_model(..., hyperparameters=...)`).
 
 Example:
     >>> model = make_model("logistic_regression", seed=0).fit(X_train, y_train)  # doctest: +SKIP
@@ -10,6 +12,8 @@ Example:
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -20,6 +24,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 MODEL_TYPES = ("logistic_regression", "random_forest", "mlp")
+"""The untuned models: `fraudlab train`, the pipeline and the demo train each with fixed settings."""
+TUNED_MODEL_TYPES = ("lightgbm", "mlp")
+"""The models `fraudlab tune` searches hyper-parameters for (lab 14, `training.tune`)."""
 
 
 # --8<-- [start:device]
@@ -91,6 +98,18 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y) -> TorchMLPClassifier:
         """Train on X: (n, f) float features, y: (n,) 0/1 labels. Records `device_` used."""
+        for _ in self.fit_epochs(X, y):
+            pass
+        return self
+
+    def fit_epochs(self, X, y) -> Iterator[int]:
+        """`fit`, one epoch at a time: yields the number of epochs done (1 … `epochs`) with the
+        model usable in between (`predict_proba` scores with the weights so far). The tuning
+        reports each epoch to its early-stopping scheduler (lab 14); `fit` runs it to the end.
+
+        Args:
+            X: (n, f) float features; y: (n,) 0/1 labels.
+        """
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y, dtype=np.float32)
         self.classes_ = np.array([0, 1])
@@ -117,8 +136,8 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
             torch.set_num_threads(1)
         try:
             # --8<-- [start:fit-loop]
-            net.train()
-            for _ in range(self.epochs):
+            for epoch in range(self.epochs):
+                net.train()
                 perm = torch.randperm(len(xs), device=device, generator=generator)
                 for start in range(0, len(xs), self.batch_size):
                     idx = perm[start : start + self.batch_size]
@@ -128,18 +147,22 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
                     scaler.scale(loss).backward()
                     scaler.step(optimiser)
                     scaler.update()
+                self.network_ = net.eval()  # scoring between epochs draws no random number
+                if epoch + 1 < self.epochs:
+                    yield epoch + 1  # `fit_epochs`: the tuning scores each epoch (lab 14)
             # --8<-- [end:fit-loop]
         finally:
             torch.set_num_threads(threads)
         self.network_ = net.to("cpu").eval()
-        return self
+        yield self.epochs
 
     def predict_proba(self, X) -> np.ndarray:
         """Return (n, 2) class probabilities for X: (n, f) raw features."""
         X = (np.asarray(X, dtype=np.float64) - self.mean_) / self.scale_
+        device = next(self.network_.parameters()).device  # the CPU, but during `fit_epochs`
         with torch.inference_mode():
-            logits = self.network_(torch.as_tensor(X, dtype=torch.float32))
-            p = torch.sigmoid(logits.double()).numpy()
+            logits = self.network_(torch.as_tensor(X, dtype=torch.float32, device=device))
+            p = torch.sigmoid(logits.double()).cpu().numpy()
         return np.column_stack([1.0 - p, p])
 
     def predict(self, X) -> np.ndarray:
@@ -148,12 +171,27 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
 
 
 # --8<-- [start:make-model]
-def make_model(model_type: str, seed: int = 0, device: str = "auto"):
-    """Build an unfitted classifier of one of `MODEL_TYPES`.
+def make_model(
+    model_type: str, seed: int = 0, device: str = "auto", hyperparameters: dict | None = None
+):
+    """Build an unfitted classifier of one of `MODEL_TYPES` or `TUNED_MODEL_TYPES`.
+
+    Args:
+        model_type: the model family.
+        seed: the model's random seed.
+        device: where the MLP trains ("auto", "cuda", "cpu").
+        hyperparameters: settings that replace the defaults below (the tuning's best
+            configuration, lab 14), in the estimator's own parameter names.
 
     Raises:
-        ValueError: for an unknown model type.
+        ValueError: for an unknown model type or hyper-parameter.
     """
+    if hyperparameters:
+        model = make_model(model_type, seed=seed, device=device)
+        unknown = set(hyperparameters) - set(model.get_params())
+        if unknown:
+            raise ValueError(f"{model_type} has no hyper-parameter {', '.join(sorted(unknown))}")
+        return model.set_params(**hyperparameters)
     if model_type == "logistic_regression":
         return make_pipeline(
             StandardScaler(), LogisticRegression(C=1.0, max_iter=1000, random_state=seed)
@@ -164,7 +202,32 @@ def make_model(model_type: str, seed: int = 0, device: str = "auto"):
         )
     if model_type == "mlp":
         return TorchMLPClassifier(device=device, seed=seed)
-    raise ValueError(f"unknown model type {model_type!r}; choose one of {', '.join(MODEL_TYPES)}")
+    if model_type == "lightgbm":
+        return lightgbm_classifier(seed=seed)
+    known = dict.fromkeys([*MODEL_TYPES, *TUNED_MODEL_TYPES])
+    raise ValueError(f"unknown model type {model_type!r}; choose one of {', '.join(known)}")
 
 
 # --8<-- [end:make-model]
+
+
+def lightgbm_classifier(seed: int = 0, **hyperparameters):
+    """LightGBM's scikit-learn classifier with the course's fixed settings: binary objective, all
+    cores to fit, deterministic given `seed`, quiet; `hyperparameters` (LightGBM's scikit-learn
+    names: `n_estimators`, `learning_rate`, `num_leaves`, `min_child_samples`, `subsample`,
+    `colsample_bytree`, `reg_lambda`) override LightGBM's defaults (lightgbm 4.7,
+    python-package/lightgbm/sklearn.py `LGBMModel.__init__`)."""
+    from lightgbm import LGBMClassifier
+
+    # NOTE: subsample (bagging) needs subsample_freq > 0 to take effect (LightGBM docs,
+    # Parameters: bagging_fraction "to enable bagging, bagging_freq should be set to a non zero
+    # value"); 1 = a new bag every round.
+    return LGBMClassifier(
+        objective="binary",
+        subsample_freq=1,
+        n_jobs=-1,
+        random_state=seed,
+        deterministic=True,
+        verbose=-1,
+        **hyperparameters,
+    )

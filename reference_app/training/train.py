@@ -59,6 +59,8 @@ def train(
     *,
     seed: int,
     device: str,
+    hyperparameters: dict | None = None,
+    feedback: pd.DataFrame | None = None,
 ) -> TrainResult:
     """Fit `model_type` on the training week and evaluate it on the test week.
 
@@ -66,10 +68,14 @@ def train(
 
     Args:
         features: transactions with `FEATURE_NAMES` (output of `build_features`).
-        model_type: one of `models.MODEL_TYPES`.
+        model_type: one of `models.MODEL_TYPES` or `models.TUNED_MODEL_TYPES`.
         protocol: the windows and the k of CP@k (`EvaluationProtocol.from_settings`).
         seed: seed of the model (`Settings.seed`).
         device: "auto", "cpu" or "cuda" (used by the MLP).
+        hyperparameters: settings replacing the model's defaults (`models.make_model`; the
+            tuning's best configuration, lab 14).
+        feedback: more training rows (lab 18: reviewed cases with the analyst's label,
+            `responsible.review.reviewed_training_rows`), appended to the training week.
 
     Returns:
         A `TrainResult`.
@@ -79,7 +85,9 @@ def train(
     """
     # --8<-- [start:fit]
     train_df, test_df = protocol.split(features)
-    model = make_model(model_type, seed=seed, device=device)
+    if feedback is not None and len(feedback):
+        train_df = pd.concat([train_df, feedback[train_df.columns]], ignore_index=True)
+    model = make_model(model_type, seed=seed, device=device, hyperparameters=hyperparameters)
     trained_with = {  # the hyperparameters of the fit, before serving's n_jobs below
         k: v
         for k, v in model.get_params().items()
@@ -105,6 +113,7 @@ def train(
         "seed": seed,
         "n_train": len(train_df),
         "n_test": len(test_df),
+        "n_feedback": 0 if feedback is None else len(feedback),
         **{f"hp_{k}": v for k, v in trained_with.items()},
         **({"serving_n_jobs": 1} if "n_jobs" in trained_with else {}),
     }

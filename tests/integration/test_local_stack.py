@@ -36,7 +36,8 @@ def summary(stack_settings) -> dict:
 def test_demo_trains_promotes_serves_replays_and_reports(demo_run, stack_settings):
     out = demo_run.stdout
     s = summary(stack_settings)
-    assert set(s["models"]) == {"logistic_regression", "random_forest", "mlp"}
+    # The untuned three, and the demo's tuned LightGBM (lab 14) beside them.
+    assert set(s["models"]) == {"logistic_regression", "random_forest", "mlp", "lightgbm (tuned)"}
     for m in s["models"].values():
         assert 0.5 < m["auc_roc"] <= 1 and 0 < m["average_precision"] <= 1
         assert 0 < m["card_precision_top_k"] <= m["card_precision_top_k_perfect"] < 1
@@ -70,6 +71,7 @@ def test_demo_trains_promotes_serves_replays_and_reports(demo_run, stack_setting
         "logistic_regression",
         "random_forest",
         "mlp",
+        "lightgbm (tuned)",
         f"champion: fraud-detector version {champion}",
         "skew max |diff|",
         "report:",
@@ -90,6 +92,7 @@ def test_demo_rerun_reuses_what_is_up_to_date(demo_run, stack_env, stack_setting
     for step in ("simulate: reused", "validate: reused", "features: reused"):
         assert step in again.stdout
     assert again.stdout.count("reused run") == 3
+    assert "tune lightgbm: reused tuned run" in again.stdout  # no Ray started, no trial run
     assert summary(stack_settings)["champion_version"] == first["champion_version"]
 
 
@@ -107,7 +110,12 @@ def test_runs_carry_lineage_and_registry_uses_aliases(mlflow_server, stack_setti
         "card_precision_top_k",
         "card_precision_top_k_perfect",
     } <= set(run.data.metrics)
-    assert run.data.params["model_type"] in {"logistic_regression", "random_forest", "mlp"}
+    assert run.data.params["model_type"] in {
+        "logistic_regression",
+        "random_forest",
+        "mlp",
+        "lightgbm",
+    }
     assert run.data.params["train_start"] == "2018-05-01"
     # The train step records the gate's verdict on the run's own metrics (lab 06's gate).
     assert (run.data.tags["passed_gate"], run.data.tags["gate_failures"]) == ("true", "none")

@@ -13,6 +13,9 @@ from reference_app.training.train import score, train
 from tests.conftest import simulation
 
 pytestmark = pytest.mark.slow
+MODELS = ("logistic_regression", "random_forest", "mlp", "lightgbm")
+"""The untuned three, and LightGBM with its default settings: lab 14's tuning registers LightGBM
+versions, which the same directional, invariance and model tests must hold for."""
 
 
 # --8<-- [start:default-data]
@@ -26,10 +29,7 @@ def default_features():
 def results(default_features):
     s = Settings()
     protocol = EvaluationProtocol.from_settings(s)
-    return {
-        m: train(default_features, m, protocol, seed=s.seed, device=s.device)
-        for m in ("logistic_regression", "random_forest", "mlp")
-    }
+    return {m: train(default_features, m, protocol, seed=s.seed, device=s.device) for m in MODELS}
 
 
 # --8<-- [end:default-data]
@@ -62,7 +62,7 @@ def test_models_beat_published_random_baseline(results):
 
 
 # --8<-- [start:directional]
-@pytest.mark.parametrize("model_type", ["logistic_regression", "random_forest", "mlp"])
+@pytest.mark.parametrize("model_type", MODELS)
 def test_compromised_terminal_raises_the_score(results, model_type):
     """Directional: the same transactions at a terminal with a high recent fraud rate score higher."""
     r = results[model_type]
@@ -77,7 +77,7 @@ def test_compromised_terminal_raises_the_score(results, model_type):
 
 
 # --8<-- [start:invariance]
-@pytest.mark.parametrize("model_type", ["logistic_regression", "random_forest", "mlp"])
+@pytest.mark.parametrize("model_type", MODELS)
 def test_a_transactions_score_does_not_depend_on_its_batch(results, model_type):
     """Invariance on the inputs the model reads: a row's score is the same alone, in a batch, and
     in a batch in another order (serving batches requests; no row may leak into another's score,
@@ -94,7 +94,7 @@ def test_a_transactions_score_does_not_depend_on_its_batch(results, model_type):
 # --8<-- [end:invariance]
 
 
-@pytest.mark.parametrize("model_type", ["logistic_regression", "random_forest", "mlp"])
+@pytest.mark.parametrize("model_type", MODELS)
 def test_every_reference_model_passes_the_model_test_suite(results, model_type):
     """Lab 07: the suite the pipeline's model-tests step runs passes on each reference model, so
     it blocks only what misbehaves (its thresholds: reference_app/training/model_tests.py)."""

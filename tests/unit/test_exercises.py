@@ -282,6 +282,191 @@ WRONG[4] = (
     "from reference_app.features.transform import FEATURE_NAMES\n\n\n"
     "def model_inputs(transaction, online):\n{}",
 )
+# Lab 17: stream_timings with one mistake each in an otherwise right body.
+TIMINGS_BODY = (
+    "    arrivals, completion_tokens, seen = [], None, 0\n"
+    "    for arrived, payload in events:\n"
+    "        seen += 1\n"
+    "        if payload.strip() == '[DONE]':\n"
+    "            break\n"
+    "        chunk = json.loads(payload)\n"
+    "        if 'error' in chunk:\n"
+    "            raise ValueError(chunk['error'])\n"
+    "        usage = chunk.get('usage') or {}\n"
+    "        if usage.get('completion_tokens') is not None:\n"
+    "            completion_tokens = usage['completion_tokens']\n"
+    "        choices = chunk.get('choices') or []\n"
+    "        if not choices:\n"
+    "            continue\n"
+    "        text = (choices[0].get('delta') or {}).get('content') or choices[0].get('text') or ''\n"
+    "        if text:\n"
+    "            arrivals.append(arrived)\n"
+    "    tokens = completion_tokens if completion_tokens is not None else len(arrivals)\n"
+    "    span = arrivals[-1] - arrivals[0] if arrivals else 0.0\n"
+    "    return {'ttft_s': arrivals[0] - sent_at if arrivals else None,\n"
+    "            'itl_s': [b - a for a, b in zip(arrivals, arrivals[1:])],\n"
+    "            'chunks': len(arrivals), 'completion_tokens': completion_tokens,\n"
+    "            'decode_tokens_per_s': (tokens - 1) / span if tokens >= 2 and span > 0 else None}\n"
+)
+WRONG[17] = (
+    "stream_timing.py",
+    {
+        "TTFT at the first event (the role chunk)": TIMINGS_BODY.replace(
+            "arrivals[0] - sent_at if arrivals", "events[0][0] - sent_at if arrivals"
+        ),
+        "throughput over the whole request": TIMINGS_BODY.replace(
+            "span = arrivals[-1] - arrivals[0]", "span = arrivals[-1] - sent_at"
+        ),
+        "every token over the decode time": TIMINGS_BODY.replace(
+            "(tokens - 1) / span", "tokens / span"
+        ),
+        "usage ignored": TIMINGS_BODY.replace(
+            "completion_tokens if completion_tokens is not None else len(arrivals)", "len(arrivals)"
+        ),
+        "every chunk is a token": TIMINGS_BODY.replace("        if text:\n", "        if True:\n"),
+        "no stop at [DONE]": TIMINGS_BODY.replace(
+            "        if payload.strip() == '[DONE]':\n            break\n",
+            "        if payload.strip() == '[DONE]':\n            continue\n",
+        ),
+        "chat only (no completions text)": TIMINGS_BODY.replace(" or choices[0].get('text')", ""),
+        "an error event skipped": TIMINGS_BODY.replace(
+            "raise ValueError(chunk['error'])", "continue"
+        ),
+        "0 tokens/s for a single token": TIMINGS_BODY.replace(
+            "if tokens >= 2 and span > 0 else None", "if tokens >= 2 and span > 0 else 0.0"
+        ),
+    },
+    "import json\n\n\ndef stream_timings(sent_at, events):\n{}",
+)
+# Lab 15: redact with one mistake each in an otherwise right body.
+REDACT_BODY = (
+    "    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):\n"
+    "        line = line.replace(secret, '***')\n"
+    "    line = URL_PASSWORD.sub(lambda m: m['keep'] + '***@', line)\n"
+    "    return AUTHORIZATION.sub(lambda m: m['keep'] + '***', line)\n"
+)
+WRONG[15] = (
+    "redact.py",
+    {
+        "the shortest secret first": REDACT_BODY.replace(", key=len, reverse=True)", ", key=len)"),
+        "the first occurrence only": REDACT_BODY.replace("'***')", "'***', 1)"),
+        "empty secrets kept": REDACT_BODY.replace("{s for s in secrets if s}", "set(secrets)"),
+        "URL passwords left": REDACT_BODY.replace("URL_PASSWORD.sub(", "(lambda f, s: s)("),
+        "the URL's user masked too": REDACT_BODY.replace(
+            "URL_PASSWORD.sub(lambda m: m['keep'] + '***@', line)",
+            "re.sub(r'://[^/\\s@]+@', '://***@', line)",
+        ),
+        "Basic only": REDACT_BODY.replace(
+            "AUTHORIZATION.sub(", "re.compile(r'(?P<keep>Authorization: Basic )\\S+').sub("
+        ),
+    },
+    "import re\n\n"
+    "URL_PASSWORD = re.compile(r'(?P<keep>[A-Za-z][A-Za-z0-9+.-]*://[^/\\s:@]+:)[^@\\s/]+@')\n"
+    "AUTHORIZATION = re.compile(\n"
+    '    r"(?P<keep>(?i:authorization)[\\"\']?\\s*[:=]\\s*[\\"\']?(?i:basic|bearer)\\s+)[^\\s\\"\',]+"\n'
+    ")\n\n\n"
+    "def redact(line, secrets):\n{}",
+)
+# Lab 16: propose with one mistake each in an otherwise right body.
+PROPOSE_BODY = (
+    "    if len(cpu_cores) == 0 or len(memory_bytes) == 0:\n"
+    "        raise ValueError('no samples')\n"
+    "    cpu_m = np.percentile(cpu_cores, 95) * 1.2 * 1000\n"
+    "    cpu = max(1, math.ceil(round(cpu_m / 10, 9))) * 10\n"
+    "    memory = max(1, math.ceil(round(max(memory_bytes) * 1.2 / MIB / 16, 9))) * 16\n"
+    "    return {'requests': {'cpu': f'{cpu}m', 'memory': f'{memory}Mi'},\n"
+    "            'limits': {'memory': f'{2 * memory}Mi'}}\n"
+)
+WRONG[16] = (
+    "rightsize.py",
+    {
+        "the CPU peak": PROPOSE_BODY.replace("np.percentile(cpu_cores, 95)", "max(cpu_cores)"),
+        "the CPU mean": PROPOSE_BODY.replace("np.percentile(cpu_cores, 95)", "np.mean(cpu_cores)"),
+        "no headroom": PROPOSE_BODY.replace("95) * 1.2", "95)"),
+        "rounded to the nearest step": PROPOSE_BODY.replace(
+            "math.ceil(round(cpu_m / 10, 9))", "round(cpu_m / 10)"
+        ),
+        "memory in MB": PROPOSE_BODY.replace("/ MIB /", "/ 1e6 /"),
+        "a CPU limit too": PROPOSE_BODY.replace(
+            "'limits': {'memory'", "'limits': {'cpu': f'{cpu}m', 'memory'"
+        ),
+        "memory limit = request": PROPOSE_BODY.replace("{2 * memory}Mi", "{memory}Mi"),
+        "zero for no samples": PROPOSE_BODY.replace(
+            "raise ValueError('no samples')",
+            "return {'requests': {'cpu': '0m', 'memory': '0Mi'}, 'limits': {}}",
+        ),
+        "no floor": PROPOSE_BODY.replace("max(1, math.ceil(round(cpu_m", "(math.ceil(round(cpu_m"),
+    },
+    "import math\n\nimport numpy as np\n\nMIB = 1024 * 1024\n\n\n"
+    "def propose(cpu_cores, memory_bytes):\n{}",
+)
+# Lab 14: prequential_folds, one mistake each in an otherwise right body.
+FOLDS_BODY = (
+    "    newest = train_start - dt.timedelta(days=delta_delay + delta_assessment)\n"
+    "    folds = []\n"
+    "    for fold in range(n_folds):\n"
+    "        start = newest - dt.timedelta(days=fold * delta_assessment)\n"
+    "        valid_start = start + dt.timedelta(days=delta_train + delta_delay)\n"
+    "        valid_end = valid_start + dt.timedelta(days=delta_assessment - 1)\n"
+    "        folds.append({'train_start': start, 'valid_start': valid_start, 'valid_end': valid_end})\n"
+    "    return folds\n"
+)
+WRONG[14] = (
+    "folds.py",
+    {
+        "the protocol's own window as fold 0 (validates on the test week)": FOLDS_BODY.replace(
+            "newest = train_start - dt.timedelta(days=delta_delay + delta_assessment)",
+            "newest = train_start",
+        ),
+        "no delay before validation": FOLDS_BODY.replace(
+            "days=delta_train + delta_delay)", "days=delta_train)"
+        ),
+        "oldest fold first": FOLDS_BODY.replace("return folds", "return folds[::-1]"),
+        "folds a training period apart": FOLDS_BODY.replace(
+            "fold * delta_assessment", "fold * delta_train"
+        ),
+        "validation one day too long": FOLDS_BODY.replace(
+            "delta_assessment - 1)", "delta_assessment)"
+        ),
+        "one fold too few": FOLDS_BODY.replace("range(n_folds)", "range(n_folds - 1)"),
+        "validation from train_start whatever the lengths": FOLDS_BODY.replace(
+            "days=delta_delay + delta_assessment)", "days=delta_delay + delta_train)"
+        ),
+        "the defaults 7/7/7": FOLDS_BODY.replace(
+            "days=delta_delay + delta_assessment)", "days=14)"
+        ).replace("days=delta_train + delta_delay)", "days=14)"),
+    },
+    "import datetime as dt\n\n\n"
+    "def prequential_folds(train_start, n_folds, delta_train, delta_delay, delta_assessment):\n{}",
+)
+# Lab 18: select_for_review, one mistake each in an otherwise right body.
+REVIEW_BODY = (
+    "    scores = np.asarray(scores, dtype=np.float64)\n"
+    "    uncertain = np.flatnonzero((scores >= band_low) & (scores < band_high))\n"
+    "    order = np.argsort(-scores[uncertain], kind='stable')\n"
+    "    return uncertain[order][:capacity]\n"
+)
+WRONG[18] = (
+    "review_band.py",
+    {
+        "the high end included": REVIEW_BODY.replace("scores < band_high", "scores <= band_high"),
+        "the low end excluded": REVIEW_BODY.replace("scores >= band_low", "scores > band_low"),
+        "lowest score first": REVIEW_BODY.replace("-scores[uncertain]", "scores[uncertain]"),
+        "no capacity": REVIEW_BODY.replace("[:capacity]", ""),
+        "the capacity from the bottom": REVIEW_BODY.replace("[:capacity]", "[-capacity:]"),
+        "positions within the band, not the day": REVIEW_BODY.replace(
+            "uncertain[order][:capacity]", "order[:capacity]"
+        ),
+        "ties reversed": REVIEW_BODY.replace(
+            "np.argsort(-scores[uncertain], kind='stable')",
+            "np.lexsort((-np.arange(len(uncertain)), -scores[uncertain]))",
+        ),
+        "the day's order, not the score's": REVIEW_BODY.replace(
+            "uncertain[order][:capacity]", "uncertain[:capacity]"
+        ),
+    },
+    "import numpy as np\n\n\ndef select_for_review(scores, band_low, band_high, capacity):\n{}",
+)
 WRONG_CASES = [(lab, name) for lab, (_, cases, _) in WRONG.items() for name in cases]
 
 
