@@ -33,6 +33,8 @@ PINNED_CRDS = [
     # prometheus-operator, as kube-prometheus-stack 91.5.0 ships them.
     *(f"https://raw.githubusercontent.com/prometheus-community/helm-charts/kube-prometheus-stack-91.5.0/charts/kube-prometheus-stack/charts/crds/crds/crd-{name}.yaml"
       for name in ("podmonitors", "servicemonitors", "prometheusrules", "alertmanagerconfigs")),
+    # KubeRay v1.7.0 (the chart kuberay-operator 1.7.0 ships the same files in crds/).
+    "https://raw.githubusercontent.com/ray-project/kuberay/v1.7.0/ray-operator/config/crd/bases/ray.io_rayjobs.yaml",
 ]  # fmt: skip
 
 

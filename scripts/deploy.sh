@@ -22,6 +22,7 @@ NAMESPACES_DIR="${REPO_ROOT}/manifests/base/namespaces"
 WAIT_STORE="${WAIT_STORE:-300}"    # PostgreSQL, S3 store, bucket Job, MLflow
 WAIT_MODEL="${WAIT_MODEL:-900}"    # the SeldonDeployment, once the pipeline promoted a champion
 WAIT_PIPELINE="${WAIT_PIPELINE:-3600}"   # the whole pipeline Workflow (2 cores: ≈ 10–20 min)
+WAIT_TUNE="${WAIT_TUNE:-2400}"     # lab 14's RayJob tune (WITH=tuning): a RayCluster and the search
 NS="${APP_NAMESPACE}"
 
 k() { kubectl --context "${KUBE_CONTEXT}" "$@"; }
@@ -38,26 +39,33 @@ step "Namespaces (manifests/base/namespaces)"
 k apply -k "${NAMESPACES_DIR}"
 
 # The operators, from pinned charts; a release at its pinned version is left alone.
-"${SCRIPT_DIR}/helm-releases.sh" seldon-core argo-workflows kube-prometheus-stack
+"${SCRIPT_DIR}/helm-releases.sh" keda seldon-core argo-workflows kube-prometheus-stack kuberay-operator
 
 step "Secrets' env files (scripts/secrets.sh: kept if present)"
 "${SCRIPT_DIR}/secrets.sh"
 
-# Labs 04 and 10 add the feature store (Redis, Feast's server, a Job) and the canary (three model
-# pods and the router: ≈ 2.5 GiB of memory requests): make deploy leaves them out unless WITH
-# names them (make deploy WITH="features canary"); their labs apply them (labs/reference.py). The
+# Labs 04, 10, 14 and 18 add the feature store (Redis, Feast's server, a Job), the canary (three model
+# pods and the router: ≈ 2.5 GiB of memory requests), the tuning RayJob (a Ray head and worker:
+# ≈ 3.3 GiB) and the review page (≈ 160 MiB): make deploy leaves them out unless WITH names them
+# (make deploy WITH="features canary tuning review"); their labs apply them (labs/reference.py). The
 # overlay's objects carry fraud-lab.io/optional=<name> (their kustomizations); kubectl apply -l
 # applies only the objects its selector matches, and `notin` matches objects without the label.
 WITH="${WITH:-}"
 optional=()
-for name in features canary; do
+for name in features canary tuning review; do
   if [[ " ${WITH} " != *" ${name} "* ]]; then optional+=("${name}"); fi
 done
 selector=()
 if ((${#optional[@]})); then selector=(-l "fraud-lab.io/optional notin ($(IFS=,; echo "${optional[*]}"))"); fi
+# Lab 14's RayJob tunes on the pipeline's features and registers in MLflow: it is applied after
+# the pipeline (below), never with the first apply (a RayJob runs once; its RayCluster would take
+# the memory the pipeline needs).
+first_optional=("${optional[@]}")
+if [[ " ${WITH} " == *" tuning "* ]]; then first_optional+=(tuning); fi
+first=(-l "fraud-lab.io/optional notin ($(IFS=,; echo "${first_optional[*]}"))")
 
 step "The fraud system (manifests/overlays/${OVERLAY_NAME}${WITH:+, with ${WITH}})"
-k apply -k "${OVERLAY}" "${selector[@]}"
+k apply -k "${OVERLAY}" "${first[@]}"
 
 # The ct-controller's and workflow pods' NetworkPolicies allow the API server by address range
 # (manifests/base/security/networkpolicy.continuous-training.yaml): check this cluster's.
@@ -75,6 +83,9 @@ debug_hints() {
   local logs="$1"
   # A SeldonDeployment has no logs of its own: its pods carry seldon-deployment-id=<name>.
   if [[ "$1" == seldondeployment/* ]]; then logs="-l seldon-deployment-id=${1#*/}"; fi
+  # A RayJob's driver output is in the log of its submitter Job, which has the RayJob's name
+  # (KubeRay v1.7.0 rayjob_controller.go createNewK8sJob).
+  if [[ "$1" == rayjob/* ]]; then logs="job/${1#*/}"; fi
   # The pipeline's steps are pods of Workflows made from the fraud-pipeline template.
   if [[ "$1" == pipeline ]]; then
     say "    kubectl --context ${KUBE_CONTEXT} -n ${NS} get workflows"
@@ -119,9 +130,19 @@ wait_for "seldondeployment/fraud-detector" "${WAIT_MODEL}" \
 if [[ " ${WITH} " == *" features "* ]]; then
   step "The feature store: Job feature-store on the pipeline's features (manifests/base/features)"
   k -n "${NS}" delete job feature-store --ignore-not-found >/dev/null
-  k apply -k "${OVERLAY}" "${selector[@]}" >/dev/null
+  k apply -k "${OVERLAY}" "${first[@]}" >/dev/null
   wait_for "deployment/feature-server" "${WAIT_STORE}" rollout status deployment/feature-server
   wait_for "job/feature-store" "${WAIT_STORE}" wait --for=condition=complete job/feature-store
+fi
+
+# Lab 14's tuning: the RayJob tune runs `fraudlab tune` once (KubeRay never reruns a finished
+# RayJob): delete any earlier one, apply it, and wait until KubeRay says the job is Complete (its
+# status stays on the RayJob after its RayCluster is deleted: shutdownAfterJobFinishes).
+if [[ " ${WITH} " == *" tuning "* ]]; then
+  step "The tuning: RayJob tune, fraudlab tune on a RayCluster (manifests/base/tuning)"
+  k -n "${NS}" delete rayjob tune --ignore-not-found >/dev/null
+  k apply -k "${OVERLAY}" "${selector[@]}" >/dev/null
+  wait_for "rayjob/tune" "${WAIT_TUNE}" wait --for=jsonpath='{.status.jobDeploymentStatus}'=Complete rayjob/tune
 fi
 
 echo

@@ -35,7 +35,9 @@ k delete -k "${OVERLAY}" --selector '!pod-security.kubernetes.io/enforce' \
 k -n "${APP_NAMESPACE}" delete secret,configmap -l app.kubernetes.io/part-of=fraud-lab --ignore-not-found
 
 step "Helm releases"
-for release in "${KPS_RELEASE}:${KPS_NAMESPACE}" "${SELDON_RELEASE}:${SELDON_NAMESPACE}" "${ARGO_RELEASE}:${ARGO_NAMESPACE}"; do
+# KubeRay after the overlay: a RayJob carries KubeRay's finalizer ray.io/rayjob-finalizer, which
+# only the operator removes (KubeRay v1.7.0 utils/constant.go RayJobStopJobFinalizer).
+for release in "${KPS_RELEASE}:${KPS_NAMESPACE}" "${SELDON_RELEASE}:${SELDON_NAMESPACE}" "${ARGO_RELEASE}:${ARGO_NAMESPACE}" "${KUBERAY_RELEASE}:${KUBERAY_NAMESPACE}"; do
   name="${release%%:*}" namespace="${release##*:}"
   if h status "${name}" --namespace "${namespace}" >/dev/null 2>&1; then
     h uninstall "${name}" --namespace "${namespace}" --wait

@@ -38,6 +38,15 @@ KPS_CHART_VERSION="91.5.0"
 KPS_RELEASE="kube-prometheus-stack"
 KPS_NAMESPACE="monitoring"
 
+# KEDA (Apache-2.0), lab 16: Seldon's kedaSpec becomes a ScaledObject that scales the model on its
+# request rate from Prometheus. Chart 2.20.2 ships appVersion 2.20.2 (kedacore/charts
+# keda/Chart.yaml). Installed before seldon-core: the operator reads ScaledObjects (keda.enabled).
+KEDA_CHART_REPO="https://kedacore.github.io/charts"
+KEDA_CHART="keda"
+KEDA_CHART_VERSION="2.20.2"
+KEDA_RELEASE="keda"
+KEDA_NAMESPACE="keda"
+
 # Argo Workflows v4.1 (Apache-2.0): the pipeline DAG and the weekly retraining CronWorkflow. Chart
 # 2.0.1 ships appVersion v4.1.0 (argo-helm charts/argo-workflows/Chart.yaml).
 ARGO_CHART_REPO="https://argoproj.github.io/argo-helm"
@@ -46,6 +55,15 @@ ARGO_CHART_VERSION="2.0.1"
 ARGO_APP_VERSION="v4.1.0"
 ARGO_RELEASE="argo-workflows"
 ARGO_NAMESPACE="argo"
+
+# KubeRay v1.7 (Apache-2.0): the operator of lab 14's RayJob (RayCluster, RayJob, RayService CRDs).
+# ray-project/kuberay helm-chart/kuberay-operator/Chart.yaml at tag v1.7.0: chart 1.7.0, image
+# quay.io/kuberay/operator:v1.7.0 (values.yaml); the chart repository is the project's kuberay-helm.
+KUBERAY_CHART_REPO="https://ray-project.github.io/kuberay-helm/"
+KUBERAY_CHART="kuberay-operator"
+KUBERAY_CHART_VERSION="1.7.0"
+KUBERAY_RELEASE="kuberay-operator"
+KUBERAY_NAMESPACE="ray-system"
 
 NVDP_CHART_REPO="https://nvidia.github.io/k8s-device-plugin"
 NVDP_CHART="nvidia-device-plugin"

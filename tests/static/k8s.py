@@ -21,7 +21,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = str(Path(sys.executable).parent / "kubectl")
-OVERLAYS = ["kind", "kind-gpu"]
+# kind-llm and kind-gpu-llm: lab 17's optional LLM server (never applied by make deploy).
+OVERLAYS = ["kind", "kind-gpu", "kind-llm", "kind-gpu-llm"]
 APP_IMAGE = "localhost:5001/fraud-lab/app"
 # The tag the static tier renders with (make images writes the real one: scripts/set-app-image.sh).
 TEST_APP_TAG = "git-0123456789ab"
@@ -37,6 +38,7 @@ KNOWN_CRDS = {
     ("argoproj.io/v1alpha1", "WorkflowTemplate"),
     ("argoproj.io/v1alpha1", "CronWorkflow"),
     ("argoproj.io/v1alpha1", "Workflow"),
+    ("ray.io/v1", "RayJob"),
 }
 # JSON schemas of the custom resources (one file per kind: <group>/<kind>_<version>.json); the
 # default is the folder beside the project, scripts/crd-schemas.sh builds one from the pinned CRDs.
@@ -147,6 +149,26 @@ def pod_templates(obj: dict) -> Iterator[tuple[str, dict, dict]]:
                 )
     elif kind in {"WorkflowTemplate", "Workflow", "CronWorkflow"}:
         yield from workflow_pods(obj)
+    elif kind == "RayJob":
+        yield from rayjob_pods(obj)
+
+
+def rayjob_pods(obj: dict) -> Iterator[tuple[str, dict, dict]]:
+    """The pods a KubeRay RayJob makes: its RayCluster's head and each worker group, and the
+    submitter Job's pod (KubeRay v1.7.0 uses submitterPodTemplate as it is, adding the command)."""
+    cluster = obj["spec"].get("rayClusterSpec") or {}
+    head = (cluster.get("headGroupSpec") or {}).get("template") or {}
+    yield f"{ref(obj)} head", head.get("metadata", {}).get("labels", {}), head.get("spec", {})
+    for group in cluster.get("workerGroupSpecs") or []:
+        t = group.get("template") or {}
+        yield (
+            f"{ref(obj)} worker group {group.get('groupName')}",
+            t.get("metadata", {}).get("labels", {}),
+            t.get("spec", {}),
+        )
+    if "submitterPodTemplate" in obj["spec"]:
+        t = obj["spec"]["submitterPodTemplate"]
+        yield f"{ref(obj)} submitter", t.get("metadata", {}).get("labels", {}), t.get("spec", {})
 
 
 # Workflow-level fields that Argo copies onto every step's pod.
@@ -304,6 +326,15 @@ def job_problems(objects: list[dict]) -> list[str]:
             spec, where = obj["spec"], ref(obj)
         elif obj.get("kind") == "CronJob":
             spec, where = obj["spec"]["jobTemplate"]["spec"], ref(obj) + " jobTemplate"
+        elif obj.get("kind") == "RayJob":
+            # A RayJob must end, free its RayCluster when it has, and keep its status to check.
+            if "activeDeadlineSeconds" not in obj["spec"]:
+                problems.append(f"{ref(obj)}: no spec.activeDeadlineSeconds")
+            if obj["spec"].get("shutdownAfterJobFinishes") is not True:
+                problems.append(
+                    f"{ref(obj)}: spec.shutdownAfterJobFinishes is not true (its RayCluster would outlive the job)"
+                )
+            continue
         elif obj.get("kind") == "WorkflowTemplate":
             for key in ("activeDeadlineSeconds", "ttlStrategy"):
                 if key not in obj["spec"]:

@@ -22,6 +22,7 @@ FOREIGN_ENV = {
     "FEAST_REPO_STATE": "the Feast feature repository (reference_app/feature_repo)", "FEAST_REPO_SOURCE": "the Feast feature repository",
     "FEAST_REPO_REDIS": "the Feast feature repository", "FEAST_REPO_YAML": "the Feast feature repository (offline.py)",
     "HOME": "Feast's image (its cache, on /tmp: a read-only root filesystem)",
+    "RAY_USAGE_STATS_ENABLED": "Ray 2.60.0 (ray/_common/usage/usage_lib.py: 0 sends no usage report)",
 }  # fmt: skip
 
 
@@ -70,6 +71,8 @@ def test_app_containers_exist(kind_objects):
 def test_every_app_container_runs_a_real_fraudlab_command(kind_objects):
     problems = []
     for where, _, _, c in app_containers(kind_objects):
+        if where.startswith("RayJob/"):
+            continue  # KubeRay writes the Ray containers' commands: the entrypoint is checked below
         args = (
             c.get("command", [])[1:]
             if c.get("command", [""])[0] == "fraudlab"
@@ -82,6 +85,13 @@ def test_every_app_container_runs_a_real_fraudlab_command(kind_objects):
             problems.append(
                 f"{where} container {c['name']}: `fraudlab {' '.join(args)}` does not parse: {err}"
             )
+    for job in (o for o in kind_objects if o["kind"] == "RayJob"):  # the job's driver (lab 14)
+        command, *args = job["spec"]["entrypoint"].split()
+        try:
+            assert command == "fraudlab", f"entrypoint {command!r}"
+            parse_fraudlab(args)
+        except Exception as err:  # noqa: BLE001 - any parse error is the finding
+            problems.append(f"{ref(job)} entrypoint `{job['spec']['entrypoint']}`: {err}")
     assert not problems, "\n".join(problems)
 
 
@@ -225,6 +235,16 @@ def mlserver_routes() -> list[re.Pattern]:
     return [route.path_regex for route in api.routes]
 
 
+def review_routes() -> list:
+    """The review page's routes (`fraudlab review serve`), built on an in-memory SQLite queue."""
+    import sqlalchemy as sa
+
+    from reference_app.responsible.review import ReviewQueue
+    from reference_app.responsible.review_app import create_app
+
+    return create_app(Settings(), ReviewQueue(sa.create_engine("sqlite://"))).routes
+
+
 def test_probe_paths_are_routes_the_app_serves(kind_objects):
     from mlflow.server.security_utils import HEALTH_ENDPOINTS
 
@@ -239,6 +259,8 @@ def test_probe_paths_are_routes_the_app_serves(kind_objects):
         "monitor": [re.compile("^/metrics$")],
         # The traffic router (lab 10) answers these itself; any other /v2 GET goes to a variant.
         "route": [READY_PATH, LIVE_PATH],
+        # The review page (lab 18): its routes, on a queue in memory (no route touches it here).
+        "review": [r.path_regex for r in review_routes()],
     }
     problems, checked = [], 0
     for where, _, _, c in app_containers(kind_objects):
@@ -487,8 +509,9 @@ def test_run_pipeline_refuses_a_malformed_parameter():
 
 def test_api_server_egress_is_limited_to_the_api_servers_addresses(kind_objects):
     """No NetworkPolicy opens 443/6443 to anywhere: egress on those ports names ipBlocks, and only
-    the ct-controller, Argo's workflow pods (whose executor reports to the API) and the slo-rules
-    Job (it applies the PrometheusRule fraud-lab-slo, lab 12) get it."""
+    the ct-controller, Argo's workflow pods (whose executor reports to the API), the slo-rules
+    Job (it applies the PrometheusRule fraud-lab-slo, lab 12) and the model inventory (it lists
+    SeldonDeployments, lab 15) get it."""
     opened = []
     for policy in (o for o in kind_objects if o["kind"] == "NetworkPolicy"):
         for rule in policy["spec"].get("egress", []):
@@ -500,6 +523,7 @@ def test_api_server_egress_is_limited_to_the_api_servers_addresses(kind_objects)
                 opened.append(policy["metadata"]["name"])
     assert sorted(set(opened)) == [
         "kubernetes-api-ct-controller",
+        "kubernetes-api-model-inventory",
         "kubernetes-api-slo-rules",
         "kubernetes-api-workflow-pods",
     ]

@@ -55,7 +55,7 @@ def test_build_covers_every_custom_resource_the_overlays_use():
     urls = " ".join(crd_schemas.PINNED_CRDS)
     plurals = {"SeldonDeployment": "seldondeployments", "ServiceMonitor": "servicemonitors", "PodMonitor": "podmonitors",
                "PrometheusRule": "prometheusrules", "AlertmanagerConfig": "alertmanagerconfigs", "WorkflowTemplate": "workflowtemplates",
-               "CronWorkflow": "cronworkflows", "Workflow": "workflows"}  # fmt: skip
+               "CronWorkflow": "cronworkflows", "Workflow": "workflows", "RayJob": "rayjobs"}  # fmt: skip
     assert {kind for _, kind in KNOWN_CRDS} == set(plurals)
     for kind, plural in plurals.items():
         assert f"{plural}.yaml" in urls, kind

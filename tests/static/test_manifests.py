@@ -118,11 +118,11 @@ def test_crd_schema_check_catches_an_unknown_field(kind_objects):
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_pod_specs_inside_custom_resources_validate(rendered, overlay):
-    """SeldonDeployment componentSpecs are PodSpecs, and each Argo container template becomes a
-    pod: validate them as Pods."""
+    """SeldonDeployment componentSpecs are PodSpecs, each Argo container template becomes a pod,
+    and so do a RayJob's head, worker groups and submitter: validate them as Pods."""
     problems, checked = [], 0
     for obj in rendered[overlay]:
-        if obj["kind"] not in {"SeldonDeployment", "WorkflowTemplate", "CronWorkflow"}:
+        if obj["kind"] not in {"SeldonDeployment", "WorkflowTemplate", "CronWorkflow", "RayJob"}:
             continue
         for where, labels, spec in pod_templates(obj):
             pod = {

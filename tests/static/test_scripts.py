@@ -93,6 +93,8 @@ def versions() -> dict[str, str]:
         "SELDON_CHART_VERSION",
         "KPS_CHART_VERSION",
         "NVDP_CHART_VERSION",
+        "KUBERAY_CHART_VERSION",
+        "KUBERAY_NAMESPACE",
     )
     script = 'source scripts/versions.sh; for n in "$@"; do printf "%s=%s\\n" "$n" "${!n}"; done; printf "HOST_PORTS=%s\\n" "${HOST_PORTS[*]}"'
     out = subprocess.run(
@@ -342,7 +344,12 @@ def test_versions_pins():
     assert DIGEST.search(pins["KIND_NODE_IMAGE"]) and f"`{pins['KIND_NODE_IMAGE']}`" in contract
     assert re.fullmatch(r"v1\.35\.\d+", pins["KUBECTL_VERSION"])
     assert re.fullmatch(r"v3\.\d+\.\d+", pins["HELM_VERSION"])
-    for chart in ("SELDON_CHART_VERSION", "KPS_CHART_VERSION", "NVDP_CHART_VERSION"):
+    for chart in (
+        "SELDON_CHART_VERSION",
+        "KPS_CHART_VERSION",
+        "NVDP_CHART_VERSION",
+        "KUBERAY_CHART_VERSION",
+    ):
         assert re.fullmatch(r"\d+\.\d+\.\d+", pins[chart]), chart
     assert pins["SELDON_CHART_VERSION"].startswith("1.19.")
     assert (
@@ -457,14 +464,31 @@ STUB_HELM = r"""#!/usr/bin/env bash
 echo "helm $*" >> "$STUB_LOG"
 case "$*" in
   *"list --namespace seldon-system"*) echo "[{\"name\":\"seldon-core\",\"chart\":\"${STUB_SELDON_CHART}\",\"status\":\"deployed\"}]" ;;
+  *"status seldon-core --namespace seldon-system"*) echo "{\"info\":{\"status\":\"deployed\",\"description\":\"${STUB_SELDON_DESCRIPTION}\"}}" ;;
 esac
 exit 0
 """
 
 
-def run_deploy_with_stubs(tmp_path: Path, seldon_chart: str, with_: str = "") -> list[str]:
-    """scripts/deploy.sh against stub kubectl and helm that log their calls (WITH=`with_`);
-    returns the log."""
+def seldon_values_description() -> str:
+    """The description helm-releases.sh gives Seldon's release: its values file's git blob id."""
+    values = "seldon-core-operator.values.yaml"
+    blob = subprocess.run(
+        ["git", "hash-object", f"manifests/helm/{values}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    return f"fraud-lab values {values} {blob}"
+
+
+def run_deploy_with_stubs(
+    tmp_path: Path, seldon_chart: str, with_: str = "", seldon_description: str | None = None
+) -> list[str]:
+    """scripts/deploy.sh against stub kubectl and helm that log their calls (WITH=`with_`; the
+    deployed Seldon release at `seldon_chart` with `seldon_description`, by default the one of
+    the current values file); returns the log."""
     stubs = tmp_path / "bin"
     stubs.mkdir(exist_ok=True)
     for name, body in (("kubectl", STUB_KUBECTL), ("helm", STUB_HELM)):
@@ -487,6 +511,9 @@ def run_deploy_with_stubs(tmp_path: Path, seldon_chart: str, with_: str = "") ->
             PATH=f"{stubs}:{os.environ['PATH']}",
             STUB_LOG=str(log),
             STUB_SELDON_CHART=seldon_chart,
+            STUB_SELDON_DESCRIPTION=(
+                seldon_values_description() if seldon_description is None else seldon_description
+            ),
             WITH=with_,
         )
         out = subprocess.run(
@@ -506,17 +533,53 @@ def run_deploy_with_stubs(tmp_path: Path, seldon_chart: str, with_: str = "") ->
 
 def test_deploy_leaves_out_the_feature_store_and_the_canary_unless_asked(tmp_path):
     """make deploy applies the overlay without the objects labelled fraud-lab.io/optional (labs
-    04 and 10 apply them); WITH names the ones to add, and the feature-store Job runs only then."""
+    04, 10, 14 and 18 apply them); WITH names the ones to add, and the feature-store Job runs only then."""
     pins = versions()
     chart = f"seldon-core-operator-{pins['SELDON_CHART_VERSION']}"
     default = [c for c in run_deploy_with_stubs(tmp_path, chart) if " apply -k " in c]
-    assert any("-l fraud-lab.io/optional notin (features,canary)" in c for c in default), default
+    assert any(
+        "-l fraud-lab.io/optional notin (features,canary,tuning,review)" in c for c in default
+    ), default
     assert not [c for c in run_deploy_with_stubs(tmp_path, chart) if "job/feature-store" in c]
     both = run_deploy_with_stubs(tmp_path, chart, "features canary")
-    assert [c for c in both if "apply -k" in c and "overlays" in c and "optional" not in c]
+    assert [c for c in both if "apply -k" in c and "overlays" in c and "notin (tuning,review)" in c]
     assert [c for c in both if "wait --for=condition=complete job/feature-store" in c]
     canary = [c for c in run_deploy_with_stubs(tmp_path, chart, "canary") if " apply -k " in c]
-    assert any("-l fraud-lab.io/optional notin (features)" in c for c in canary), canary
+    assert any("-l fraud-lab.io/optional notin (features,tuning,review)" in c for c in canary), (
+        canary
+    )
+
+
+def test_deploy_runs_the_tuning_after_the_pipeline_only_when_asked(tmp_path):
+    """The KubeRay operator is always installed (its CRDs must exist before kubectl reads the
+    overlay's RayJob); WITH=tuning applies the RayJob only after the pipeline, afresh (a finished
+    RayJob never runs again), then waits for KubeRay's Complete."""
+    pins = versions()
+    chart = f"seldon-core-operator-{pins['SELDON_CHART_VERSION']}"
+    calls = run_deploy_with_stubs(tmp_path, chart)
+    assert [
+        c
+        for c in calls
+        if "upgrade --install kuberay-operator kuberay-operator" in c
+        and f"--version {pins['KUBERAY_CHART_VERSION']}" in c
+        and f"--namespace {pins['KUBERAY_NAMESPACE']}" in c
+    ]
+    assert not [c for c in calls if "rayjob" in c]
+    calls = run_deploy_with_stubs(tmp_path, chart, "tuning")
+    applies = [i for i, c in enumerate(calls) if " apply -k " in c and "overlays" in c]
+    pipeline = next(
+        i for i, c in enumerate(calls) if "create -o jsonpath={.metadata.name} -f -" in c
+    )
+    delete = next(i for i, c in enumerate(calls) if "delete rayjob tune --ignore-not-found" in c)
+    assert "notin (features,canary,review,tuning)" in calls[applies[0]] and applies[0] < pipeline
+    assert (
+        pipeline < delete < applies[-1] and "notin (features,canary,review)" in calls[applies[-1]]
+    )
+    assert [
+        c
+        for c in calls[applies[-1] :]
+        if "wait --for=jsonpath={.status.jobDeploymentStatus}=Complete rayjob/tune" in c
+    ]
 
 
 def test_deploy_leaves_an_unchanged_seldon_release_alone(tmp_path):
@@ -541,6 +604,16 @@ def test_deploy_leaves_an_unchanged_seldon_release_alone(tmp_path):
     )
     calls = run_deploy_with_stubs(tmp_path, "seldon-core-operator-1.18.2")
     assert [c for c in calls if "upgrade --install seldon-core seldon-core-operator" in c]
+
+
+def test_deploy_upgrades_a_release_whose_values_file_changed(tmp_path):
+    """A cluster deployed before a values change (e.g. Seldon's keda.enabled for lab 16) gets
+    the new values once, and the upgrade records them for the next rerun."""
+    pins = versions()
+    chart = f"seldon-core-operator-{pins['SELDON_CHART_VERSION']}"
+    calls = run_deploy_with_stubs(tmp_path, chart, seldon_description="Upgrade complete")
+    (upgrade,) = [c for c in calls if "upgrade --install seldon-core seldon-core-operator" in c]
+    assert f"--description {seldon_values_description()}" in upgrade
 
 
 # --- secrets ----------------------------------------------------------------------------------
