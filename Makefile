@@ -160,7 +160,7 @@ images: $(STAMP) ## kind mode: build the app image and push it to localhost:5001
 secrets: ## kind mode: write random credentials to manifests/overlays/kind/secrets/*.env if missing
 	@scripts/secrets.sh
 
-deploy: ## kind mode: the pinned Helm charts, the kind overlay (OVERLAY=kind-gpu for GPUs), the pipeline; wait until ready (WITH="features canary" adds labs 04 and 10)
+deploy: ## kind mode: the pinned Helm charts, the kind overlay (OVERLAY=kind-gpu for GPUs), the pipeline; wait until ready (WITH="features canary tuning review" adds labs 04, 10, 14 and 18)
 	@OVERLAY="$(OVERLAY)" WITH="$(WITH)" scripts/deploy.sh
 
 pipeline-cluster: ## kind mode: run the pipeline as an Argo Workflow (THROUGH=promote stops there), follow it

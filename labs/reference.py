@@ -121,6 +121,21 @@ PARTS: dict[str, list[tuple[str, str]]] = {
     ],  # fmt: skip
     "slo-rules": [("Job", "slo-rules")],
     "continuous-training": [("WorkflowTemplate", "retrain")],
+    # Lab 15: the model inventory and its access. Its NetworkPolicy (kubernetes-api-model-inventory)
+    # is in no part: make deploy applies it with the default deny, which lab 15 needs anyway.
+    "inventory": [
+        ("ServiceAccount", "model-inventory"),
+        ("Role", "model-inventory"),
+        ("RoleBinding", "model-inventory"),
+        ("CronJob", "model-inventory"),
+    ],
+    "tuning-access": [("ServiceAccount", "tune")],
+    "tuning": [("RayJob", "tune")],
+    # Lab 18: the review page (its NetworkPolicy comes with make deploy WITH=review, in no part) and
+    # the Job that writes the champion's segment report and model card.
+    "review-access": [("ServiceAccount", "review")],
+    "review": [("Deployment", "review"), ("Service", "review")],
+    "model-card": [("Job", "model-card")],
 }
 # The reference, in order: (lab, parts, what to wait for). A lab's solution applies every stage up
 # to its own, waiting after each: kubectl wait arguments, or ["run", TEMPLATE, NAME=VALUE...] to run
@@ -175,7 +190,44 @@ STAGES: list[tuple[int, list[str], list[list[str]]]] = [
         ["ct-access", "continuous-training"],
         [["--for=condition=available", "deployment/ct-controller"], ["drill", "FraudFeatureDrift"]],
     ),
+    # Lab 14: KubeRay keeps the RayJob's status after deleting its RayCluster.
+    (
+        14,
+        ["tuning-access", "tuning"],
+        [["--for=jsonpath={.status.jobDeploymentStatus}=Complete", "rayjob/tune"]],
+    ),
+    # Lab 15: one run of the model inventory now (a Job from its CronJob), waited for.
+    (15, ["inventory"], [["job-from-cronjob", "model-inventory"]]),
+    # Lab 18: the page, the model card, a replay that queues, an analyst's label (in the review pod),
+    # and a retraining cycle (the drift drill) that trains with it.
+    (
+        18,
+        ["review-access", "review", "model-card"],
+        [
+            ["--for=condition=available", "deployment/review"],
+            ["--for=condition=complete", "job/model-card"],
+            ["run", "fraud-pipeline", "through=replay"],
+            ["review-label"],
+            ["drill", "FraudFeatureDrift"],
+        ],
+    ),
 ]
+# The parts `make deploy` leaves out (their objects carry the label fraud-lab.io/optional, which
+# scripts/deploy.sh filters on; tests/labs/test_reference.py holds the two equal), with the lab
+# that applies them: no later lab builds on them, so no later lab's solution or prerequisites
+# apply them either (a laptop runs the feature store, the canary, a Ray cluster or the review page
+# only in their own lab).
+OPTIONAL_PARTS: dict[str, int] = {
+    "features-access": 4,
+    "features": 4,
+    "canary-access": 10,
+    "canary": 10,
+    "tuning-access": 14,
+    "tuning": 14,
+    "review-access": 18,
+    "review": 18,
+    "model-card": 18,
+}
 # What the learner writes in each lab (from labs/NN-*/starter/); the rest of the lab's parts and
 # every earlier part are its prerequisites.
 LEARNER: dict[int, list[str]] = {
@@ -190,6 +242,9 @@ LEARNER: dict[int, list[str]] = {
     11: ["monitoring"],
     12: ["slo-rules"],
     13: ["continuous-training"],
+    14: ["tuning"],
+    15: ["inventory"],
+    18: ["review"],
 }
 # The workload that runs each lab's Python exercise (its starter mounts the learner's module):
 # (kind, name, container template or container; None: the pod's first container).
@@ -205,6 +260,10 @@ EXERCISE_WORKLOADS: dict[int, tuple[str, str, str | None]] = {
     11: ("Deployment", "drift-monitor", None),
     12: ("Job", "slo-rules", None),
     13: ("WorkflowTemplate", "retrain", "retrain"),
+    18: ("WorkflowTemplate", "fraud-pipeline", "replay"),  # mounts lab-code-18 (optional)
+    # The driver (fraudlab tune, which calls the learner's folds) runs on the Ray head.
+    14: ("RayJob", "tune", "ray-head"),
+    15: ("CronJob", "model-inventory", None),
 }
 
 
@@ -217,6 +276,10 @@ def _mount_points(obj: dict, where: str | None) -> tuple[dict, dict]:
         return template, template["container"]
     if obj["kind"] == "SeldonDeployment":
         pod = obj["spec"]["predictors"][0]["componentSpecs"][0]["spec"]
+    elif obj["kind"] == "RayJob":
+        pod = obj["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]
+    elif obj["kind"] == "CronJob":
+        pod = obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     else:
         pod = obj["spec"]["template"]["spec"]
     containers = pod["containers"]
@@ -266,8 +329,10 @@ def RELEASES_FOR(lab: int) -> list[str]:  # noqa: N802 - reads like the table it
         name
         for first, name in (
             (3, "argo-workflows"),
+            (9, "keda"),  # before seldon-core: its operator reads ScaledObjects (lab 16)
             (9, "seldon-core"),
             (11, "kube-prometheus-stack"),
+            (14, "kuberay-operator"),
         )
         if lab >= first
     ]
@@ -391,6 +456,27 @@ def retrain_workflows() -> dict[str, str | None]:
     return {w["metadata"]["name"]: (w.get("status") or {}).get("phase") for w in items}
 
 
+# Lab 18: an analyst's label, given inside the review pod (the queue is in the cluster's PostgreSQL).
+LAB18_ANALYST = "reference-solution"
+
+
+def label_in_the_review_pod() -> None:
+    """Label the top pending case of the review queue as fraud, with `fraudlab review` in the
+    review pod (what an analyst does on the page)."""
+    out = kubectl(
+        "-n", NAMESPACE, "exec", "deployment/review", "--", "fraudlab", "review", "list", "--json"
+    )  # fmt: skip
+    pending = json.loads(out.stdout)["cases"]
+    if not pending:
+        sys.exit("error: the review queue has no pending case: did the replay step queue any?")
+    case = pending[0]["transaction_id"]
+    say(f"  labelling transaction {case} (the top pending case) as fraud in the review pod")
+    kubectl(
+        "-n", NAMESPACE, "exec", "deployment/review", "--", "fraudlab", "review", "label",
+        str(case), "fraud", "--analyst", LAB18_ANALYST,
+    )  # fmt: skip
+
+
 def drill(alertname: str) -> None:
     """Fire `alertname` (action=retrain) through Alertmanager, then wait until a Workflow from
     WorkflowTemplate `retrain` that the ct-controller submitted for it has succeeded (Workflows
@@ -447,13 +533,32 @@ def promotion_drill() -> None:
         forward.wait(timeout=10)
 
 
+def run_cronjob(name: str) -> None:
+    """Lab 15: one run of CronJob `name` now (`kubectl create job --from=cronjob/NAME`, a Job
+    named NAME-<unix time>), waited for until complete."""
+    job = f"{name}-{int(time.time())}"
+    say(f"  running CronJob {name} once: job/{job}")
+    kubectl("-n", NAMESPACE, "create", "job", f"--from=cronjob/{name}", job)
+    wait([["--for=condition=complete", f"job/{job}"]])
+
+
+# Lab 15's network probe (labs/15-security-and-compliance/probe): a pod no policy allows.
+LAB15_PROBE = ROOT / "labs" / "15-security-and-compliance" / "probe"
+
+
 def wait(waits: list[list[str]]) -> None:
     for args in waits:
         if args == ["drill", "promotion"]:
             promotion_drill()
             continue
+        if args[0] == "job-from-cronjob":
+            run_cronjob(args[1])
+            continue
         if args[0] == "drill":
             drill(args[1])
+            continue
+        if args == ["review-label"]:
+            label_in_the_review_pod()
             continue
         if args[0] == "run":
             say(
@@ -477,14 +582,15 @@ def wait(waits: list[list[str]]) -> None:
 
 
 def prerequisites(lab: int) -> list[str]:
-    """The parts lab `lab` builds on: every earlier lab's, and its own that come before (and
-    beside) what the learner writes. Later stages of the same lab (lab 06's promote) wait."""
+    """The parts lab `lab` builds on: every earlier lab's but the optional ones of other labs
+    (`OPTIONAL_PARTS`), and its own that come before (and beside) what the learner writes. Later
+    stages of the same lab (lab 06's promote) wait."""
     parts: list[str] = []
     for stage_lab, stage_parts, _ in STAGES:
         if stage_lab > lab:
             break
         mine = [p for p in stage_parts if p in LEARNER.get(lab, [])]
-        parts += [p for p in stage_parts if p not in mine]
+        parts += [p for p in stage_parts if p not in mine and OPTIONAL_PARTS.get(p, lab) == lab]
         if stage_lab == lab and mine:
             break
     return list(dict.fromkeys(parts))
@@ -537,7 +643,37 @@ def refuse(message: str) -> NoReturn:
 Step = tuple[list[str], bool]
 LAB10_ROUTER_PORT = 8085
 """The router's port: Settings.router_port locally, the Service traffic-router's on the cluster."""
-LOCAL_SOLUTION_LABS = (0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13)
+# Lab 17 (optional): the LLM server, in no overlay make deploy applies. Its objects carry
+# fraud-lab.io/optional=llm in overlays kind-llm (CPU: llama.cpp) and kind-gpu-llm (GPU: vLLM);
+# the solution applies those objects only, on top of the deployed system.
+LLM_LAB = 17
+LLM_LABEL = ("fraud-lab.io/optional", "llm")
+LLM_DEPLOYMENT = "llm-server"
+
+
+def llm_overlay(overlay: str) -> str:
+    """The overlay lab 17 renders from: kind-gpu-llm when --overlay names a GPU one, else kind-llm."""
+    return "kind-gpu-llm" if "gpu" in overlay else "kind-llm"
+
+
+def llm_objects(objects: list[dict]) -> list[dict]:
+    """Lab 17's objects of a rendered overlay (labelled fraud-lab.io/optional=llm)."""
+    key, value = LLM_LABEL
+    return [o for o in objects if (o["metadata"].get("labels") or {}).get(key) == value]
+
+
+def llm_solution(overlay: str) -> None:
+    """Lab 17 on the cluster: the LLM server's objects, then wait until its Deployment is Available
+    (the first start downloads the weights)."""
+    preflight()
+    rendered = llm_overlay(overlay)
+    say(f"Lab 17 solution: the LLM server from manifests/overlays/{rendered} (context {CONTEXT})")
+    apply(llm_objects(render(rendered)))
+    wait([["--for=condition=available", f"deployment/{LLM_DEPLOYMENT}"]])
+    say("Lab 17 is at its known-good end state. Check it (port-forward running): make lab-17")
+
+
+LOCAL_SOLUTION_LABS = (0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
 # Lab 13's scenario (its README, step 1): drift from 2018-08-01 (more compromised terminals, an
 # amount shift, a night card-testing pattern), and a replay of a drifted day that fires the alert.
 LAB13_DRIFT = {
@@ -548,6 +684,12 @@ LAB13_DRIFT = {
 }
 LAB13_ALERT_DAY = "2018-08-10"
 WAIT_CYCLE = "wait-for-a-retraining-cycle"
+# Lab 18: the replay queues with the learner's rule (make lab-18-solution copied the solved
+# review_band.py over the starter's); an analyst labels the top case; a retraining cycle trains
+# with the label; then the model card of whichever version is champion, and the report.
+LAB18_CODE = "labs/18-responsible-ai/starter"
+LAB18_DAY = "2018-08-08"
+LABEL_A_CASE = "label-the-top-queued-case"
 # Lab 07: the drill's model tests run the learner's slice test (make lab-7-solution copied the
 # solved model_checks.py over the starter's).
 LAB07_CODE = "labs/07-testing-ml-systems/starter"
@@ -555,6 +697,9 @@ LAB07_CODE = "labs/07-testing-ml-systems/starter"
 # fault: the model server stopped (SIGSTOP: alive, answering nothing), until Alertmanager has
 # FraudModelDown. `kill -CONT <pid>` restores it.
 LAB12_CODE = "labs/12-alerting-and-incidents/starter"
+# Lab 14: the tuning runs the learner's folds (make lab-14-solution copied the solved folds.py over
+# the starter's) on a local Ray (FRAUD_RAY_ADDRESS empty: ray.init starts one on 127.0.0.1).
+LAB14_CODE = "labs/14-distributed-training-ray/starter"
 MODEL_DOWN = "stop-the-model-until-FraudModelDown-fires"
 # Lab 08: the CI workflow's steps that run on a laptop (actionlint, the fast tests with the JUnit
 # report its check reads), then the image built with the labels.py that make lab-8-solution
@@ -607,6 +752,8 @@ def local_plan(
     down: Step = ([fraudlab, "down"], True)
     if lab == 8:
         return lab08_plan("local")
+    if lab == LLM_LAB:  # local mode runs no LLM server: the solved stream_timing.py is all
+        return []
     if lab == 2:
         return [([fraudlab, "simulate"], False)]
     if lab == 3:
@@ -617,6 +764,23 @@ def local_plan(
             (["make", "--no-print-directory", "feast"], False),
             ([fraudlab, "demo"], False),
             ([fraudlab, "up", "--features"], False),
+        ]
+    if (
+        lab == 15
+    ):  # the system, then the stack with MLflow's basic auth (FRAUD_MLFLOW_ADMIN_PASSWORD)
+        return [down, ([fraudlab, "demo"], False), ([fraudlab, "up", "--auth"], False)]
+    if lab == 18:
+        code = ["env", f"FRAUD_LAB_CODE={LAB18_CODE}", fraudlab]
+        replayed_day = day or LAB18_DAY
+        return [
+            down,
+            ([fraudlab, "demo"], False),
+            ([fraudlab, "up"], False),
+            ([*code, "replay", "--day", replayed_day], False),
+            ([LABEL_A_CASE, fraudlab], False),
+            ([*code, "retrain"], False),
+            ([fraudlab, "model-card"], False),
+            ([fraudlab, "report", "--day", replayed_day], False),
         ]
     if lab == 13:
         drifted = ["env", *(f"{k}={v}" for k, v in LAB13_DRIFT.items()), fraudlab]
@@ -644,6 +808,17 @@ def local_plan(
             ([fraudlab, "replay", "--url", router, *(["--day", day] if day else [])], False),
             ([fraudlab, "route", "drill"], False),
         ]
+    if lab == 16:  # the stack with Prometheus; a load test; the proposal from its window
+        return [
+            down,
+            ([fraudlab, "demo"], False),
+            ([fraudlab, "up", "--monitoring"], False),
+            ([fraudlab, "load-test"], True),  # a missed SLO exits 1 after writing the report
+            ([fraudlab, "rightsize"], False),
+        ]
+    if lab == 14:  # the system, then the tuning with your folds
+        tune = ["env", f"FRAUD_LAB_CODE={LAB14_CODE}", fraudlab, "tune", "--model", "lightgbm"]
+        return [down, ([fraudlab, "demo"], False), ([fraudlab, "up"], False), (tune, False)]
     if lab == 12:
         demo = [] if replayed else [([fraudlab, "demo"], False)]
         up = ["env", f"FRAUD_LAB_CODE={LAB12_CODE}", fraudlab, "up", "--monitoring"]
@@ -653,6 +828,23 @@ def local_plan(
         replay = [fraudlab, "replay", *(["--day", day] if day else [])]
         return [down, *demo, ([fraudlab, "up", "--monitoring"], False), (replay, False)]
     return [down, ([fraudlab, "demo"], False), ([fraudlab, "up"], False)]
+
+
+def label_a_case(fraudlab: str) -> int:
+    """Lab 18: label the top pending case of the local review queue as fraud (`fraudlab review`);
+    0 when labelled, 1 when the queue has no pending case or a command failed."""
+    listed = subprocess.run([fraudlab, "review", "list", "--json"], capture_output=True, text=True)
+    if listed.returncode != 0:
+        say(f"  fraudlab review list failed: {listed.stdout}{listed.stderr}")
+        return 1
+    pending = json.loads(listed.stdout)["cases"]
+    if not pending:
+        say("  the review queue has no pending case: did the replay queue any?")
+        return 1
+    case = str(pending[0]["transaction_id"])
+    say(f"  labelling transaction {case} (the top pending case) as fraud")
+    command = [fraudlab, "review", "label", case, "fraud", "--analyst", LAB18_ANALYST]
+    return subprocess.run(command).returncode
 
 
 def wait_for_a_cycle(timeout_s: float = 900) -> int:
@@ -711,6 +903,35 @@ def scale_the_model_down(timeout_s: float = 600) -> None:
     sys.exit(f"error: FraudModelDown did not fire within {timeout_s:.0f} s ({url})")
 
 
+# Lab 16's end state: the model autoscaled (manifests/overlays/kind-autoscaling), a load test with
+# a pod deleted under it, and the right-sizing proposal applied.
+LAB16_OVERLAY = "kind-autoscaling"
+
+
+def autoscale_load_and_rightsize() -> None:
+    """Apply the SeldonDeployment fraud-detector with its kedaSpec, wait for it, run the load
+    test against the NodePort with the chaos step, then patch in the right-sizing proposal."""
+    autoscaled = render(LAB16_OVERLAY)
+    say(f"- SeldonDeployment fraud-detector with its kedaSpec (manifests/overlays/{LAB16_OVERLAY})")
+    apply(
+        [
+            o
+            for o in autoscaled
+            if (o["kind"], o["metadata"]["name"]) == ("SeldonDeployment", "fraud-detector")
+        ]
+    )
+    wait([["--for=jsonpath={.status.state}=Available", "seldondeployment/fraud-detector"]])
+    fraudlab = str(ROOT / ".venv" / "bin" / "fraudlab")
+    url = f"http://127.0.0.1:{labkit.NODEPORTS['model_http']}"
+    for command, may_fail in (
+        ([fraudlab, "load-test", "--url", url, "--chaos"], True),  # a missed SLO exits 1
+        ([fraudlab, "rightsize", "--target", "cluster", "--apply"], False),
+    ):
+        say(f"$ {shlex.join(command)}")
+        if subprocess.run(command, cwd=ROOT).returncode != 0 and not may_fail:
+            sys.exit(f"error: `{shlex.join(command)}` failed (see above)")
+
+
 def stop_the_model(timeout_s: float = 300) -> int:
     """Lab 12's local fault: SIGSTOP the model server of stack.json (the process stays, its
     scrapes time out, `up` is 0), then wait until the local Alertmanager has FraudModelDown
@@ -751,7 +972,9 @@ def local_solution(args: argparse.Namespace) -> None:
         sys.exit(f"error: no {fraudlab}; run: make install")
     for command, may_fail in plan:
         say(f"$ {shlex.join(command)}")
-        if command in ([WAIT_CYCLE], [MODEL_DOWN]):
+        if command[:1] == [LABEL_A_CASE]:
+            code = label_a_case(command[1])
+        elif command in ([WAIT_CYCLE], [MODEL_DOWN]):
             code = wait_for_a_cycle() if command == [WAIT_CYCLE] else stop_the_model()
         else:
             code = subprocess.run(command).returncode
@@ -787,7 +1010,7 @@ def cluster_solution(args: argparse.Namespace) -> None:
     if lab == 0:
         subprocess.run(["bash", str(SCRIPTS / "cluster-up.sh")], check=True)
         return
-    if lab in (9, 11):
+    if lab in (9, 11, 15):
         # The whole reference system: operators (Helm), the overlay, waits with timeouts.
         subprocess.run(
             ["bash", str(SCRIPTS / "deploy.sh")],
@@ -802,6 +1025,15 @@ def cluster_solution(args: argparse.Namespace) -> None:
         if lab == 11:  # make deploy does not wait for the monitoring objects
             wait(next(waits for stage_lab, _, waits in STAGES if stage_lab == 11))
             say("Lab 11 is at its known-good end state. Check it: make lab-11")
+        if lab == 15:  # an inventory run with the solved redact, and the network probe
+            wait(next(waits for stage_lab, _, waits in STAGES if stage_lab == 15))
+            say(f"  the network probe: kubectl apply -k {LAB15_PROBE.relative_to(ROOT)}")
+            kubectl("apply", "-k", str(LAB15_PROBE))
+            wait([["--for=condition=Ready", "pod/netpol-probe"]])
+            say("Lab 15 is at its known-good end state. Check it: make lab-15")
+        return
+    if lab == LLM_LAB:
+        llm_solution(args.overlay)
         return
     if lab == 8:
         preflight()
@@ -811,8 +1043,8 @@ def cluster_solution(args: argparse.Namespace) -> None:
                 sys.exit(f"error: `{shlex.join(command)}` failed (see above)")
         say("Lab 08 is at its known-good end state. Check it: make lab-8")
         return
-    if lab not in LEARNER:
-        labs = ", ".join(map(str, sorted({0, 8, *LEARNER})))
+    if lab not in LEARNER and lab != 16:
+        labs = ", ".join(map(str, sorted({0, 8, 16, LLM_LAB, *LEARNER})))
         refuse(f"no cluster solution for lab {lab:02d}; labs: {labs}")
     preflight()
     objects = render(args.overlay)
@@ -821,6 +1053,13 @@ def cluster_solution(args: argparse.Namespace) -> None:
     say(f"Lab {lab:02d} solution from manifests/overlays/{args.overlay} (context {CONTEXT})")
     for stage_lab, parts, waits in STAGES:
         if stage_lab <= through:
+            kept = [p for p in parts if OPTIONAL_PARTS.get(p, lab) == lab]
+            if kept != parts:  # an optional lab's workloads, and the waits for them: not here
+                dropped = ", ".join(p for p in parts if p not in kept)
+                say(f"- skipped: {dropped} (optional: lab {stage_lab:02d} applies it)")
+                parts, waits = kept, []
+                if not parts:
+                    continue
             say(f"- {', '.join(parts)}")
             selected = select(objects, parts)
             if stage_lab == lab and lab in EXERCISE_WORKLOADS:  # as the starter wires it
@@ -835,10 +1074,16 @@ def cluster_solution(args: argparse.Namespace) -> None:
                 kubectl(
                     "-n", NAMESPACE, "delete", "job", "slo-rules", "--ignore-not-found", check=False
                 )
+            if stage_lab == 14:  # KubeRay never reruns a finished RayJob: run it afresh
+                kubectl(
+                    "-n", NAMESPACE, "delete", "rayjob", "tune", "--ignore-not-found", check=False
+                )
             apply(selected)
             wait(waits)
     if lab == 12:
         scale_the_model_down()
+    if lab == 16:
+        autoscale_load_and_rightsize()
     say(f"Lab {lab:02d} is at its known-good end state. Check it: make lab-{lab}")
 
 
@@ -847,9 +1092,24 @@ RESETS: dict[int, list[str]] = {
     lab: [f"{kind.lower()}/{name}" for part in parts for kind, name, _ in map(key, PARTS[part])]
     for lab, parts in LEARNER.items()
 }
+# Lab 17: the LLM server's objects (the weights' PVC too: a reset downloads them again).
+RESETS[LLM_LAB] = [
+    "deployment/llm-server", "service/llm-server", "networkpolicy/llm-server",
+    "podmonitor/llm-server", "serviceaccount/llm-server", "persistentvolumeclaim/llm-models",
+]  # fmt: skip
 
 
 def cmd_reset(args: argparse.Namespace) -> None:
+    if args.lab == 16:  # the learner replaced lab 09's objects: apply make deploy's again
+        preflight()
+        objects = [
+            o
+            for o in select(render(args.overlay), ["serving", "serving-access"])
+            if o["kind"] in ("SeldonDeployment", "PodDisruptionBudget")
+        ]
+        say("Lab 16 reset: the SeldonDeployment fraud-detector without kedaSpec, and its PDB")
+        apply(objects)
+        return
     if args.lab not in RESETS:
         say(
             f"Lab {args.lab:02d} changes no shared state: nothing to reset (the cluster itself: make cluster-down)"

@@ -18,6 +18,7 @@ The checks use `labkit.X` (or `from labkit import X`); the parts:
     datasets    dataset manifests (local folder or the cluster's volume), replay reports
     exercises   the labs' Python exercises, run through `fraudlab exercise` (the app's .venv)
     images      the app image: local engine, kind registry, the work tree's commit and labels
+    security    lab 15: restricted pods, the probe, listening sockets, leaked secrets
     reporter    the learner's output (a pytest plugin, registered by labs/conftest.py)
 
 Example:
@@ -163,6 +164,9 @@ from .names import (
     POOLS,
     PROMETHEUS_RULE,
     PSS_ENFORCE_LABEL,
+    RAY_GROUP,
+    RAY_VERSION,
+    RAYJOB_PLURAL,
     REGISTRY_CONFIGMAP,
     REGISTRY_HOST,
     REGISTRY_URL,
@@ -202,6 +206,15 @@ from .objects import (
     template_named,
     template_pod_spec,
     workflow_step,
+)
+from .reporter import not_deployed
+from .security import (
+    found_secrets,
+    is_loopback,
+    listening_sockets,
+    privileged_pod,
+    probe_command,
+    restricted_problems,
 )
 from .waits import (
     Timeout,

@@ -22,6 +22,9 @@ from .names import (
     MONITORING_VERSION,
     NAMESPACE,
     PODMONITOR_PLURAL,
+    RAY_GROUP,
+    RAY_VERSION,
+    RAYJOB_PLURAL,
     SELDON_GROUP,
     SELDON_PLURAL,
     SELDON_VERSION,
@@ -58,6 +61,8 @@ class Cluster:
         self.apps = client.AppsV1Api(api_client)
         self.batch = client.BatchV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
+        self.networking = client.NetworkingV1Api(api_client)
+        self.authorization = client.AuthorizationV1Api(api_client)
         self.server = api_client.configuration.host
 
     def to_dict(self, obj: Any) -> dict:
@@ -133,6 +138,17 @@ class Cluster:
             name,
         )
 
+    def rayjob(self, name: str, namespace: str = NAMESPACE) -> dict | None:
+        """A KubeRay RayJob (lab 14); None when it or its CRD does not exist."""
+        return self._get(
+            self.custom.get_namespaced_custom_object,
+            RAY_GROUP,
+            RAY_VERSION,
+            namespace,
+            RAYJOB_PLURAL,
+            name,
+        )
+
     def podmonitor(self, name: str, namespace: str = NAMESPACE) -> dict | None:
         """A PodMonitor (kube-prometheus-stack's CRD); None when it or its CRD does not exist."""
         return self._get(
@@ -171,6 +187,77 @@ class Cluster:
     def node(self, name: str) -> dict | None:
         return self._get(self.core.read_node, name)
 
+    # Lab 15: network policies, ServiceAccounts, what an account may do, what admission refuses.
+    def networkpolicy(self, name: str, namespace: str = NAMESPACE) -> dict | None:
+        return self._get(self.networking.read_namespaced_network_policy, name, namespace)
+
+    def serviceaccount(self, name: str, namespace: str = NAMESPACE) -> dict | None:
+        return self._get(self.core.read_namespaced_service_account, name, namespace)
+
+    def service_accounts(self, namespace: str = NAMESPACE) -> list[str]:
+        """The names of the namespace's ServiceAccounts."""
+        out = self.read(self.core.list_namespaced_service_account, namespace)
+        return sorted(a.metadata.name for a in (out.items if out else []))
+
+    def jobs(self, selector: str, namespace: str = NAMESPACE) -> list[dict]:
+        out = self.read(self.batch.list_namespaced_job, namespace, label_selector=selector)
+        return [self.to_dict(j) for j in (out.items if out else [])]
+
+    def can_i(
+        self,
+        account: str,
+        verb: str,
+        resource: str,
+        group: str = "",
+        name: str | None = None,
+        namespace: str = NAMESPACE,
+    ) -> bool:
+        """What `kubectl auth can-i VERB RESOURCE --as=system:serviceaccount:NS:ACCOUNT` answers:
+        a SubjectAccessReview for the account and its groups (Kubernetes docs, "Authorization",
+        checking API access). The review is computed, never stored: nothing changes."""
+        from kubernetes import client
+
+        review = client.V1SubjectAccessReview(
+            spec=client.V1SubjectAccessReviewSpec(
+                user=f"system:serviceaccount:{namespace}:{account}",
+                groups=[
+                    "system:serviceaccounts",
+                    f"system:serviceaccounts:{namespace}",
+                    "system:authenticated",
+                ],
+                resource_attributes=client.V1ResourceAttributes(
+                    namespace=namespace, verb=verb, group=group, resource=resource, name=name
+                ),
+            )
+        )
+        answer = self.authorization.create_subject_access_review(
+            review, _request_timeout=HTTP_TIMEOUT_S
+        )
+        return bool(answer.status.allowed)
+
+    def dry_run_pod(self, pod: dict, namespace: str = NAMESPACE) -> str | None:
+        """Create `pod` with dryRun=All, as `kubectl create --dry-run=server` does: it passes
+        authentication, admission (Pod Security) and validation and is never persisted
+        (https://kubernetes.io/docs/reference/using-api/api-concepts/#dry-run).
+
+        Returns:
+            None when the API server would admit it, else its refusal message.
+        """
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.core.create_namespaced_pod(
+                namespace, pod, dry_run="All", _request_timeout=HTTP_TIMEOUT_S
+            )
+        except ApiException as err:
+            import json
+
+            try:
+                return json.loads(err.body).get("message") or str(err.reason)
+            except (TypeError, ValueError):
+                return f"HTTP {err.status} {err.reason}"
+        return None
+
     def pods(self, namespace: str, selector: str) -> list[dict]:
         out = self.read(self.core.list_namespaced_pod, namespace, label_selector=selector)
         return [self.to_dict(p) for p in (out.items if out else [])]
@@ -186,6 +273,36 @@ class Cluster:
             )
             or ""
         )
+
+    # Lab 16: the autoscaler KEDA makes and what happened to it.
+    def hpa(self, name: str, namespace: str = NAMESPACE) -> dict | None:
+        """A HorizontalPodAutoscaler (autoscaling/v2); None when it does not exist."""
+        from kubernetes import client
+
+        return self._get(
+            client.AutoscalingV2Api(self.api_client).read_namespaced_horizontal_pod_autoscaler,
+            name,
+            namespace,
+        )
+
+    def poddisruptionbudget(self, name: str, namespace: str = NAMESPACE) -> dict | None:
+        """A PodDisruptionBudget (policy/v1); None when it does not exist."""
+        from kubernetes import client
+
+        return self._get(
+            client.PolicyV1Api(self.api_client).read_namespaced_pod_disruption_budget,
+            name,
+            namespace,
+        )
+
+    def events(self, name: str, namespace: str = NAMESPACE) -> list[dict]:
+        """The events about object `name` the API server still keeps (one hour by default)."""
+        out = self.read(
+            self.core.list_namespaced_event,
+            namespace,
+            field_selector=f"involvedObject.name={name}",
+        )
+        return [self.to_dict(e) for e in (out.items if out else [])]
 
 
 def connect(context: str = KUBE_CONTEXT) -> Cluster:

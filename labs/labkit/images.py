@@ -51,6 +51,8 @@ class Image:
         user: the config's `User` ("" when unset: root).
         created: the config's creation time (ISO 8601), "" when unknown.
         digest: the registry's manifest digest (`sha256:…`), None for an engine's image.
+        env: the config's `Env` ("NAME=value"), from the registry (lab 15).
+        history: each layer's `created_by` (the build step that made it), from the registry.
     """
 
     reference: str
@@ -59,6 +61,8 @@ class Image:
     user: str = ""
     created: str = ""
     digest: str | None = None
+    env: list[str] = field(default_factory=list)
+    history: list[str] = field(default_factory=list)
 
 
 def _run(*cmd: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess | str:
@@ -210,4 +214,6 @@ def registry_image(
         inner.get("User") or "",
         config.get("created") or "",
         digest,
+        list(inner.get("Env") or []),
+        [h.get("created_by") or "" for h in config.get("history") or []],
     )

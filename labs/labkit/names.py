@@ -60,6 +60,8 @@ MODEL_NODEPORT_SERVICE = "fraud-detector-nodeport"
 MODEL_POD_SELECTOR = "app.kubernetes.io/name=fraud-detector"
 MLFLOW_SECRETS_FILE = REPO_ROOT / "manifests" / "overlays" / "kind" / "secrets" / "mlflow.env"
 SELDON_GROUP, SELDON_VERSION, SELDON_PLURAL = "machinelearning.seldon.io", "v1", "seldondeployments"
+# Lab 14: KubeRay (chart kuberay-operator, namespace ray-system) and its RayJob.
+RAY_GROUP, RAY_VERSION, RAYJOB_PLURAL = "ray.io", "v1", "rayjobs"
 # Lab 11: monitoring (kube-prometheus-stack in namespace monitoring, release kube-prometheus-stack).
 MONITORING_GROUP, MONITORING_VERSION, PODMONITOR_PLURAL = (
     "monitoring.coreos.com",
@@ -104,6 +106,9 @@ DEFAULTS = {
     "FRAUD_DELTA_TRAIN": "7",
     "FRAUD_DELTA_DELAY": "7",
     "FRAUD_DELTA_TEST": "7",
+    "FRAUD_LLM_URL": "http://127.0.0.1:8000",
+    "FRAUD_LLM_MAX_TTFT_S": "5.0",
+    "FRAUD_LLM_MIN_TOKENS_PER_S": "5.0",
 }
 CHAMPION = "champion"
 DATASETS = ("raw", "validated", "features")

@@ -258,6 +258,29 @@ def canary_stack(reference_stack, tmp_path_factory):
         run_fraudlab(env, "down")
 
 
+LAB15_ADMIN_PASSWORD = "lab15-admin-9c4e1f"
+
+
+@pytest.fixture(scope="session")
+def auth_stack(reference_stack, tmp_path_factory):
+    """Lab 15's end state: a copy of the reference state with `fraudlab up --auth` (MLflow's
+    basic-auth app; the admin password in FRAUD_MLFLOW_ADMIN_PASSWORD, as .env would give it) on
+    free ports.
+
+    Yields the environment for validator runs (with the password).
+    """
+    data_dir, ports, env = stack_copy(reference_stack, tmp_path_factory, "auth")
+    env |= {
+        "FRAUD_INFERENCE_URL": f"http://127.0.0.1:{ports['HTTP']}",
+        "FRAUD_MLFLOW_ADMIN_PASSWORD": LAB15_ADMIN_PASSWORD,
+    }
+    fraudlab_ok(env, "up", "--auth")
+    try:
+        yield {"FRAUD_DATA_DIR": str(data_dir), "FRAUD_MLFLOW_ADMIN_PASSWORD": LAB15_ADMIN_PASSWORD}
+    finally:
+        run_fraudlab(env, "down")
+
+
 @pytest.fixture(scope="session")
 def drill_stack(reference_stack, tmp_path_factory):
     """Lab 07's end state: a copy of the reference state with `fraudlab up` on free ports and the
@@ -270,6 +293,37 @@ def drill_stack(reference_stack, tmp_path_factory):
     fraudlab_ok(env, "up")
     try:
         fraudlab_ok(env, "train", "--model", "logistic_regression", "--broken")
+        yield {**reference_stack, "FRAUD_DATA_DIR": str(data_dir)}
+    finally:
+        run_fraudlab(env, "down")
+
+
+# Lab 14 at test scale: one model, 3 trials over 2 folds, at most 100 rounds (4 reports, ASHA's
+# first rung at 2), on a local Ray of 2 CPUs (127.0.0.1).
+LAB14_TUNE_ENV = {
+    "FRAUD_TUNE_MODELS": "lightgbm",
+    "FRAUD_TUNE_TRIALS": "3",
+    "FRAUD_TUNE_LIGHTGBM_MAX_ROUNDS": "100",
+    "FRAUD_TUNE_CONCURRENCY": "2",
+    "FRAUD_TUNE_FOLDS": "2",
+    "FRAUD_RAY_NUM_CPUS": "2",
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+}
+
+
+@pytest.fixture(scope="session")
+def tune_stack(reference_stack, tmp_path_factory):
+    """Lab 14's end state: a copy of the reference state with `fraudlab up` on free ports and a
+    small search run against it (`fraudlab tune` with the solved folds.py: its tuned LightGBM
+    registered and gated). A copy: the session's reference stack keeps its champion.
+
+    Yields the environment for validator runs.
+    """
+    data_dir, _, env = stack_copy(reference_stack, tmp_path_factory, "tune")
+    fraudlab_ok(env, "up")
+    try:
+        solved = str(LAB_DIRS[14] / "solution")
+        fraudlab_ok({**env, **LAB14_TUNE_ENV, "FRAUD_LAB_CODE": solved}, "tune")
         yield {**reference_stack, "FRAUD_DATA_DIR": str(data_dir)}
     finally:
         run_fraudlab(env, "down")

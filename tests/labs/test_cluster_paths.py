@@ -114,6 +114,9 @@ class FakeCluster:
     def seldondeployment(self, name, namespace="fraud-lab"):
         return self._get("SeldonDeployment", name, namespace)
 
+    def rayjob(self, name, namespace="fraud-lab"):
+        return self._get("RayJob", name, namespace)
+
     def prometheusrule(self, name, namespace="fraud-lab"):
         return self._get("PrometheusRule", name, namespace)
 
@@ -125,6 +128,43 @@ class FakeCluster:
 
     def namespace(self, name):
         return self._get("Namespace", name, None)
+
+    # Lab 15: policies, accounts, RBAC (tests/static/rbac.py decides as the API server would)
+    # and Pod Security admission (a dry run refused by the namespace's enforce label).
+    def networkpolicy(self, name, namespace="fraud-lab"):
+        return self._get("NetworkPolicy", name, namespace)
+
+    def serviceaccount(self, name, namespace="fraud-lab"):
+        return self._get("ServiceAccount", name, namespace)
+
+    def service_accounts(self, namespace="fraud-lab"):
+        from tests.static.rbac import service_accounts
+
+        return service_accounts(self.objects, namespace)
+
+    def can_i(self, account, verb, resource, group="", name=None, namespace="fraud-lab"):
+        from tests.static.rbac import allowed
+
+        return allowed(self.objects, account, verb, resource, group, name, namespace)
+
+    def dry_run_pod(self, pod, namespace="fraud-lab"):
+        labels = (self.namespace(namespace) or {}).get("metadata", {}).get("labels", {})
+        if labels.get("pod-security.kubernetes.io/enforce") != "restricted":
+            return None
+        problems = pod_security_problems(
+            [{**pod, "metadata": {**pod["metadata"], "namespace": namespace}}]
+        )
+        return (
+            f'pods is forbidden: violates PodSecurity "restricted:latest": {"; ".join(problems)}'
+            if problems
+            else None
+        )
+
+    def pods(self, namespace, selector):
+        return []  # no pod runs from rendered manifests
+
+    def jobs(self, selector, namespace="fraud-lab"):
+        return []
 
 
 def starter_objects(lab: int, workspace: Path | None = None) -> list[dict]:
@@ -264,6 +304,38 @@ SPEC_CHECKS = {
             "test_retrain_template_spec",
             (),
             "found:    serviceAccountName None; args ['retrain']",
+        ),
+    ],
+    14: [
+        (
+            "test_rayjob_spec",
+            (),
+            "found:    entrypoint ''; replicas 0, minReplicas 0; num-cpus None (the trials run at once: 2); missing resources.requests.cpu, resources.requests.memory, resources.limits.memory",
+        ),
+    ],
+    15: [
+        ("test_namespace_enforces_restricted", (), None),
+        ("test_privileged_pod_is_refused", (), None),
+        ("test_every_pod_is_restricted", (), None),
+        ("test_default_deny_is_in_place", (), None),
+        (
+            "test_model_inventory_may_read_seldondeployments_only",
+            (),
+            "found:    list seldondeployments: no; get seldondeployments/fraud-detector: no",
+        ),
+        ("test_service_accounts_match_the_permission_table", (), None),
+        ("test_no_service_account_reads_secrets", (), None),
+        (
+            "test_model_inventory_account_and_policy",
+            (),
+            "found:    automountServiceAccountToken: false (no token, no API); egress none",
+        ),
+    ],
+    18: [
+        (
+            "test_review_page_spec",
+            (),
+            "found:    args ['review', 'serve']; FRAUD_REVIEW_DATABASE_URI None; Service review targetPort 8080 (container ports {'http': 8097})",
         ),
     ],
 }
@@ -415,6 +487,9 @@ def test_fraud_system_names_match_the_app(labkit):
         "FRAUD_DELTA_TRAIN": str(defaults.delta_train),
         "FRAUD_DELTA_DELAY": str(defaults.delta_delay),
         "FRAUD_DELTA_TEST": str(defaults.delta_test),
+        "FRAUD_LLM_URL": defaults.llm_url,
+        "FRAUD_LLM_MAX_TTFT_S": str(defaults.llm_max_ttft_s),
+        "FRAUD_LLM_MIN_TOKENS_PER_S": str(defaults.llm_min_tokens_per_s),
     }
 
 
@@ -445,8 +520,12 @@ def test_reference_parts_exist_and_starters_replace_exactly_the_learners_parts(o
         starters = {
             (o["kind"], o["metadata"]["name"])
             for o in starter_objects(lab, workspace)
-            if not is_lab_code(o)
+            if not is_lab_code(o) and o["kind"] != "NetworkPolicy"
         }
+        # A starter's NetworkPolicy (lab 15) is one of manifests/base/security's, which make
+        # deploy applies together with the default deny: in no part (see the test above).
+        for policy in (o for o in starter_objects(lab, workspace) if o["kind"] == "NetworkPolicy"):
+            find(objects, "NetworkPolicy", policy["metadata"]["name"])
         assert starters == {key for part in learner for key in reference.PARTS[part]}, lab
         assert not set(learner) & set(reference.prerequisites(lab)), lab
     assert reference.prerequisites(6)[-1] == "pipeline" and "train" not in reference.prerequisites(
@@ -470,7 +549,7 @@ def test_reference_parts_exist_and_starters_replace_exactly_the_learners_parts(o
     assert dashboard["metadata"]["namespace"] == "monitoring"
 
 
-@pytest.mark.parametrize("lab", [2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13])
+@pytest.mark.parametrize("lab", [2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 18])
 def test_starters_are_the_reference_objects_with_gaps(overlays, workspace, lab):
     """Same kind, name, namespace, labels and image as the reference; TODO(lab-NN) gaps."""
     text = "".join(p.read_text() for p in (LAB_DIRS[lab] / "starter").glob("*.yaml"))
@@ -494,7 +573,7 @@ def test_starters_are_the_reference_objects_with_gaps(overlays, workspace, lab):
         if obj["kind"] == "PodMonitor":
             assert "selector" in obj["spec"] and obj["spec"]["podMetricsEndpoints"]
             continue
-        if obj["kind"] == "WorkflowTemplate":
+        if obj["kind"] in {"WorkflowTemplate", "RayJob"}:
             import jsonschema
 
             from tests.static.k8s import crd_schema
@@ -505,7 +584,7 @@ def test_starters_are_the_reference_objects_with_gaps(overlays, workspace, lab):
                 {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "check"}, "spec": pod}
                 for _, _, pod in pod_templates(obj)
             ]
-            if obj["kind"] in {"SeldonDeployment", "WorkflowTemplate"}
+            if obj["kind"] in {"SeldonDeployment", "WorkflowTemplate", "RayJob"}
             else [obj]
         )
         for doc in docs:
@@ -652,7 +731,7 @@ def test_labs_follow_the_chapters():
     chapters = {p.stem for p in (ROOT / "chapters").glob("[0-9][0-9]-*.md")}
     for lab in LAB_DIRS.values():
         assert lab.name in chapters, f"labs/{lab.name} has no chapters/{lab.name}.md"
-    assert sorted(LAB_DIRS) == [0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]
+    assert sorted(LAB_DIRS) == [0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18]
     assert "monitoring work" not in (LABS / "README.md").read_text()
 
 
@@ -790,6 +869,9 @@ RUNS_YOUR_CODE = {
     11: "test_drift_monitor_runs_your_psi",
     12: "test_slo_rules_job_runs_your_burnrate",
     13: "test_retrain_step_runs_your_window",
+    14: "test_rayjob_runs_your_folds",
+    15: "test_inventory_runs_your_redact",
+    18: "test_your_review_rule_is_on_the_cluster",
 }
 
 
@@ -881,3 +963,24 @@ def test_lab04_names_match_the_feature_store_manifests_and_the_app(overlays):
     assert env["FEAST_REPO_REDIS"] == module.REDIS_ADDRESS
     service = find(objects, "Service", module.REDIS)
     assert f"{module.REDIS}:{service['spec']['ports'][0]['port']}" == module.REDIS_ADDRESS
+
+
+def test_lab14_names_match_the_tuning_manifests_and_the_app(overlays):
+    """Lab 14's checks read the RayJob, head container and worker group the overlay has, the
+    experiment and fold metrics `fraudlab tune` records, and the entrypoint the RayJob runs."""
+    from reference_app.training import tune
+
+    module = load_lab_module(14)
+    assert module.TUNE_EXPERIMENT == Settings(_env_file=None).tune_experiment
+    assert module.FOLD_METRICS == tuple(tune.FOLD_METRICS)
+    job = find(overlays["kind"], "RayJob", module.RAYJOB)
+    assert job["spec"]["entrypoint"] == module.ENTRYPOINT
+    cluster = job["spec"]["rayClusterSpec"]
+    head = cluster["headGroupSpec"]["template"]["spec"]["containers"][0]
+    assert head["name"] == module.HEAD_CONTAINER
+    assert module.worker_group(job) is cluster["workerGroupSpecs"][0]
+    concurrency = int(module.labkit.env_value(head, "FRAUD_TUNE_CONCURRENCY"))
+    assert module.worker_problems(module.worker_group(job), concurrency) == []
+    assert module.worker_problems(module.worker_group(job), concurrency + 1) == [
+        f"num-cpus '{concurrency}' (the trials run at once: {concurrency + 1})"
+    ]

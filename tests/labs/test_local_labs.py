@@ -24,7 +24,11 @@ LOCAL_LABS = sorted(LAB_DIRS)
 # checks it with real podman images.
 # Lab 12's end state is a fault (the model stopped, FraudModelDown firing):
 # test_lab12_passes_once_the_fault_fires injects it on the monitoring stack.
-STACK_LABS = [lab for lab in LOCAL_LABS if lab not in (8, 12, 13)]
+# Lab 16's end state is a load test and a proposal from Prometheus: tests/labs/test_lab16.py
+# makes them on the monitoring stack.
+# Lab 18's end state is a queue, a label, a retraining cycle and a model card: tests/labs/test_lab18.py
+# makes them on a copy of the reference stack.
+STACK_LABS = [lab for lab in LOCAL_LABS if lab not in (8, 12, 13, 16, 18)]
 # The solved Python exercise, for runs that test other checks (the starter fails its own).
 SOLVED = {
     lab: {"LAB_EXERCISE_DIR": str(folder / "solution")}
@@ -61,7 +65,14 @@ def test_reference_state_passes_every_local_check(request, reference_stack, lab)
     # Lab 11 needs the monitoring processes (make up-monitoring), lab 10 the canary (make
     # up-canary), lab 04 the feature store (fraudlab up --features), lab 07 its drill's broken
     # candidate; the others the plain stack.
-    stacks = {11: "monitoring_stack", 10: "canary_stack", 4: "features_stack", 7: "drill_stack"}
+    stacks = {
+        11: "monitoring_stack",
+        10: "canary_stack",
+        4: "features_stack",
+        7: "drill_stack",
+        14: "tune_stack",  # fraudlab tune at test scale (LAB14_TUNE_ENV)
+        15: "auth_stack",  # MLflow with basic auth (fraudlab up --auth)
+    }
     env = request.getfixturevalue(stacks[lab]) if lab in stacks else reference_stack
     env = lab_env(env)
     if (LAB_DIRS[lab] / "solution").is_dir():  # the reference state includes the solved exercise
@@ -304,6 +315,31 @@ def test_lab07_fails_without_the_drill(reference_stack):
         "--model logistic_regression --broken",
     ]
     assert out["summary"] == ("9", "10", "1 failed, 6 not for target local")
+
+
+def test_lab14_fails_without_a_search(reference_stack):
+    """On the reference state before `fraudlab tune`, the tuning-run check fails naming the command
+    (with the learner's folds), and the checks that read the search are skipped, not failed."""
+    env = lab_env({**reference_stack, **SOLVED[14]})
+    result = run_lab(14, "--target", "local", env=env)
+    out = assert_learner_output(result, 14)
+    assert result.returncode == 1
+    failed = check(out, "MLflow's experiment `fraud-tuning` has a finished tuning run")
+    assert failed["symbol"] == "✗" and failed["hint"] == [
+        "expected: a FINISHED run in fraud-tuning tagged fraud_tuning=parent",
+        "found:    none: fraudlab tune has not finished a search yet",
+        "debug:    FRAUD_LAB_CODE=labs/14-distributed-training-ray/starter .venv/bin/fraudlab tune --model lightgbm",
+    ]
+    for later in (
+        "The newest search's trials",
+        "The newest search's tuned model",
+        "The newest tuning run cut its folds with your starter/folds.py",
+    ):
+        c = check(out, later)
+        assert c["symbol"] == "–" and "skipped because an earlier check failed" in c["text"], later
+    assert all(
+        c["symbol"] == "✓" for c in out["checks"] if c["text"].startswith("Your prequential_folds")
+    )
 
 
 def test_lab09_fails_without_a_replay_and_above_the_slo(data_copy, reference_stack):

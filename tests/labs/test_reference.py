@@ -52,6 +52,20 @@ LOCAL_PLANS = {
         f"{FRAUDLAB} replay --day 2018-08-10",
         "wait-for-a-retraining-cycle",
     ],
+    14: [
+        *FRESH,
+        f"env FRAUD_LAB_CODE=labs/14-distributed-training-ray/starter {FRAUDLAB} tune --model lightgbm",
+    ],
+    15: [*FRESH[:2], f"{FRAUDLAB} up --auth"],
+    17: [],  # local mode runs no LLM server: make lab-17-solution only copies the solved module
+    18: [
+        *FRESH,
+        f"env FRAUD_LAB_CODE=labs/18-responsible-ai/starter {FRAUDLAB} replay --day 2018-08-08",
+        f"label-the-top-queued-case {FRAUDLAB}",
+        f"env FRAUD_LAB_CODE=labs/18-responsible-ai/starter {FRAUDLAB} retrain",
+        f"{FRAUDLAB} model-card",
+        f"{FRAUDLAB} report --day 2018-08-08",
+    ],
 }
 
 
@@ -123,8 +137,8 @@ def test_a_lab_without_a_solution_is_refused_with_the_labs(target):
     result = solution("1", "--target", target)
     assert result.returncode == 2
     assert result.stderr.strip() in (
-        "error: lab 01 has no local solution; labs: 0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13",
-        "error: no cluster solution for lab 01; labs: 0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13",
+        "error: lab 01 has no local solution; labs: 0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18",
+        "error: no cluster solution for lab 01; labs: 0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18",
     ), result.stderr
     assert result.stdout == ""
 
@@ -240,3 +254,90 @@ def test_lab13_local_solution_waits_for_the_controllers_cycle(reference, tmp_pat
         server.shutdown()
         server.server_close()
     assert reference.wait_for_a_cycle(timeout_s=30) == 1  # nothing answers any more
+
+
+def test_lab14_cluster_solution_runs_a_fresh_rayjob(reference, monkeypatch):
+    """Lab 14's solution installs KubeRay, deletes any RayJob `tune` before applying the one with
+    the solved folds.py (KubeRay never reruns a finished RayJob), then waits for Complete."""
+    calls: list[tuple] = []
+    monkeypatch.setattr(reference, "preflight", lambda: None)
+    monkeypatch.setattr(reference, "render", lambda overlay: [])
+    monkeypatch.setattr(
+        reference,
+        "select",
+        lambda objects, parts: [{"kind": "Part", "metadata": {"name": p}} for p in parts],
+    )
+    monkeypatch.setattr(
+        reference,
+        "exercise_objects",
+        lambda objects, lab: [{"kind": "RayJob", "metadata": {"name": "tune"}, "lab": lab}],
+    )
+    monkeypatch.setattr(reference, "install_releases", lambda *n: calls.append(("helm", *n)))
+    monkeypatch.setattr(reference, "kubectl", lambda *a, **kw: calls.append(("kubectl", *a)))
+    monkeypatch.setattr(reference, "apply", lambda objects: calls.append(("apply", objects)))
+    monkeypatch.setattr(reference, "wait", lambda waits: calls.append(("wait", waits)))
+    reference.main(["solution", "14"])
+    assert calls[0] == ("helm", *reference.RELEASES_FOR(14)) and "kuberay-operator" in calls[0]
+    delete = calls.index(
+        ("kubectl", "-n", "fraud-lab", "delete", "rayjob", "tune", "--ignore-not-found")
+    )
+    applied, waited = calls[delete + 1], calls[delete + 2]
+    assert applied[0] == "apply" and applied[1][-1] == {
+        "kind": "RayJob",
+        "metadata": {"name": "tune"},
+        "lab": 14,
+    }
+    assert {"kind": "Part", "metadata": {"name": "tuning-access"}} in applied[1]
+    assert waited == (
+        "wait",
+        [["--for=jsonpath={.status.jobDeploymentStatus}=Complete", "rayjob/tune"]],
+    )
+    assert reference.EXERCISE_WORKLOADS[14] == ("RayJob", "tune", "ray-head")
+
+
+def test_optional_parts_are_the_objects_make_deploy_leaves_out(reference, tmp_path):
+    """OPTIONAL_PARTS names exactly the parts' objects labelled fraud-lab.io/optional in the kind
+    overlay (what scripts/deploy.sh filters out; their NetworkPolicies are in no part), each with
+    the lab whose stage applies it."""
+    from tests.static.k8s import prepare_manifests, render
+
+    labelled = {
+        (o["kind"], o["metadata"]["name"])
+        for o in render("kind", prepare_manifests(tmp_path))
+        if "fraud-lab.io/optional" in (o["metadata"].get("labels") or {})
+    }
+    in_parts = {entry[:2] for entries in reference.PARTS.values() for entry in entries}
+    optional = {e[:2] for part in reference.OPTIONAL_PARTS for e in reference.PARTS[part]}
+    assert optional == labelled & in_parts
+    for part, lab in reference.OPTIONAL_PARTS.items():
+        assert any(part in parts for stage_lab, parts, _ in reference.STAGES if stage_lab == lab)
+
+
+@pytest.mark.parametrize("lab", [11, 13, 15, 16, 18])
+def test_later_labs_build_on_no_optional_part_of_another_lab(reference, lab):
+    assert not [
+        p for p in reference.prerequisites(lab) if reference.OPTIONAL_PARTS.get(p, lab) != lab
+    ]
+
+
+def test_a_later_labs_solution_skips_the_optional_stages_and_their_waits(reference, monkeypatch):
+    """Lab 13's solution applies no feature store, canary or Ray cluster, and waits for none."""
+    calls: list[tuple] = []
+    monkeypatch.setattr(reference, "preflight", lambda: None)
+    monkeypatch.setattr(reference, "render", lambda overlay: [])
+    monkeypatch.setattr(
+        reference,
+        "select",
+        lambda objects, parts: [{"kind": "Part", "metadata": {"name": p}} for p in parts],
+    )
+    monkeypatch.setattr(reference, "exercise_objects", lambda objects, lab: [])
+    monkeypatch.setattr(reference, "install_releases", lambda *n: None)
+    monkeypatch.setattr(reference, "kubectl", lambda *a, **kw: None)
+    monkeypatch.setattr(reference, "apply", lambda objects: calls.append(("apply", objects)))
+    monkeypatch.setattr(reference, "wait", lambda waits: calls.append(("wait", waits)))
+    reference.main(["solution", "13"])
+    applied = {o["metadata"]["name"] for c in calls if c[0] == "apply" for o in c[1]}
+    waited = [w for c in calls if c[0] == "wait" for w in c[1]]
+    assert applied.isdisjoint(reference.OPTIONAL_PARTS), applied
+    assert {"mlflow", "serving", "continuous-training"} <= applied, applied
+    assert not [w for w in waited if "feature" in w[-1] or "canary" in w[-1] or "rayjob" in w[-1]]
