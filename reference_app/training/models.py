@@ -215,8 +215,9 @@ def lightgbm_classifier(seed: int = 0, **hyperparameters):
     """LightGBM's scikit-learn classifier with the course's fixed settings: binary objective, all
     cores to fit, deterministic given `seed`, quiet; `hyperparameters` (LightGBM's scikit-learn
     names: `n_estimators`, `learning_rate`, `num_leaves`, `min_child_samples`, `subsample`,
-    `colsample_bytree`, `reg_lambda`) override LightGBM's defaults (lightgbm 4.7,
-    python-package/lightgbm/sklearn.py `LGBMModel.__init__`)."""
+    `colsample_bytree`, `reg_lambda`, and `max_bin`, a Dataset parameter the estimator passes
+    on) override LightGBM's defaults (lightgbm 4.7, python-package/lightgbm/sklearn.py
+    `LGBMModel.__init__`; max_bin 255: docs/Parameters.rst)."""
     from lightgbm import LGBMClassifier
 
     # NOTE: subsample (bagging) needs subsample_freq > 0 to take effect (LightGBM docs,
@@ -229,5 +230,6 @@ def lightgbm_classifier(seed: int = 0, **hyperparameters):
         random_state=seed,
         deterministic=True,
         verbose=-1,
-        **hyperparameters,
+        # Named here so that `get_params()` lists it (`make_model` checks tuned names against it).
+        **{"max_bin": 255, **hyperparameters},
     )

@@ -191,6 +191,26 @@ def test_lightgbm_takes_the_tuned_hyperparameters():
         make_model("lightgbm", hyperparameters={"max_leaves": 9})
 
 
+def test_a_trial_scores_what_the_final_model_of_its_configuration_scores():
+    """The trial's boosters (validation) and the classifier the best configuration becomes
+    (`make_model`) are one model: same parameters, Dataset parameters (max_bin) included."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(3000, 15)) * rng.uniform(1, 100, size=15)
+    y = (X[:, 0] + 30 * rng.normal(size=3000) > 40).astype(int)
+    fold = tune.Fold(train_X=X[:2000], train_y=y[:2000], valid_X=X[2000:], valid=pd.DataFrame())
+    scores = {}
+    for max_bin in (15, 4095):
+        config = {"num_leaves": 7, "min_child_samples": 5, "subsample": 0.8, "max_bin": max_bin}
+        (booster,) = tune.lightgbm_boosters(config, [fold], seed=3)
+        for _ in range(20):
+            booster.update()
+        final = make_model("lightgbm", 3, hyperparameters={**config, "n_estimators": 20})
+        final.fit(fold.train_X, fold.train_y)
+        scores[max_bin] = booster.predict(fold.valid_X)
+        np.testing.assert_allclose(scores[max_bin], final.predict_proba(fold.valid_X)[:, 1])
+    assert not np.allclose(scores[15], scores[4095])  # the bins reached the histograms
+
+
 def test_an_unreachable_ray_address_fails_at_once():
     """A wrong --ray-address is one clear error, not minutes of Ray's GCS retries."""
     with socket.socket() as listener:
